@@ -1,0 +1,59 @@
+# segnode developer entry points. `make demo` sets everything up; `make test` is what CI runs.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# torch is installed first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
+# Override for another build, e.g. TORCH_SPEC='--index-url https://download.pytorch.org/whl/cpu
+# torch==2.13.0' where no local CPU wheel is configured.
+TORCH_SPEC ?= torch==2.13.0
+CONSTRAINTS := requirements/constraints.txt
+EXTRAS := dev,train,replay,onnx
+PYTEST_MARKERS ?= not gpu and not ros and not slow
+LINT_PATHS := $(wildcard segnode test launch bench) setup.py
+
+.PHONY: venv demo test lint typecheck pytest colcon-check format clean
+
+$(VENV)/.installed: setup.py $(CONSTRAINTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) $(TORCH_SPEC)
+	$(BIN)/python -m pip install -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/segnode demo
+
+# Sequential on purpose (even under -j); the first failing step fails `make test`.
+test: $(VENV)/.installed
+	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory typecheck
+	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory colcon-check
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+
+typecheck: $(VENV)/.installed
+	$(BIN)/mypy
+
+# Data tests are selected: they skip themselves when SEGNODE_CAMVID_ROOT is unset.
+pytest: $(VENV)/.installed
+	$(BIN)/python -m pytest -m "$(PYTEST_MARKERS)"
+
+colcon-check: $(VENV)/.installed
+	BIN="$(abspath $(BIN))" bash .ci/colcon_check.sh
+
+format: $(VENV)/.installed
+	$(BIN)/ruff format $(LINT_PATHS)
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+
+# Removes build outputs and caches; keeps .venv (delete it by hand to start over).
+clean:
+	rm -rf build install log .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,33 @@
+"""segnode: real-time semantic segmentation (MFARANet) for ROS 2 vehicles.
+
+The core (model, engine, data, metrics, replay, training) imports without ROS 2;
+``segnode.ros`` is the thin rclpy adapter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from torch import nn
+
+__all__ = ['__version__', 'load_model']
+
+__version__ = '0.1.0'
+
+
+def load_model(path: str | Path, fold_equalizers: bool = False) -> nn.Module:
+    """Load a segnode checkpoint as an eval-mode MFARANet.
+
+    Args:
+        path: A checkpoint written by segnode (``segnode convert-official`` or training).
+        fold_equalizers: Fold the Scale Equalizers into the neighbouring layers (deployment).
+
+    Returns:
+        An eval-mode module whose forward takes normalised float NCHW RGB (ImageNet mean and
+        std) and returns ``{'out': logits}`` at input resolution.
+    """
+    from segnode.model.checkpoint import load_model as _load
+
+    return _load(path, fold_equalizers=fold_equalizers)

@@ -1,0 +1,1 @@
+"""Inference engines: backends behind one interface (torch_tensorrt imported lazily)."""

@@ -1,0 +1,41 @@
+"""Exception hierarchy shared by every layer of segnode."""
+
+from __future__ import annotations
+
+__all__ = [
+    'BagReadError',
+    'CheckpointError',
+    'ConfigError',
+    'EngineBuildError',
+    'EngineUnavailable',
+    'ImageFormatError',
+    'SegnodeError',
+]
+
+
+class SegnodeError(Exception):
+    """Base class of every error segnode raises on purpose."""
+
+
+class ConfigError(SegnodeError):
+    """A configuration key or value is unknown or invalid."""
+
+
+class CheckpointError(SegnodeError):
+    """A checkpoint cannot be read or does not match the model it is loaded into."""
+
+
+class EngineBuildError(SegnodeError):
+    """An inference engine could not be built or failed its parity gate."""
+
+
+class EngineUnavailable(EngineBuildError):
+    """A requested backend is not installed or not usable on this machine."""
+
+
+class ImageFormatError(SegnodeError):
+    """An image message or array has an unsupported or inconsistent layout."""
+
+
+class BagReadError(SegnodeError):
+    """A rosbag2 bag cannot be read."""

@@ -1,0 +1,220 @@
+"""segnode's own checkpoint format: weights plus everything needed to describe them.
+
+A checkpoint is ``torch.save`` of a plain dict (loadable with ``weights_only=True``)::
+
+    {'format': 'segnode-checkpoint', 'version': 1,
+     'state_dict': {...},            # unfolded weights; equalizer constants are buffers
+     'meta': {'model': ModelConfig fields, 'classes': {'names', 'palette'}, 'dataset',
+              'equalizers': provenance ('state': none|uncalibrated|identity|calibrated, ...),
+              'recipe', 'metrics', 'source', 'git_revision', 'created', 'folded': False}}
+
+Writes are atomic (temporary file, then rename): a crash never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+import datetime
+import os
+from pathlib import Path
+import subprocess
+import tempfile
+from typing import Any
+
+import torch
+from torch import nn, Tensor
+
+from segnode.config import config_from_dict, config_to_dict, ModelConfig
+from segnode.errors import CheckpointError, ConfigError
+from segnode.model import fold as folding
+from segnode.model.mfaranet import MFARANet
+
+__all__ = [
+    'FORMAT',
+    'atomic_save',
+    'build_from_checkpoint',
+    'git_revision',
+    'load_model',
+    'read_checkpoint',
+    'save_checkpoint',
+]
+
+FORMAT = 'segnode-checkpoint'
+VERSION = 1
+
+
+def git_revision() -> str:
+    """The source tree's git revision (with ``-dirty``), or ``'unknown'`` outside a checkout."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        rev = subprocess.run(
+            ['git', 'describe', '--always', '--dirty', '--abbrev=12'],
+            cwd=root, capture_output=True, text=True, timeout=5, check=True,
+        ).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return 'unknown'
+    return rev or 'unknown'
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
+    try:
+        with os.fdopen(fd, 'wb') as f:
+            torch.save(obj, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_checkpoint(
+    model: MFARANet,
+    path: str | Path,
+    *,
+    class_names: Sequence[str],
+    palette: Sequence[Sequence[int]],
+    dataset: str,
+    recipe: Mapping[str, Any] | None = None,
+    metrics: Mapping[str, Any] | None = None,
+    source: str = '',
+    half: bool = False,
+) -> dict[str, Any]:
+    """Write ``model`` (unfolded) with its metadata; returns the metadata.
+
+    Args:
+        model: The model; its ``equalizer_provenance`` is stored.
+        path: Destination file.
+        class_names: K names, in class-id order.
+        palette: K RGB colours.
+        dataset: Dataset the weights were trained on (e.g. ``'camvid'``).
+        recipe: Training recipe (config, schedule, seeds).
+        metrics: Measured results (e.g. ``{'val_miou': ...}``).
+        source: Where the weights came from (training run, converted file).
+        half: Store floating-point tensors as fp16 (the shipped default model).
+    """
+    k = model.config.num_classes
+    if len(class_names) != k or len(palette) != k:
+        raise CheckpointError(
+            f'{k} classes but {len(class_names)} names and {len(palette)} palette colours'
+        )
+    if model.folded:
+        raise CheckpointError('refusing to save a folded model: save the unfolded one')
+    state = {
+        k: (v.half() if half and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in model.state_dict().items()
+    }
+    meta = {
+        'model': config_to_dict(model.config),
+        'classes': {'names': list(class_names), 'palette': [list(c) for c in palette]},
+        'dataset': dataset,
+        'equalizers': dict(model.equalizer_provenance),
+        'recipe': dict(recipe or {}),
+        'metrics': dict(metrics or {}),
+        'source': source,
+        'git_revision': git_revision(),
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        'folded': False,
+        'dtype': 'float16' if half else 'float32',
+    }
+    atomic_save({'format': FORMAT, 'version': VERSION, 'state_dict': state, 'meta': meta}, path)
+    return meta
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read and validate a segnode checkpoint; returns ``(state_dict, meta)``.
+
+    Raises:
+        CheckpointError: Missing or unreadable file, an official (unconverted) checkpoint,
+            or a file that is not a segnode checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint not found: {path}')
+    try:
+        raw = torch.load(path, map_location='cpu', weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or foreign files
+        raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
+    if not isinstance(raw, dict) or raw.get('format') != FORMAT:
+        if isinstance(raw, dict) and 'state_dict' in raw:
+            raise CheckpointError(
+                f'{path} looks like an official MFARANet checkpoint; convert it first: '
+                f'segnode convert-official {path} OUT.pt'
+            )
+        raise CheckpointError(f'{path} is not a segnode checkpoint')
+    if raw.get('version') != VERSION:
+        raise CheckpointError(f'{path}: checkpoint version {raw.get("version")} unsupported')
+    return raw['state_dict'], raw['meta']
+
+
+def _check_state(model: nn.Module, state: Mapping[str, Tensor], path: Path) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if any('equalizers.' in k for k in missing) and not any('equalizers.' in k for k in state):
+        raise CheckpointError(
+            f'{path}: the model uses scale equalizers but the checkpoint has no equalizer '
+            'constants (refusing to treat them as identity; calibrate or convert instead)'
+        )
+    if missing or unexpected:
+        raise CheckpointError(
+            f'{path}: keys do not match the model: missing {missing[:5]}, '
+            f'unexpected {unexpected[:5]}'
+        )
+    for key, value in state.items():
+        if value.shape != expected[key].shape:
+            raise CheckpointError(
+                f'{path}: {key} has shape {tuple(value.shape)} in the checkpoint but '
+                f'{tuple(expected[key].shape)} in the model (class count or width mismatch?)'
+            )
+
+
+def build_from_checkpoint(
+    path: str | Path,
+    *,
+    num_classes: int | None = None,
+    boundary_heads: bool = False,
+    pruned: bool | None = None,
+) -> tuple[MFARANet, dict[str, Any]]:
+    """Build the model a checkpoint describes and load its weights strictly (fp32).
+
+    Args:
+        path: Checkpoint file.
+        num_classes: Refuse a checkpoint with another class count.
+        boundary_heads: Keep the training-only boundary heads (resume training); dropped
+            otherwise.
+        pruned: Override the pruned-inference option.
+    """
+    path = Path(path)
+    state, meta = read_checkpoint(path)
+    try:
+        config = config_from_dict(ModelConfig, meta['model'], 'model.')
+    except (ConfigError, KeyError, TypeError) as err:
+        raise CheckpointError(f'{path}: invalid model description: {err}') from err
+    if num_classes is not None and config.num_classes != num_classes:
+        raise CheckpointError(
+            f'{path} has {config.num_classes} classes, {num_classes} were expected'
+        )
+    names = meta.get('classes', {}).get('names', [])
+    if len(names) != config.num_classes:
+        raise CheckpointError(f'{path}: {len(names)} class names for {config.num_classes} classes')
+    if boundary_heads and not config.boundary_heads:
+        raise CheckpointError(f'{path} has no boundary heads to resume training with')
+    if not boundary_heads:
+        state = {k: v for k, v in state.items() if not k.startswith('boundary_heads.')}
+    overrides: dict[str, Any] = {'boundary_heads': boundary_heads}
+    if pruned is not None:
+        overrides['pruned'] = pruned
+    model = MFARANet(config_from_dict(ModelConfig, {**config_to_dict(config), **overrides}))
+    _check_state(model, state, path)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    model.equalizer_provenance = dict(meta.get('equalizers', {'state': 'unknown'}))
+    return model.eval(), meta
+
+
+def load_model(path: str | Path, fold_equalizers: bool = False) -> MFARANet:
+    """An eval-mode model from a checkpoint, optionally with its equalizers folded."""
+    model, _ = build_from_checkpoint(path)
+    return folding.fold_equalizers(model) if fold_equalizers else model

@@ -1,0 +1,111 @@
+"""The deployment graph: uint8 camera frames in, uint8 label masks out.
+
+Normalisation, the optional resize to a fixed network size, the model, the upsample and the
+argmax all live in one module, so an exported or compiled engine holds the whole device-side
+path and the host only moves uint8 (deploy.md section 8).
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn, Tensor
+from torch.export import Dim, ExportedProgram
+import torch.nn.functional as F
+
+from segnode.model.mfaranet import MFARANet
+
+__all__ = ['FrameToMask', 'IMAGENET_MEAN', 'IMAGENET_STD', 'export_frame_graph']
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+STRIDE = 32  # dynamic sizes are multiples of the output stride
+
+
+class FrameToMask(nn.Module):
+    """Wrap a (folded) MFARANet: (N, H, W, 3) uint8 frames -> (N, H, W) uint8 class ids.
+
+    Args:
+        model: The network (normalised float RGB in, logits at input size out).
+        bgr: Frames are BGR. The first convolution's input channels are swapped instead of the
+            frame, which costs nothing at run time.
+        input_size: Optional fixed network input (h, w): frames are resized to it inside the
+            graph and the logits resized back, so masks are always at frame resolution.
+        mask_dtype: uint8 (default) or int32. Torch-TensorRT 2.13 has no converter for a cast
+            to uint8 (its ``_to_copy`` validator), so a TensorRT engine ends in int32 and the
+            engine layer casts to uint8 on the device.
+    """
+
+    def __init__(
+        self,
+        model: MFARANet,
+        *,
+        bgr: bool = False,
+        input_size: tuple[int, int] | None = None,
+        mask_dtype: torch.dtype = torch.uint8,
+    ) -> None:
+        super().__init__()
+        self.model = copy.deepcopy(model).eval()
+        mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
+        if bgr:
+            stem = self.model.backbone.layer0[0]
+            assert isinstance(stem, nn.Sequential)
+            first = stem[0]
+            assert isinstance(first, nn.Conv2d)
+            with torch.no_grad():
+                first.weight.copy_(first.weight.flip(1))
+            mean, std = mean.flip(0), std.flip(0)
+        self.register_buffer('mean', (mean * 255).view(1, 3, 1, 1))
+        self.register_buffer('std', (std * 255).view(1, 3, 1, 1))
+        if mask_dtype not in (torch.uint8, torch.int32):
+            raise ValueError(f'mask_dtype must be torch.uint8 or torch.int32, got {mask_dtype}')
+        self.bgr = bgr
+        self.input_size = input_size
+        self.mask_dtype = mask_dtype
+
+    mean: Tensor
+    std: Tensor
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """Segment a uint8 batch (N, H, W, 3); returns masks (N, H, W) of ``mask_dtype``."""
+        x = frames.permute(0, 3, 1, 2).to(self.mean.dtype)
+        x = (x - self.mean) / self.std  # (N, 3, H, W)
+        if self.input_size is not None:
+            size = frames.shape[1:3]
+            x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False)
+            logits = F.interpolate(self.model(x), size=size, mode='bilinear', align_corners=True)
+        else:
+            logits = self.model(x)
+        return logits.argmax(dim=1).to(self.mask_dtype)
+
+
+def export_frame_graph(
+    graph: FrameToMask,
+    height: int,
+    width: int,
+    *,
+    batch: int = 1,
+    dynamic: bool = False,
+    max_side: int = 2048,
+) -> ExportedProgram:
+    """``torch.export`` the frame graph, static or with dynamic H and W (multiples of 32).
+
+    Args:
+        graph: The wrapped model.
+        height: Example frame height (a multiple of 32 when ``dynamic``).
+        width: Example frame width.
+        batch: Frames per call (one per camera).
+        dynamic: Export H and W as symbolic multiples of 32 in [64, ``max_side``].
+        max_side: Upper bound of the dynamic range.
+    """
+    example = torch.zeros(batch, height, width, 3, dtype=torch.uint8)
+    shapes = None
+    if dynamic:
+        if height % STRIDE or width % STRIDE:
+            raise ValueError(f'dynamic export needs H and W multiples of {STRIDE}')
+        h = STRIDE * Dim('h32', min=2, max=max_side // STRIDE)
+        w = STRIDE * Dim('w32', min=2, max=max_side // STRIDE)
+        shapes = {'frames': {1: h, 2: w}}
+    with torch.no_grad():
+        return torch.export.export(graph.eval(), (example,), dynamic_shapes=shapes, strict=False)

@@ -1,0 +1,61 @@
+"""Setuptools build for segnode: an ament_python package that colcon and pip both install.
+
+colcon needs ``setup.py`` plus ``setup.cfg`` (no ``[project]`` table in pyproject.toml). colcon
+does not install ``install_requires``: on ROS machines numpy, PyYAML and OpenCV come from rosdep
+(package.xml) and torch from pip or an NGC container. ``opencv-python-headless`` is listed for
+plain pip installs; where ``python3-opencv`` already provides ``cv2``, pip may install a second
+copy, so ROS users install segnode with colcon rather than pip.
+"""
+
+from __future__ import annotations
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'segnode'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    description='Real-time semantic segmentation (MFARANet) for ROS 2, with a ROS-free core.',
+    license='Apache-2.0',
+    maintainer='segnode team',
+    maintainer_email='segnode@example.com',
+    packages=find_packages(exclude=['test', 'test.*']),
+    package_data={PACKAGE: ['engine/*.txt', 'weights/*.pt']},
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml')),
+        (f'share/{PACKAGE}/config/train', glob('config/train/*.yaml')),
+    ],
+    python_requires='>=3.10',
+    # torch stays out: it comes pinned from the Makefile, pip, or an NGC/JetPack build that
+    # pip must never replace (ros-interface.md section 5)
+    install_requires=['numpy', 'PyYAML', 'opencv-python-headless'],
+    extras_require={
+        'train': ['tqdm', 'matplotlib'],
+        'replay': ['rosbags', 'tqdm', 'matplotlib'],
+        'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
+        'tensorrt': ['torch-tensorrt'],
+        # colcon test looks for pytest here (setuptools >= 72 warns on `tests_require`).
+        'test': ['pytest'],
+        'dev': [
+            'pytest',
+            'ruff',
+            'mypy',
+            'types-PyYAML',
+            'types-tqdm',
+            'colcon-common-extensions',
+        ],
+    },
+    zip_safe=True,
+    entry_points={
+        'console_scripts': [
+            'segnode = segnode.cli:main',
+            'segnode_node = segnode.ros.node:main',
+        ],
+    },
+)

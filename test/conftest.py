@@ -1,0 +1,30 @@
+"""Shared pytest fixtures: nothing model-specific lives here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+CAMVID_DIRS = ('train', 'val', 'trainannot', 'valannot')
+
+
+@pytest.fixture(scope='session')
+def camvid_root() -> Path:
+    """Root of the real 11-class CamVid release, from ``SEGNODE_CAMVID_ROOT``.
+
+    Skips the test when the variable is unset or the folder lacks the expected split folders.
+    """
+    value = os.environ.get('SEGNODE_CAMVID_ROOT')
+    if not value:
+        pytest.skip(
+            'SEGNODE_CAMVID_ROOT is not set: real CamVid data not available '
+            '(.ci/run points it at ../shared/data/camvid)'
+        )
+    root = Path(value)
+    missing = [name for name in CAMVID_DIRS if not (root / name).is_dir()]
+    if missing:
+        folders = ', '.join(f'{name}/' for name in missing)
+        pytest.skip(f'SEGNODE_CAMVID_ROOT={root} is not a CamVid root: it lacks {folders}')
+    return root

@@ -1,0 +1,121 @@
+"""segnode checkpoints: metadata, strict loading, clear refusals, atomic writes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from segnode import load_model
+from segnode.errors import CheckpointError
+from segnode.model import build_mfaranet
+from segnode.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from segnode.model.fold import fold_equalizers
+from segnode.model.scale_equalizer import ScaleEqualizer
+
+
+def _save(model: torch.nn.Module, path: Path, **kw: object) -> dict[str, object]:
+    k = model.config.num_classes
+    names, palette = [f'c{i}' for i in range(k)], [(i, i, i) for i in range(k)]
+    return save_checkpoint(
+        model, path, class_names=names, palette=palette, dataset='synthetic', **kw
+    )
+
+
+def test_round_trip_keeps_weights_metadata_and_equalizers(tmp_path: Path) -> None:
+    model = build_mfaranet(num_classes=4).eval()
+    eq = model.mfam.equalizers['c2']
+    assert isinstance(eq, ScaleEqualizer)
+    eq.mean.fill_(0.4)
+    eq.std.fill_(0.6)
+    model.equalizer_provenance = {'state': 'calibrated', 'levels': 4}
+    path = tmp_path / 'm.pt'
+    _save(model, path, metrics={'val_miou': 0.5}, recipe={'iters': 3})
+    loaded, meta = build_from_checkpoint(path)
+    assert meta['model']['num_classes'] == 4 and meta['metrics'] == {'val_miou': 0.5}
+    assert meta['equalizers'] == {'state': 'calibrated', 'levels': 4}
+    assert meta['git_revision'] and meta['folded'] is False
+    assert float(loaded.mfam.equalizers['c2'].std) == pytest.approx(0.6)
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+        folded = load_model(path, fold_equalizers=True)
+        assert not any(isinstance(m, ScaleEqualizer) for m in folded.modules())
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=2), path)
+    raw = torch.load(path, weights_only=True)
+    assert raw['format'] == 'segnode-checkpoint' and 'score_heads.0.weight' in raw['state_dict']
+
+
+def test_half_checkpoint_is_smaller_and_loads_as_fp32(tmp_path: Path) -> None:
+    model = build_mfaranet(num_classes=3).eval()
+    full, half = tmp_path / 'full.pt', tmp_path / 'half.pt'
+    _save(model, full)
+    _save(model, half, half=True)
+    assert half.stat().st_size < 0.6 * full.stat().st_size
+    loaded, meta = build_from_checkpoint(half)
+    assert meta['dtype'] == 'float16'
+    assert loaded.score_heads[0].weight.dtype == torch.float32
+
+
+def test_class_count_mismatch_is_named(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    with pytest.raises(CheckpointError, match='has 3 classes, 19 were expected'):
+        build_from_checkpoint(path, num_classes=19)
+
+
+def test_shape_mismatch_is_named(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    raw = torch.load(path, weights_only=True)
+    raw['meta']['model']['num_classes'] = 5
+    raw['meta']['classes']['names'] = list('abcde')
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=r'score_heads.0.weight has shape \(3, 128, 1, 1\)'):
+        build_from_checkpoint(path)
+
+
+def test_missing_equalizer_constants_fail_loudly(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    raw = torch.load(path, weights_only=True)
+    raw['state_dict'] = {k: v for k, v in raw['state_dict'].items() if 'equalizers.' not in k}
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match='no equalizer constants'):
+        build_from_checkpoint(path)
+
+
+def test_official_file_gets_a_conversion_hint(tmp_path: Path) -> None:
+    path = tmp_path / 'official.pth'
+    torch.save({'epoch': 1, 'state_dict': {'module.x': torch.zeros(1)}}, path)
+    with pytest.raises(CheckpointError, match='segnode convert-official'):
+        read_checkpoint(path)
+
+
+def test_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match='checkpoint not found: .*nope.pt'):
+        read_checkpoint(tmp_path / 'nope.pt')
+
+
+def test_folded_model_is_not_saved(tmp_path: Path) -> None:
+    model = build_mfaranet(num_classes=2).eval()
+    model.mfam.equalizers['c2'].std.fill_(0.5)
+    with pytest.raises(CheckpointError, match='folded'):
+        _save(fold_equalizers(model), tmp_path / 'f.pt')
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_save(*_args: object, **_kw: object) -> None:
+        raise OSError('disk full')
+
+    monkeypatch.setattr(torch, 'save', broken_save)
+    with pytest.raises(OSError, match='disk full'):
+        _save(build_mfaranet(num_classes=2), tmp_path / 'm.pt')
+    assert list(tmp_path.iterdir()) == []

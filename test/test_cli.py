@@ -1,0 +1,71 @@
+"""The segnode command line: info, convert-official, demo and error handling."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import subprocess
+import sys
+
+import pytest
+from reference import official_mfaranet as ref
+
+from segnode.cli import main
+
+
+@pytest.fixture(scope='module')
+def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp('cli')
+    ref.make_official_checkpoint(folder / 'official.pth', num_classes=19, seed=5)
+    assert main(['convert-official', str(folder / 'official.pth'), str(folder / 'seg.pt')]) == 0
+    return folder / 'seg.pt'
+
+
+def test_info_reports_architecture_equalizers_and_cost(
+    converted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(['info', str(converted), '--json']) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info['parameters'] == 12_996_748
+    assert info['macs'] == {'size': [1024, 2048], 'gmac': pytest.approx(218.148, abs=1e-3)}
+    assert info['equalizers']['state'] == 'identity' and info['equalizers']['count'] == 18
+    assert info['equalizers']['residual_multiplies_after_fold'] == 0
+    assert info['dataset'] == 'cityscapes' and info['classes'][0] == 'road'
+
+
+def test_info_text(converted: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['info', str(converted), '--size', '512', '1024']) == 0
+    out = capsys.readouterr().out
+    assert 'parameters    12,996,748' in out and '54.537 G at 512x1024' in out
+
+
+def test_convert_rejects_wrong_dataset(
+    converted: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = converted.parent / 'official.pth'
+    code = main(
+        ['convert-official', str(src), str(converted.parent / 'x.pt'), '--dataset', 'camvid']
+    )
+    assert code == 2
+    assert 'camvid has 11 classes, the checkpoint has 19' in capsys.readouterr().err
+    assert not (converted.parent / 'x.pt').exists()
+
+
+def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, '-m', 'segnode', 'info', str(tmp_path / 'missing.pt')],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip() == f'segnode: error: checkpoint not found: {tmp_path}/missing.pt'
+
+
+def test_demo_prints_summary_and_writes_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(['demo', '--size', '64', '96', '--runs', '1', '--out', str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert 'RANDOM weights' in out and 'class fractions:' in out and 'latency: p50' in out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        'frame.png', 'mask_color.png', 'overlay.png'
+    ]  # fmt: skip
