@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+import importlib
 import json
 import sys
 from typing import Any
@@ -114,6 +115,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(size=tuple(args.size), runs=args.runs, out_dir=args.out)
 
 
+# Modules contributing subcommands: each has ``add_commands(sub, handlers)``, which registers
+# argparse subparsers and handlers and imports nothing heavy (handlers import lazily).
+COMMAND_MODULES = ('segnode.engine.commands', 'segnode.train.commands')
+
+
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     parser = argparse.ArgumentParser(
         prog='segnode', description='Real-time semantic segmentation (MFARANet) for ROS 2.'
@@ -157,6 +163,8 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument('--runs', type=int, default=5, help='timed runs after one warm-up')
     p.add_argument('--out', default='outputs/demo', help='folder for the output images')
     handlers['demo'] = _cmd_demo
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).add_commands(sub, handlers)
     return parser, handlers
 
 

@@ -256,7 +256,7 @@ def _overloads(names: frozenset[str]) -> Iterator[OpOverload]:
 
 
 def _same_tensor(x: torch.Tensor) -> torch.Tensor:
-    """Torch-TensorRT's lowering of ``aten.alias`` and ``aten.lift_fresh_copy``."""
+    """``aten.alias`` and ``aten.lift_fresh_copy``: the input itself."""
     return x
 
 
@@ -270,10 +270,55 @@ def _full_like(
     pin_memory: bool | None = None,
     memory_format: torch.memory_format | None = None,
 ) -> torch.Tensor:
-    """Torch-TensorRT's lowering of ``aten.full_like``: ``full`` of the input's shape."""
+    """``aten.full_like``: ``full`` of the input's shape."""
     return torch.full(
         tuple(x.shape), fill_value, dtype=dtype or x.dtype, device=device or x.device
     )
+
+
+def _view(x: torch.Tensor, size: list[int]) -> torch.Tensor:
+    """``aten.view``: ``aten._reshape_copy``."""
+    reshaped: torch.Tensor = torch.ops.aten._reshape_copy.default(x, size)
+    return reshaped
+
+
+def _rsqrt(x: torch.Tensor) -> torch.Tensor:
+    """``aten.rsqrt``: the reciprocal of ``sqrt``."""
+    return torch.reciprocal(torch.sqrt(x))
+
+
+def _reciprocal(x: torch.Tensor) -> torch.Tensor:
+    """``aten.reciprocal``: one divided by the input."""
+    return torch.div(1, x)
+
+
+def _log_softmax(x: torch.Tensor, dim: int, half_to_float: bool) -> torch.Tensor:
+    """``aten._log_softmax``: ``log`` of ``softmax``."""
+    return torch.log(torch.softmax(x, dim, dtype=torch.float32 if half_to_float else None))
+
+
+def _instance_norm(
+    x: torch.Tensor,
+    weight: torch.Tensor | None,
+    bias: torch.Tensor | None,
+    running_mean: torch.Tensor | None,
+    running_var: torch.Tensor | None,
+    use_input_stats: bool,
+    momentum: float,
+    eps: float,
+    cudnn_enabled: bool,
+) -> torch.Tensor:
+    """``aten.instance_norm``: group norm with one group per channel, or batch norm."""
+    if use_input_stats:
+        return torch.nn.functional.group_norm(x, x.shape[1], weight, bias, eps)
+    return torch.nn.functional.batch_norm(
+        x, running_mean, running_var, weight, bias, False, momentum, eps
+    )
+
+
+def _cudnn_grid_sampler(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``aten.cudnn_grid_sampler``: bilinear, zero padding, align_corners=True."""
+    return torch.grid_sampler_2d(x, grid, 0, 0, True)
 
 
 def _prims_var(
@@ -283,7 +328,7 @@ def _prims_var(
     *,
     output_dtype: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Variance from mean, sub, mul, sum and div, as Torch-TensorRT lowers ``prims.var``."""
+    """``prims.var``: variance from mean, sub, mul, sum and div."""
     axes = list(range(x.dim())) if dims is None else list(dims)
     centred = x - torch.mean(x, axes, keepdim=True)
     count = 1
@@ -311,10 +356,17 @@ def _decomposition_table() -> dict[OperatorBase, Callable[..., Any]]:
         if isinstance(op, OpOverload) and str(op) not in kept_whole:
             table[op] = _get_decomp_for_cia(op)
     converters = load_converter_table()
+    # Torch-TensorRT's own lowerings, rewritten here with the ops they produce.
     local: dict[str, Callable[..., Any]] = {
         'aten.alias.default': _same_tensor,
         'aten.lift_fresh_copy.default': _same_tensor,
         'aten.full_like.default': _full_like,
+        'aten.view.default': _view,
+        'aten.rsqrt.default': _rsqrt,
+        'aten.reciprocal.default': _reciprocal,
+        'aten._log_softmax.default': _log_softmax,
+        'aten.instance_norm.default': _instance_norm,
+        'aten.cudnn_grid_sampler.default': _cudnn_grid_sampler,
         'prims.var.default': _prims_var,
     }
     for op in _overloads(_TRT_OWN_DECOMPOSITIONS):
@@ -356,16 +408,15 @@ def decompose_for_trt(ep: ExportedProgram) -> ExportedProgram:
     function rebuilds the table from the installed torch with the groups read from the 2.13
     source. Approximations:
 
-    * Torch-TensorRT's own decompositions are replaced by equivalents. ``alias`` and
-      ``lift_fresh_copy`` return their input, ``full_like`` becomes ``full``, and ``prims.var``
-      (from torch's ``var`` and ``std`` decompositions) becomes mean, sub, mul, sum and div,
-      as there. ``_unsafe_view``, ``slice_scatter``, ``empty_strided``, ``silu`` and
-      ``_log_softmax`` have no converter and take torch's decomposition, whose ops may differ
-      from Torch-TensorRT's. ``rsqrt``, ``reciprocal`` and ``view`` have converters and stay
-      whole. ``empty_permuted``, ``scatter_add``, ``scatter_reduce.two``,
-      ``cudnn_grid_sampler`` and ``masked_scatter`` get no replacement, so
-      :func:`unconverted_ops` reports them although Torch-TensorRT would decompose them;
-      ``instance_norm`` takes torch's CompositeImplicitAutograd decomposition instead.
+    * Torch-TensorRT's own decompositions are rewritten here for ``alias``,
+      ``lift_fresh_copy``, ``full_like``, ``view``, ``rsqrt``, ``reciprocal``,
+      ``_log_softmax``, ``instance_norm``, ``cudnn_grid_sampler`` and ``prims.var`` (which
+      torch's ``var`` and ``std`` decompositions produce), with the same resulting ops.
+      ``_unsafe_view``, ``slice_scatter``, ``select_scatter``, ``empty_strided`` and ``silu``
+      take torch's decomposition instead, whose ops may differ from Torch-TensorRT's.
+      ``empty_permuted``, ``scatter_add``, ``scatter_reduce.two`` and ``masked_scatter`` are
+      not reproduced, so :func:`unconverted_ops` reports them although Torch-TensorRT would
+      decompose them.
     * In-place ops (own decompositions there) are not handled: exported graphs are functional.
     * The graph passes that run before and after are not applied here. :func:`unconverted_ops`
       accounts for assert and detach removal, dead-node removal and the max-pool fusion, but

@@ -45,7 +45,7 @@ class Scale(nn.Module):
 
     def __init__(self, factor: Tensor) -> None:
         super().__init__()
-        self.register_buffer('factor', factor.detach().clone().float())
+        self.register_buffer('factor', factor.detach().clone())
 
     factor: Tensor
 
@@ -68,7 +68,7 @@ class PaddedConv2d(nn.Module):
         conv.padding = (0, 0)
         # a scalar is a graph constant (no data-dependent read when exporting)
         self.fill = float(pad_value) if pad_value.dim() == 0 else None
-        self.register_buffer('pad_value', pad_value.detach().clone().float().view(1, -1, 1, 1))
+        self.register_buffer('pad_value', pad_value.detach().clone().view(1, -1, 1, 1))
 
     pad_value: Tensor
 
@@ -122,7 +122,7 @@ def fold_affine_into_conv_bn(
     conv.weight.copy_(weight.to(conv.weight.dtype))
     bn.running_mean.add_(s_total.to(bn.running_mean.dtype))
     if bool((pad_value != 0).any()):
-        block[index] = PaddedConv2d(conv, pad_value)
+        block[index] = PaddedConv2d(conv, pad_value.to(conv.weight.dtype))
 
 
 @torch.no_grad()
@@ -182,6 +182,9 @@ def _fold_mfam(mfam: MFAM) -> None:
         if residual is not None:
             factor = std / consts[residual][1]
             keep = bool((factor != 1).any())
+            producer_bn = _block(mfam, where)[1]
+            assert isinstance(producer_bn, nn.BatchNorm2d)
+            factor = factor.to(producer_bn.weight.dtype)
             mfam.equalizers[residual] = Scale(factor) if keep else nn.Identity()
 
 

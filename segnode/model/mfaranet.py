@@ -87,7 +87,7 @@ class MFARANet(nn.Module):
                 f'MFARANet needs inputs of at least {MIN_SIDE}x{MIN_SIDE} px (flow grids need 2 '
                 f'cells at stride 32), got {size[0]}x{size[1]}'
             )
-        pruned = self.config.pruned and not aux
+        pruned = self.config.pruned and not self.training  # training (and calibration) use all
         feats = self.ram(self.mfam(self.backbone(x), pruned=pruned))  # 4 (or 2) x (N,128,H/4,W/4)
         if pruned:
             branch = self.equalizers[PRUNED_BRANCH](feats[PRUNED_BRANCH])

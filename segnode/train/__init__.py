@@ -1,0 +1,1 @@
+"""Offline training: datasets in, checkpoints out (imports model and data, never engine or ROS)."""
