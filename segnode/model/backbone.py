@@ -118,17 +118,17 @@ def load_imagenet_backbone(backbone: DeepStemResNet18, path: str | Path) -> list
     """
     try:
         raw = torch.load(path, map_location='cpu', weights_only=True)
-    except (OSError, RuntimeError, ValueError) as err:
+    except Exception as err:  # torch raises many types for corrupt or foreign files
         raise CheckpointError(f'cannot read ImageNet weights {path}: {err}') from err
     if isinstance(raw, dict) and 'state_dict' in raw:
         raw = raw['state_dict']
     if not isinstance(raw, dict):
         raise CheckpointError(f'{path}: expected a state_dict, got {type(raw).__name__}')
-    torchvision_stem = 'conv1.weight' in raw
+    state = {str(k).removeprefix('module.'): v for k, v in raw.items()}
+    torchvision_stem = 'conv1.weight' in state
     ours = backbone.state_dict()
     loaded: dict[str, Tensor] = {}
-    for key, value in raw.items():
-        key = key.removeprefix('module.')
+    for key, value in state.items():
         if torchvision_stem and (
             key.startswith(('conv1.', 'bn1.')) or key.startswith('layer1.0.')
         ):
