@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from segnode.errors import ConfigError
 
-__all__ = ['ModelConfig', 'config_from_dict', 'config_to_dict']
+__all__ = ['EngineConfig', 'ModelConfig', 'config_from_dict', 'config_to_dict']
 
 T = TypeVar('T')
 
@@ -51,6 +51,100 @@ class ModelConfig:
             )
         if self.width < 2 or self.width % 2:
             raise ConfigError(f'model.width must be an even number >= 2, got {self.width}')
+
+
+ENGINE_BACKENDS = ('auto', 'tensorrt', 'torch-compile', 'onnxruntime', 'eager')
+PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16', 'int8')
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """How frames are segmented: backend, device, precision, artefacts and the parity gate.
+
+    Attributes:
+        backend: ``auto`` (the fastest available, logging why each faster one was not used),
+            ``tensorrt``, ``torch-compile``, ``onnxruntime`` or ``eager``.
+        device: ``auto`` (``cuda:0`` when CUDA is available, else ``cpu``), ``cpu``, ``cuda``
+            or ``cuda:N``.
+        precision: ``auto`` (fp16 on CUDA, fp32 on a CPU), ``fp32``, ``fp16``, ``bf16``, or
+            ``int8`` (TensorRT only, from an artefact quantised by ``segnode export``).
+        input_size: Fixed network input ``(h, w)``: frames are resized inside the graph and the
+            mask comes back at frame resolution. ``None`` runs at frame resolution.
+        bgr: Frames are bgr8 (the swap is folded into the first convolution).
+        dynamic: Build for a range of frame sizes (H and W multiples of 32 up to
+            ``max_side``) instead of one static shape per camera resolution.
+        max_side: Upper bound of the dynamic range.
+        artifact_dir: Folder of exported engines (``segnode export --out``); ``''`` builds in
+            memory. A TensorRT engine is only ever loaded from here unless
+            ``build_if_missing`` is set.
+        build_if_missing: Build (and save into ``artifact_dir``) an engine that is missing.
+        strict: Raise on the first failed build or parity gate instead of falling back.
+        parity_gate: Check every build against eager fp32 before using it.
+        parity_frames: Frames the gate compares (CamVid val when ``SEGNODE_CAMVID_ROOT`` is
+            set, else synthetic streets); rounded up to a multiple of the batch.
+        min_agreement: Least argmax agreement with eager fp32 the gate accepts.
+        min_cosine: Least cosine similarity of the logits the gate accepts.
+        threads: CPU threads for torch and onnxruntime; 0 keeps their defaults.
+        cuda_graphs: Replay CUDA graphs in the torch-compile backend on a GPU.
+    """
+
+    backend: str = 'auto'
+    device: str = 'auto'
+    precision: str = 'auto'
+    input_size: tuple[int, int] | None = None
+    bgr: bool = False
+    dynamic: bool = False
+    max_side: int = 2048
+    artifact_dir: str = ''
+    build_if_missing: bool = False
+    strict: bool = False
+    parity_gate: bool = True
+    parity_frames: int = 2
+    min_agreement: float = 0.999
+    min_cosine: float = 0.99
+    threads: int = 0
+    cuda_graphs: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate the choices and ranges."""
+        if self.backend not in ENGINE_BACKENDS:
+            raise ConfigError(
+                f'engine.backend must be one of {", ".join(ENGINE_BACKENDS)}, got {self.backend!r}'
+            )
+        device = self.device
+        if not (device in ('auto', 'cpu', 'cuda') or _is_cuda_index(device)):
+            raise ConfigError(f'engine.device must be auto, cpu, cuda or cuda:N, got {device!r}')
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f'engine.precision must be one of {", ".join(PRECISIONS)}, got {self.precision!r}'
+            )
+        if self.precision == 'int8' and self.backend != 'tensorrt':
+            raise ConfigError('engine.precision int8 needs engine.backend tensorrt')
+        if isinstance(self.input_size, list):  # from YAML or JSON
+            object.__setattr__(self, 'input_size', tuple(self.input_size))
+        if self.input_size is not None and (
+            len(self.input_size) != 2 or min(self.input_size) < 32
+        ):
+            raise ConfigError(
+                f'engine.input_size must be (h, w) with both >= 32, got {self.input_size}'
+            )
+        if self.max_side < 64 or self.max_side % 32:
+            raise ConfigError(
+                f'engine.max_side must be a multiple of 32 >= 64, got {self.max_side}'
+            )
+        if self.parity_frames < 1:
+            raise ConfigError(f'engine.parity_frames must be >= 1, got {self.parity_frames}')
+        for name in ('min_agreement', 'min_cosine'):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f'engine.{name} must be in [0, 1], got {value}')
+        if self.threads < 0:
+            raise ConfigError(f'engine.threads must be >= 0, got {self.threads}')
+
+
+def _is_cuda_index(device: str) -> bool:
+    prefix, _, index = device.partition(':')
+    return prefix == 'cuda' and index.isdigit()
 
 
 def _type_ok(value: Any, hint: Any) -> bool:

@@ -1,0 +1,249 @@
+"""What every backend provides: a runner on device tensors, wrapped in an ``Engine``.
+
+A runner maps a uint8 frame batch ``(N, H, W, 3)`` already on the engine's device to a mask
+batch ``(N, H, W)`` (or, for the parity gate, to logits ``(N, K, H, W)``). ``Engine`` adds
+what the pipeline needs around it: the device, the shapes it accepts and the final cast to
+uint8 on the device (TensorRT engines end in int32). ``EngineReport`` records how the engine
+was chosen: every backend tried, why it was refused, the parity figures and the artefact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Final, Protocol
+
+import torch
+from torch import Tensor
+
+from segnode.config import EngineConfig
+from segnode.errors import EngineBuildError, EngineUnavailable
+
+__all__ = [
+    'AUTO_ORDER',
+    'BACKENDS',
+    'DTYPES',
+    'Attempt',
+    'BuildOptions',
+    'Engine',
+    'EngineReport',
+    'Runner',
+    'canonical',
+    'resolve_device',
+    'resolve_precision',
+]
+
+BACKENDS: Final = ('tensorrt', 'torch-compile', 'onnxruntime', 'eager')
+"""Concrete backends, fastest first on a GPU."""
+
+AUTO_ORDER: Final = {
+    'cuda': ('tensorrt', 'torch-compile', 'onnxruntime', 'eager'),
+    # TensorRT cannot run on a CPU; Inductor beat onnxruntime there (docs/benchmarks.md) but
+    # compiles for about a minute at 512x1024 where onnxruntime exports in seconds.
+    'cpu': ('torch-compile', 'onnxruntime', 'eager'),
+}
+
+DTYPES: Final = {
+    'fp32': torch.float32,
+    'fp16': torch.float16,
+    'bf16': torch.bfloat16,
+    'int8': torch.float16,  # QDQ nodes around fp16 compute
+}
+
+
+class Runner(Protocol):
+    """A built backend: device tensors in, device tensors out."""
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        """Run one uint8 batch (N, H, W, 3) on the engine's device."""
+        ...
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """What a backend needs to build or load one engine.
+
+    Attributes:
+        device: Where the engine runs.
+        precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``.
+        dynamic: Dynamic H and W (multiples of 32 up to ``max_side``).
+        max_side: Upper bound of the dynamic range.
+        threads: CPU threads (0: library default).
+        cuda_graphs: torch-compile replays CUDA graphs on a GPU.
+        strict: Fail loudly (e.g. TensorRT's ``pass_through_build_failures``).
+        calibration: uint8 frames (M, H, W, 3) for INT8 post-training quantisation.
+    """
+
+    device: torch.device
+    precision: str = 'fp32'
+    dynamic: bool = False
+    max_side: int = 2048
+    threads: int = 0
+    cuda_graphs: bool = True
+    strict: bool = False
+    calibration: Tensor | None = None
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The compute dtype of the wrapped model."""
+        return DTYPES[self.precision]
+
+
+def resolve_device(config: EngineConfig) -> torch.device:
+    """The device ``config.device`` names (``auto``: the first GPU, else the CPU).
+
+    Raises:
+        EngineUnavailable: A CUDA device is requested but CUDA is not available.
+    """
+    if config.device == 'auto':
+        return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
+    device = torch.device(config.device)
+    if device.type == 'cuda':
+        if not torch.cuda.is_available():
+            raise EngineUnavailable(
+                f'engine.device is {config.device} but this torch has no CUDA device '
+                f'(torch {torch.__version__}); use device: cpu'
+            )
+        index = 0 if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise EngineUnavailable(
+                f'engine.device {config.device}: only {torch.cuda.device_count()} GPU(s)'
+            )
+        device = torch.device('cuda', index)
+    return device
+
+
+def resolve_precision(config: EngineConfig, device: torch.device) -> str:
+    """``config.precision`` with ``auto`` resolved: fp16 on CUDA, fp32 on a CPU."""
+    if config.precision == 'auto':
+        return 'fp16' if device.type == 'cuda' else 'fp32'
+    return config.precision
+
+
+def canonical(frames: Tensor) -> Tensor:
+    """The same data with contiguous strides.
+
+    A numpy ``frame[None]`` has stride 0 on its batch axis; compiled graphs guard on strides
+    and would recompile for it.
+    """
+    if not frames.is_contiguous():
+        return frames.contiguous()
+    strides, step = [], 1
+    for size in reversed(frames.shape):
+        strides.append(step)
+        step *= size
+    expected = tuple(reversed(strides))
+    return frames if frames.stride() == expected else frames.as_strided(frames.shape, expected)
+
+
+class Engine:
+    """A built backend for one frame shape (or a dynamic range of them).
+
+    Args:
+        backend: Which backend built it.
+        runner: The built graph (see :class:`Runner`).
+        device: Where its inputs and outputs live.
+        precision: Compute precision (``fp32``, ``fp16``, ``bf16``, ``int8``).
+        batch: Frames per call.
+        height: Frame height it was built for.
+        width: Frame width it was built for.
+        dynamic: It accepts other H and W (multiples of 32 up to ``max_side``).
+        max_side: Upper bound of the dynamic range.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        runner: Runner,
+        *,
+        device: torch.device,
+        precision: str,
+        batch: int,
+        height: int,
+        width: int,
+        dynamic: bool = False,
+        max_side: int = 2048,
+    ) -> None:
+        self.backend = backend
+        self.runner = runner
+        self.device = device
+        self.precision = precision
+        self.batch = batch
+        self.height = height
+        self.width = width
+        self.dynamic = dynamic
+        self.max_side = max_side
+
+    def accepts(self, batch: int, height: int, width: int) -> str:
+        """Why a batch of this shape cannot run, or ``''`` when it can."""
+        if batch != self.batch:
+            return f'batch {batch} but the engine was built for batch {self.batch}'
+        if not self.dynamic:
+            if (height, width) != (self.height, self.width):
+                return (
+                    f'frames are {height}x{width} but the engine was built for '
+                    f'{self.height}x{self.width} (build one per camera resolution, or dynamic)'
+                )
+            return ''
+        if (
+            height % 32
+            or width % 32
+            or not (64 <= min(height, width))
+            or (max(height, width) > self.max_side)
+        ):
+            return (
+                f'frames are {height}x{width}; this dynamic engine takes multiples of 32 '
+                f'from 64 to {self.max_side}'
+            )
+        return ''
+
+    @torch.inference_mode()
+    def __call__(self, frames: Tensor) -> Tensor:
+        """Segment a uint8 batch (N, H, W, 3) on ``device``; returns uint8 masks (N, H, W)."""
+        masks = self.runner(canonical(frames))
+        return masks if masks.dtype == torch.uint8 else masks.to(torch.uint8)
+
+    def __repr__(self) -> str:
+        """Backend, device, precision and shape."""
+        shape = f'{self.batch}x{self.height}x{self.width}' + (' dynamic' if self.dynamic else '')
+        return f'Engine({self.backend}, {self.device}, {self.precision}, {shape})'
+
+
+@dataclass
+class Attempt:
+    """One backend the builder tried."""
+
+    backend: str
+    ok: bool
+    reason: str = ''
+    seconds: float = 0.0
+
+
+@dataclass
+class EngineReport:
+    """How an engine was chosen and checked (logged by the node, written by the bench)."""
+
+    backend: str = ''
+    device: str = ''
+    precision: str = ''
+    attempts: list[Attempt] = field(default_factory=list)
+    parity: dict[str, Any] = field(default_factory=dict)
+    artefact: str = ''
+    build_s: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def refused(self, backend: str, err: BaseException, seconds: float = 0.0) -> None:
+        """Record a backend that was not used and why."""
+        kind = '' if isinstance(err, EngineBuildError) else f'{type(err).__name__}: '
+        self.attempts.append(Attempt(backend, False, f'{kind}{err}', seconds))
+
+    def summary(self) -> str:
+        """One line per attempt, e.g. for a log."""
+        lines = [
+            f'{a.backend}: ' + ('used' if a.ok else f'not used ({a.reason})')
+            for a in self.attempts
+        ]
+        return '; '.join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (JSON)."""
+        return asdict(self)

@@ -1,0 +1,68 @@
+"""``torch.compile`` (Inductor): CUDA graphs on a GPU, channels_last and frozen weights on a CPU.
+
+Compilation happens at build time (one call on the example), not on the first frame. With
+CUDA graphs the output buffer is reused by the next replay, so the runner returns a copy.
+Artefacts are the same ``torch.export`` programs as the eager backend's; loading one compiles
+it again (Inductor caches its kernels between processes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn, Tensor
+
+from segnode.engine.base import BuildOptions, Runner
+from segnode.engine.eager import check_eager, load_program, place_graph
+
+__all__ = ['build_compiled', 'check_compiled', 'load_compiled']
+
+
+class CompiledRunner:
+    """A compiled module; copies the output when CUDA graphs own its buffer."""
+
+    def __init__(self, module: Any, *, cuda_graphs: bool) -> None:
+        self.module = module
+        self.cuda_graphs = cuda_graphs
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        """Run one batch."""
+        with torch.inference_mode():
+            if self.cuda_graphs:
+                torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
+                out: Tensor = self.module(frames).clone()
+            else:
+                out = self.module(frames)
+        return out
+
+
+def check_compiled(options: BuildOptions) -> None:
+    """Same precisions as eager."""
+    check_eager(options)
+
+
+def _compile(module: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+    graphs = options.cuda_graphs and options.device.type == 'cuda'
+    inductor: dict[str, str | int | bool | Callable[..., Any]] = {
+        'freezing': True,
+        'triton.cudagraphs': graphs,
+    }
+    compiled = torch.compile(module, dynamic=options.dynamic, options=inductor)
+    runner = CompiledRunner(compiled, cuda_graphs=graphs)
+    runner(example.to(options.device))  # compile now, not on the first frame
+    return runner
+
+
+def build_compiled(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+    """Compile the placed graph (folded BN, channels_last on a CPU) and warm it up."""
+    check_compiled(options)
+    return _compile(place_graph(graph, options), example, options)
+
+
+def load_compiled(path: Path, options: BuildOptions, example: Tensor) -> Runner:
+    """Compile a saved program."""
+    check_compiled(options)
+    return _compile(load_program(path, options), example, options)

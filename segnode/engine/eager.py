@@ -1,0 +1,94 @@
+"""Plain PyTorch: the reference backend, and the fallback that always works.
+
+BatchNorm is folded into the convolutions; on a CPU the weights and activations use
+channels_last (the NHWC frame needs no transpose then), which is about 15 % faster there
+(deploy.md section 9). Artefacts are ``torch.export`` programs (``.pt2``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn, Tensor
+
+from segnode.engine.base import BuildOptions, Runner
+from segnode.engine.graph import export_program
+from segnode.errors import EngineBuildError, EngineUnavailable
+
+__all__ = [
+    'build_eager',
+    'check_eager',
+    'export_program_file',
+    'load_eager',
+    'load_program',
+    'place_graph',
+]
+
+
+class ModuleRunner:
+    """Call a module under ``inference_mode``."""
+
+    def __init__(self, module: nn.Module) -> None:
+        self.module = module
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        """Run the module on one batch."""
+        with torch.inference_mode():
+            out: Tensor = self.module(frames)
+        return out
+
+
+def check_eager(options: BuildOptions) -> None:
+    """Refuse precisions PyTorch cannot run here."""
+    if options.precision == 'int8':
+        raise EngineUnavailable('eager runs fp32, fp16 or bf16; int8 is a TensorRT export')
+    if options.device.type == 'cpu' and options.precision == 'fp16':
+        raise EngineUnavailable(
+            'fp16 convolutions on a CPU are emulated and slow; use fp32 or bf16'
+        )
+
+
+def place_graph(graph: nn.Module, options: BuildOptions) -> nn.Module:
+    """Move the graph to the device and precision (channels_last weights on a CPU)."""
+    graph = graph.to(device=options.device, dtype=options.dtype).eval()
+    if options.device.type == 'cpu':
+        graph = graph.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return graph
+
+
+def build_eager(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+    """The graph on the device, in the requested precision."""
+    check_eager(options)
+    return ModuleRunner(place_graph(graph, options))
+
+
+def export_program_file(
+    graph: nn.Module, example: Tensor, path: Path, options: BuildOptions
+) -> None:
+    """Export the placed graph with ``torch.export`` and save it (``path`` is a temp file)."""
+    from segnode.model.deploy import FrameToMask
+
+    assert isinstance(graph, FrameToMask)
+    placed = place_graph(graph, options)
+    assert isinstance(placed, FrameToMask)
+    program = export_program(
+        placed, example.to(options.device), dynamic=options.dynamic, max_side=options.max_side
+    )
+    torch.export.save(program, path)
+
+
+def load_program(path: Path, options: BuildOptions) -> nn.Module:
+    """Load a ``.pt2`` program saved by :func:`export_program_file` as a module."""
+    try:
+        program = torch.export.load(path)
+    except Exception as err:  # torch raises many types for foreign or corrupt files
+        raise EngineBuildError(f'cannot load exported program {path}: {err}') from err
+    module: nn.Module = program.module()
+    return module
+
+
+def load_eager(path: Path, options: BuildOptions) -> Runner:
+    """Run a saved program as it is."""
+    check_eager(options)
+    return ModuleRunner(load_program(path, options))

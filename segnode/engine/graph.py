@@ -1,0 +1,92 @@
+"""The graphs the backends compile: frames to masks, and frames to logits for the parity gate.
+
+Deployment order (architecture.md section 2): load checkpoint, fold the equalizers (and the
+BatchNorms where the backend does not fold them itself), ``eval().to(device, dtype)``, export,
+compile. The logits variant runs exactly the same normalisation and resizes as
+:class:`~segnode.model.deploy.FrameToMask` and stops before the argmax.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+import torch
+from torch import Tensor
+import torch.nn.functional as F
+
+from segnode.model.deploy import FrameToMask
+from segnode.model.fold import fold_batchnorm, fold_equalizers
+from segnode.model.mfaranet import MFARANet
+
+__all__ = ['FrameToLogits', 'deploy_model', 'export_program', 'frame_dims', 'frame_graph']
+
+
+class FrameToLogits(FrameToMask):
+    """:class:`FrameToMask` without the argmax: (N, H, W, 3) uint8 -> (N, K, H, W) logits."""
+
+    def forward(self, frames: Tensor) -> Tensor:
+        """Normalise, (resize,) run the model and return logits at frame resolution."""
+        x = frames.permute(0, 3, 1, 2).to(self.mean.dtype)
+        x = (x - self.mean) / self.std  # (N, 3, H, W)
+        if self.input_size is None:
+            logits: Tensor = self.model(x)
+            return logits
+        size = frames.shape[1:3]
+        x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False)
+        return F.interpolate(self.model(x), size=size, mode='bilinear', align_corners=True)
+
+
+def deploy_model(model: MFARANet, *, fold_bn: bool) -> MFARANet:
+    """An eval-mode copy with the equalizers (and optionally the BatchNorms) folded."""
+    folded = fold_equalizers(model)
+    if fold_bn:
+        folded = cast(MFARANet, fold_batchnorm(folded, inplace=True))
+    return folded.eval()
+
+
+def frame_graph(
+    model: MFARANet,
+    *,
+    bgr: bool = False,
+    input_size: tuple[int, int] | None = None,
+    logits: bool = False,
+    mask_dtype: torch.dtype = torch.uint8,
+) -> FrameToMask:
+    """Wrap a deployment model: a mask graph, or (``logits``) the gate's logits graph."""
+    if logits:
+        return FrameToLogits(model, bgr=bgr, input_size=input_size).eval()
+    return FrameToMask(model, bgr=bgr, input_size=input_size, mask_dtype=mask_dtype).eval()
+
+
+STRIDE = 32  # dynamic frame sizes are multiples of the output stride
+
+
+def frame_dims(batch: int, height: int, width: int, *, dynamic: bool) -> None:
+    """Check a frame shape can be exported (dynamic sizes are multiples of 32)."""
+    if batch < 1 or height < 32 or width < 32:
+        raise ValueError(
+            f'frames must be at least 32x32 in batches >= 1, got {batch}x{height}x{width}'
+        )
+    if dynamic and (height % STRIDE or width % STRIDE):
+        raise ValueError(
+            f'a dynamic engine needs H and W multiples of {STRIDE}, got {height}x{width}'
+        )
+
+
+def export_program(
+    graph: FrameToMask, example: Tensor, *, dynamic: bool, max_side: int = 2048
+) -> torch.export.ExportedProgram:
+    """``torch.export`` a frame graph on the example's device, static or with dynamic H/W.
+
+    Like :func:`segnode.model.deploy.export_frame_graph`, but the example (and so every
+    constant the trace creates, such as the flow grids' ``arange``) lives on the target device.
+    """
+    _, height, width, _ = example.shape
+    frame_dims(example.shape[0], height, width, dynamic=dynamic)
+    shapes = None
+    if dynamic:
+        h = STRIDE * torch.export.Dim('h32', min=2, max=max_side // STRIDE)
+        w = STRIDE * torch.export.Dim('w32', min=2, max=max_side // STRIDE)
+        shapes = {'frames': {1: h, 2: w}}
+    with torch.no_grad():
+        return torch.export.export(graph.eval(), (example,), dynamic_shapes=shapes, strict=False)

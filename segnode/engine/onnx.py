@@ -1,0 +1,140 @@
+"""ONNX at opset 17 run by onnxruntime: the fast CPU path, and the route to ``trtexec``.
+
+Opset 17, not 20: TensorRT mis-evaluates the opset-20 GridSample (NVIDIA/TensorRT#4646,
+deploy.md section 4). The legacy (TorchScript) exporter keeps H and W symbolic with the arange
+flow grid, so one file serves every resolution when exported ``dynamic``; the dynamo exporter
+produced a static model. The graph is uint8 frames in, uint8 mask (ArgMax then Cast) out.
+onnxruntime folds BatchNorm itself. onnxruntime is imported inside functions only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+import warnings
+
+import numpy as np
+import torch
+from torch import nn, Tensor
+
+from segnode.engine.base import BuildOptions, Runner
+from segnode.engine.graph import FrameToLogits
+from segnode.errors import EngineBuildError, EngineUnavailable
+
+__all__ = ['OPSET', 'OrtRunner', 'check_onnx', 'export_onnx', 'load_onnx']
+
+OPSET = 17
+INPUT, OUTPUT = 'frames', 'out'
+
+
+def check_onnx(options: BuildOptions) -> None:
+    """Check that onnxruntime is installed and the precision is fp32.
+
+    Raises:
+        EngineUnavailable: Not installed, or a precision other than fp32.
+    """
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError as err:
+        raise EngineUnavailable(
+            'onnxruntime is not installed (pip install onnxruntime, or the onnx extra)'
+        ) from err
+    if options.precision != 'fp32':
+        raise EngineUnavailable(
+            f'the onnxruntime backend runs fp32, not {options.precision} '
+            '(use tensorrt or torch-compile for reduced precision)'
+        )
+
+
+def export_onnx(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
+    """Export the fp32 graph on the CPU to ``path`` (a temporary file the caller renames).
+
+    Args:
+        graph: A frame graph (uint8 frames in).
+        example: Example frames (N, H, W, 3).
+        path: Output file.
+        options: ``dynamic`` makes H and W symbolic (the batch is always fixed).
+    """
+    check_onnx(options)
+    graph = graph.to(device='cpu', dtype=torch.float32).eval()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # TracerWarnings about the size checks
+        torch.onnx.export(
+            graph,
+            (example.cpu(),),
+            str(path),
+            opset_version=OPSET,
+            dynamo=False,
+            input_names=[INPUT],
+            output_names=[OUTPUT],
+            dynamic_axes=_dynamic_axes(graph) if options.dynamic else None,
+        )
+
+
+def _dynamic_axes(graph: nn.Module) -> dict[str, dict[int, str]]:
+    """H and W of the frames and of the output (mask (N, H, W) or logits (N, K, H, W))."""
+    rank = 4 if isinstance(graph, FrameToLogits) else 3
+    return {INPUT: {1: 'height', 2: 'width'}, OUTPUT: {rank - 2: 'height', rank - 1: 'width'}}
+
+
+class OrtRunner:
+    """An onnxruntime session: CPU arrays shared with torch, or CUDA I/O binding.
+
+    Args:
+        model: The ``.onnx`` file.
+        options: Device and threads.
+    """
+
+    def __init__(self, model: Path, options: BuildOptions) -> None:
+        import onnxruntime as ort
+
+        check_onnx(options)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        if options.threads:
+            so.intra_op_num_threads = options.threads
+            so.inter_op_num_threads = 1
+        self.device = options.device
+        providers: list[Any] = ['CPUExecutionProvider']
+        if self.device.type == 'cuda':
+            if 'CUDAExecutionProvider' not in ort.get_available_providers():
+                raise EngineUnavailable(
+                    'this onnxruntime has no CUDAExecutionProvider (pip install onnxruntime-gpu)'
+                )
+            providers = [('CUDAExecutionProvider', {'device_id': self.device.index or 0})]
+        try:
+            self.session = ort.InferenceSession(str(model), so, providers=providers)
+        except Exception as err:  # onnxruntime raises its own untyped errors
+            raise EngineBuildError(f'onnxruntime cannot load {model}: {err}') from err
+        output = self.session.get_outputs()[0]
+        self.logits = len(output.shape) == 4
+
+    def __call__(self, frames: Tensor) -> Tensor:
+        """Run one batch on the session's device."""
+        if self.device.type == 'cpu':
+            out = self.session.run(None, {INPUT: frames.contiguous().numpy()})[0]
+            return torch.from_numpy(out)
+        return self._run_cuda(frames.contiguous())
+
+    def _run_cuda(self, frames: Tensor) -> Tensor:
+        n, h, w, _ = frames.shape
+        index = self.device.index or 0
+        if self.logits:
+            k = int(self.session.get_outputs()[0].shape[1])
+            out = torch.empty((n, k, h, w), dtype=torch.float32, device=self.device)
+            np_dtype: Any = np.float32
+        else:
+            out = torch.empty((n, h, w), dtype=torch.uint8, device=self.device)
+            np_dtype = np.uint8
+        binding = self.session.io_binding()
+        binding.bind_input(INPUT, 'cuda', index, np.uint8, tuple(frames.shape), frames.data_ptr())
+        binding.bind_output(OUTPUT, 'cuda', index, np_dtype, tuple(out.shape), out.data_ptr())
+        torch.cuda.current_stream(self.device).synchronize()
+        self.session.run_with_iobinding(binding)
+        return out
+
+
+def load_onnx(path: Path, options: BuildOptions) -> Runner:
+    """A runner for an exported ``.onnx`` file."""
+    return OrtRunner(path, options)

@@ -1,0 +1,160 @@
+"""build_engine: the parity gate refuses a broken engine, auto falls back, strict raises."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+
+from segnode.config import EngineConfig
+from segnode.engine import build
+from segnode.engine.base import AUTO_ORDER
+from segnode.engine.build import build_engine, export_engine
+from segnode.errors import EngineBuildError, EngineUnavailable
+from segnode.model import MFARANet
+
+H, W = 64, 96
+
+
+@pytest.fixture(scope='module')
+def broken(model: MFARANet) -> MFARANet:
+    """The same network with one head's weights scaled by 1.5: a genuinely wrong engine."""
+    bad = copy.deepcopy(model)
+    with torch.no_grad():
+        bad.score_heads[2].weight.mul_(1.5)
+    return bad
+
+
+@pytest.mark.parametrize('backend', ['eager', 'onnxruntime'])
+def test_correct_builds_pass_the_gate(model: MFARANet, backend: str) -> None:
+    config = EngineConfig(backend=backend, device='cpu', strict=True)
+    engine, report = build_engine(model, config, height=H, width=W)
+    assert report.backend == backend and engine.backend == backend
+    assert report.parity['passed'] and report.parity['agreement'] >= 0.999
+    assert report.parity['cosine'] >= 0.99
+
+
+@pytest.mark.parametrize('backend', ['eager', 'onnxruntime'])
+def test_a_wrong_engine_is_refused(model: MFARANet, broken: MFARANet, backend: str) -> None:
+    config = EngineConfig(backend=backend, device='cpu', strict=True)
+    with pytest.raises(
+        EngineBuildError, match=f'{backend} fp32 engine refused by the parity gate'
+    ):
+        build_engine(broken, config, height=H, width=W, reference=model)
+
+
+def _failing(name: str, error: Exception) -> build.Backend:
+    def fail(*args: object) -> None:
+        raise error
+
+    spec = build.BACKEND_TABLE[name]
+    return build.Backend(**{**spec.__dict__, 'build': fail})
+
+
+def test_auto_falls_back_and_says_why(
+    model: MFARANet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert AUTO_ORDER['cpu'] == ('torch-compile', 'onnxruntime', 'eager')
+    monkeypatch.setitem(
+        build.BACKEND_TABLE,
+        'torch-compile',
+        _failing('torch-compile', EngineUnavailable('no C++ compiler')),
+    )
+    monkeypatch.setitem(
+        build.BACKEND_TABLE, 'onnxruntime', _failing('onnxruntime', RuntimeError('boom'))
+    )
+    with caplog.at_level(logging.WARNING, logger='segnode.engine.build'):
+        engine, report = build_engine(model, EngineConfig(device='cpu'), height=H, width=W)
+    assert engine.backend == 'eager' and report.backend == 'eager'
+    outcome = [(a.backend, a.ok, a.reason) for a in report.attempts]
+    assert outcome == [
+        ('torch-compile', False, 'no C++ compiler'),
+        ('onnxruntime', False, 'RuntimeError: boom'),
+        ('eager', True, ''),
+    ]
+    assert 'engine onnxruntime not used: RuntimeError: boom' in caplog.text
+
+
+def test_strict_auto_raises_on_a_failed_build_but_skips_unavailable(
+    model: MFARANet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(
+        build.BACKEND_TABLE,
+        'torch-compile',
+        _failing('torch-compile', EngineUnavailable('absent')),
+    )
+    monkeypatch.setitem(
+        build.BACKEND_TABLE, 'onnxruntime', _failing('onnxruntime', RuntimeError('bad'))
+    )
+    config = EngineConfig(device='cpu', strict=True)
+    with pytest.raises(EngineBuildError, match='onnxruntime build failed: RuntimeError: bad'):
+        build_engine(model, config, height=H, width=W)
+
+
+def test_auto_refuses_a_wrong_engine_and_uses_the_next(
+    model: MFARANet, broken: MFARANet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A broken build is refused; eager from the reference weights is what runs."""
+    wrong = build.BACKEND_TABLE['onnxruntime']
+
+    def wrong_weights(graph: torch.nn.Module, example: torch.Tensor, options: object) -> object:
+        broken_graph = build.frame_graph(
+            build.deploy_model(broken, fold_bn=True),
+            logits=type(graph).__name__ == 'FrameToLogits',
+        )
+        return wrong.build(broken_graph, example, options)  # type: ignore[arg-type]
+
+    monkeypatch.setitem(
+        build.BACKEND_TABLE,
+        'onnxruntime',
+        build.Backend(**{**wrong.__dict__, 'build': wrong_weights}),
+    )
+    monkeypatch.setitem(
+        build.BACKEND_TABLE,
+        'torch-compile',
+        _failing('torch-compile', EngineUnavailable('skipped in this test')),
+    )
+    engine, report = build_engine(model, EngineConfig(device='cpu'), height=H, width=W)
+    assert engine.backend == 'eager'
+    assert report.attempts[0].backend == 'torch-compile' and not report.attempts[0].ok
+    assert 'refused by the parity gate' in report.attempts[1].reason
+
+
+def test_tensorrt_is_unavailable_on_a_cpu(model: MFARANet) -> None:
+    config = EngineConfig(backend='tensorrt', device='cpu', build_if_missing=True)
+    with pytest.raises(EngineUnavailable, match='TensorRT needs a CUDA device'):
+        build_engine(model, config, height=H, width=W)
+
+
+def test_frame_shape_is_checked_before_building(model: MFARANet) -> None:
+    config = EngineConfig(backend='eager', device='cpu', dynamic=True)
+    with pytest.raises(ValueError, match='multiples of 32, got 70x96'):
+        build_engine(model, config, height=70, width=96)
+
+
+def test_eager_artefact_is_exported_then_loaded(model: MFARANet, tmp_path: Path) -> None:
+    config = EngineConfig(backend='eager', device='cpu', strict=True)
+    path, report = export_engine(model, config, tmp_path, height=H, width=W)
+    assert path.suffix == '.pt2' and path.with_suffix('.json').is_file()
+    assert report.parity['passed'] and report.artefact == str(path)
+    loaded = EngineConfig(**{**config.__dict__, 'artifact_dir': str(tmp_path)})
+    engine, report = build_engine(model, loaded, height=H, width=W)
+    assert report.notes == [f'loaded {path.name}'] and report.parity['passed']
+    masks = engine(torch.zeros(1, H, W, 3, dtype=torch.uint8))
+    assert masks.shape == (1, H, W) and masks.dtype == torch.uint8
+
+
+def test_missing_artefact_is_built_and_saved_when_allowed(model: MFARANet, tmp_path: Path) -> None:
+    config = EngineConfig(
+        backend='onnxruntime',
+        device='cpu',
+        strict=True,
+        artifact_dir=str(tmp_path),
+        build_if_missing=True,
+    )
+    _, report = build_engine(model, config, height=H, width=W)
+    assert report.notes[0].startswith('built and saved onnxruntime-b1-64x96-fp32-')
+    assert sorted(p.suffix for p in tmp_path.iterdir()) == ['.json', '.onnx']

@@ -1,0 +1,44 @@
+"""torch.compile backend on a CPU (Inductor, channels_last, frozen weights).
+
+Compiling costs tens of seconds on two cores, so one module-scoped engine serves the fast
+tests; the full build with the parity gate (a second, logits, compile) is marked slow.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segnode.config import EngineConfig
+from segnode.model import MFARANet
+from segnode.pipeline import Segmenter
+from segnode.synthetic import synthetic_street
+
+H, W = 64, 96
+
+
+@pytest.fixture(scope='module')
+def compiled(model: MFARANet) -> Segmenter:
+    config = EngineConfig(backend='torch-compile', device='cpu', strict=True, parity_gate=False)
+    return Segmenter.build(model, config, height=H, width=W)
+
+
+@pytest.fixture(scope='module')
+def eager(model: MFARANet) -> Segmenter:
+    return Segmenter.build(model, EngineConfig(backend='eager', device='cpu'), height=H, width=W)
+
+
+def test_compiled_masks_match_eager(compiled: Segmenter, eager: Segmenter) -> None:
+    assert compiled.engine.backend == 'torch-compile'
+    for seed in (0, 1):
+        frame = synthetic_street(H, W, seed=seed)
+        got, want = compiled.segment(frame).mask, eager.segment(frame).mask
+        assert got.dtype == np.uint8 and got.shape == (H, W)
+        assert (got == want).mean() >= 0.999
+
+
+@pytest.mark.slow
+def test_compiled_build_passes_the_gate(model: MFARANet) -> None:
+    config = EngineConfig(backend='torch-compile', device='cpu', strict=True)
+    seg = Segmenter.build(model, config, height=H, width=W)
+    assert seg.report.parity['passed'] and seg.report.parity['cosine'] >= 0.99

@@ -1,0 +1,45 @@
+"""EngineConfig: defaults, validation, and building from a mapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from segnode.config import config_from_dict, EngineConfig
+from segnode.errors import ConfigError
+
+
+def test_defaults_pick_the_fastest_backend_on_any_device() -> None:
+    config = EngineConfig()
+    assert (config.backend, config.device, config.precision) == ('auto', 'auto', 'auto')
+    assert config.build_if_missing is False and config.parity_gate is True
+    assert (config.min_agreement, config.min_cosine) == (0.999, 0.99)
+
+
+def test_from_mapping_turns_lists_into_tuples() -> None:
+    config = config_from_dict(
+        EngineConfig, {'backend': 'onnxruntime', 'device': 'cuda:1', 'input_size': [512, 1024]}
+    )
+    assert config.input_size == (512, 1024) and config.device == 'cuda:1'
+
+
+@pytest.mark.parametrize(
+    ('values', 'message'),
+    [
+        ({'backend': 'trt'}, 'engine.backend must be one of auto, tensorrt'),
+        ({'device': 'gpu0'}, 'engine.device must be auto, cpu, cuda or cuda:N'),
+        ({'precision': 'fp8'}, 'engine.precision must be one of'),
+        ({'precision': 'int8', 'backend': 'onnxruntime'}, 'int8 needs engine.backend tensorrt'),
+        ({'input_size': (16, 64)}, 'engine.input_size must be'),
+        ({'max_side': 1000}, 'engine.max_side must be a multiple of 32'),
+        ({'min_agreement': 1.5}, r'engine.min_agreement must be in \[0, 1\]'),
+        ({'parity_frames': 0}, 'engine.parity_frames must be >= 1'),
+    ],
+)
+def test_invalid_values_name_the_field(values: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        EngineConfig(**values)  # type: ignore[arg-type]
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(ConfigError, match="unknown key engine.'backends'"):
+        config_from_dict(EngineConfig, {'backends': 'eager'}, 'engine.')

@@ -1,0 +1,135 @@
+"""onnxruntime backend: export, artefacts, parity at another resolution, refusals."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from segnode.config import EngineConfig
+from segnode.engine import onnx as onnx_backend
+from segnode.engine.base import BuildOptions
+from segnode.engine.build import export_engine
+from segnode.engine.graph import deploy_model, frame_graph
+from segnode.engine.parity import check_parity, reference_logits
+from segnode.errors import EngineBuildError, EngineUnavailable
+from segnode.model import MFARANet
+from segnode.pipeline import Segmenter
+from segnode.synthetic import synthetic_street
+
+H, W = 64, 96
+ORT = EngineConfig(backend='onnxruntime', device='cpu', strict=True, dynamic=True)
+
+
+@pytest.fixture(scope='module')
+def exported(model: MFARANet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp('onnx')
+    path, report = export_engine(model, ORT, out, height=H, width=W)
+    assert report.parity['passed']
+    return path
+
+
+def test_export_writes_the_model_and_its_manifest(exported: Path) -> None:
+    assert exported.suffix == '.onnx' and exported.name.startswith('onnxruntime-b1-64x96-dyn')
+    manifest = json.loads(exported.with_suffix('.json').read_text())
+    assert manifest['artefact'] == exported.name
+    assert manifest['key']['opset'] == 17 and manifest['key']['dynamic'] is True
+    assert manifest['key']['checkpoint_sha256'].startswith('weights:')
+    assert manifest['parity']['passed'] and manifest['parity']['cosine'] >= 0.99
+    assert sorted(p.suffix for p in exported.parent.iterdir()) == ['.json', '.onnx']
+
+
+def test_opset_17_graph_maps_uint8_to_uint8(exported: Path) -> None:
+    import onnx
+
+    model = onnx.load(str(exported))
+    assert [o.version for o in model.opset_import if o.domain in ('', 'ai.onnx')] == [17]
+    ops = {node.op_type for node in model.graph.node}
+    assert {'GridSample', 'ArgMax', 'Resize'} <= ops
+    elem = model.graph.input[0].type.tensor_type.elem_type
+    assert elem == onnx.TensorProto.UINT8
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.UINT8
+
+
+@pytest.mark.parametrize(('h', 'w'), [(96, 128), (128, 64)])
+def test_parity_at_a_resolution_other_than_the_exported_one(
+    model: MFARANet, exported: Path, tmp_path: Path, h: int, w: int
+) -> None:
+    options = BuildOptions(device=torch.device('cpu'))
+    masks = onnx_backend.load_onnx(exported, options)
+    logits_graph = frame_graph(deploy_model(model, fold_bn=True), logits=True)
+    example = torch.zeros(1, H, W, 3, dtype=torch.uint8)
+    logits = onnx_backend.OrtRunner(_export_logits(logits_graph, example, tmp_path), options)
+    frames = torch.from_numpy(np.stack([synthetic_street(h, w, seed=s) for s in (5, 6)]))
+    result = check_parity(
+        masks,
+        logits,
+        reference_logits(model, frames),
+        frames,
+        batch=1,
+        device=torch.device('cpu'),
+        source='synthetic',
+        min_agreement=0.999,
+        min_cosine=0.99,
+    )
+    assert result.passed, result.describe()
+    assert result.max_abs is not None and result.max_abs < 1e-3
+
+
+def _export_logits(graph: torch.nn.Module, example: torch.Tensor, folder: Path) -> Path:
+    path = folder / 'logits.onnx'
+    options = BuildOptions(device=torch.device('cpu'), dynamic=True)
+    onnx_backend.export_onnx(graph, example, path, options)
+    return path
+
+
+def test_segmenter_loads_the_artefact_without_rebuilding(
+    model: MFARANet, exported: Path, frame: np.ndarray
+) -> None:
+    config = EngineConfig(**{**ORT.__dict__, 'artifact_dir': str(exported.parent)})
+    seg = Segmenter.build(model, config, height=H, width=W)
+    assert seg.report.artefact == str(exported)
+    assert seg.report.notes == [f'loaded {exported.name}']
+    assert seg.report.parity['passed'] and seg.report.parity['cosine'] is None  # masks only
+    assert seg.report.parity['export_time']['cosine'] >= 0.99
+    assert seg.segment(frame).mask.shape == (H, W)
+    other = seg.segment(synthetic_street(128, 160, seed=8)).mask  # dynamic H and W
+    assert other.shape == (128, 160) and other.dtype == np.uint8
+
+
+def test_mismatching_artefact_is_refused_naming_what_differs(
+    model: MFARANet, exported: Path
+) -> None:
+    config = EngineConfig(**{**ORT.__dict__, 'artifact_dir': str(exported.parent), 'bgr': True})
+    message = 'refusing onnxruntime artefact .*bgr: artefact False, wanted True'
+    with pytest.raises(EngineBuildError, match=message):
+        Segmenter.build(model, config, height=H, width=W)
+
+
+def test_failed_export_leaves_nothing_behind(
+    model: MFARANet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from segnode.engine import build
+
+    def half_written(graph: object, example: object, path: Path, options: object) -> None:
+        path.write_bytes(b'partial')
+        raise RuntimeError('disk full')
+
+    spec = build.BACKEND_TABLE['onnxruntime']
+    monkeypatch.setitem(
+        build.BACKEND_TABLE,
+        'onnxruntime',
+        build.Backend(**{**spec.__dict__, 'export': half_written}),
+    )
+    with pytest.raises(RuntimeError, match='disk full'):
+        export_engine(model, ORT, tmp_path, height=H, width=W)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reduced_precision_is_refused_on_onnxruntime(model: MFARANet) -> None:
+    config = EngineConfig(backend='onnxruntime', device='cpu', precision='bf16', strict=True)
+    with pytest.raises(EngineUnavailable, match='onnxruntime backend runs fp32, not bf16'):
+        Segmenter.build(model, config, height=H, width=W)
