@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ['CAMVID', 'CITYSCAPES', 'ClassTable', 'class_table', 'IGNORE_ID']
+import numpy as np
+
+__all__ = [
+    'CAMVID',
+    'CAMVID32_COLOURS',
+    'CAMVID32_TO_CAMVID',
+    'CITYSCAPES',
+    'CITYSCAPES_LABEL_TO_TRAIN',
+    'ClassTable',
+    'class_table',
+    'IGNORE_ID',
+    'lookup_table',
+]
 
 IGNORE_ID = 255
 
@@ -58,3 +71,50 @@ def class_table(name_or_k: str | int) -> ClassTable:
     k = name_or_k
     palette = tuple(((37 * i) % 256, (91 * i + 64) % 256, (173 * i + 128) % 256) for i in range(k))
     return ClassTable('generic', tuple(f'class_{i}' for i in range(k)), palette)
+
+
+# Official cityscapesScripts labelId -> trainId (labels.py); everything else is ignored.
+CITYSCAPES_LABEL_TO_TRAIN: dict[int, int] = {
+    7: 0, 8: 1, 11: 2, 12: 3, 13: 4, 17: 5, 19: 6, 20: 7, 21: 8, 22: 9, 23: 10, 24: 11, 25: 12,
+    26: 13, 27: 14, 28: 15, 31: 16, 32: 17, 33: 18,
+}  # fmt: skip
+
+# The 32 colour-coded classes of the full-resolution (720x960) CamVid release
+# (label_colors.txt), name -> RGB.
+CAMVID32_COLOURS: dict[str, tuple[int, int, int]] = {
+    'Animal': (64, 128, 64), 'Archway': (192, 0, 128), 'Bicyclist': (0, 128, 192),
+    'Bridge': (0, 128, 64), 'Building': (128, 0, 0), 'Car': (64, 0, 128),
+    'CartLuggagePram': (64, 0, 192), 'Child': (192, 128, 64), 'Column_Pole': (192, 192, 128),
+    'Fence': (64, 64, 128), 'LaneMkgsDriv': (128, 0, 192), 'LaneMkgsNonDriv': (192, 0, 64),
+    'Misc_Text': (128, 128, 64), 'MotorcycleScooter': (192, 0, 192),
+    'OtherMoving': (128, 64, 64), 'ParkingBlock': (64, 192, 128), 'Pedestrian': (64, 64, 0),
+    'Road': (128, 64, 128), 'RoadShoulder': (128, 128, 192), 'Sidewalk': (0, 0, 192),
+    'SignSymbol': (192, 128, 128), 'Sky': (128, 128, 128), 'SUVPickupTruck': (64, 128, 192),
+    'TrafficCone': (0, 0, 64), 'TrafficLight': (0, 64, 64), 'Train': (192, 64, 128),
+    'Tree': (128, 128, 0), 'Truck_Bus': (192, 128, 192), 'Tunnel': (64, 0, 64),
+    'VegetationMisc': (192, 192, 0), 'Void': (0, 0, 0), 'Wall': (64, 192, 0),
+}  # fmt: skip
+
+# 32 -> 11 grouping (the SegNet classes; the grouping of MATLAB's camvidPixelLabelIDs):
+# class id of CAMVID -> the 32-class names merged into it. Void and any other colour -> ignore.
+CAMVID32_TO_CAMVID: dict[int, tuple[str, ...]] = {
+    0: ('Sky',),
+    1: ('Archway', 'Bridge', 'Building', 'Tunnel', 'Wall'),
+    2: ('Column_Pole', 'TrafficCone'),
+    3: ('LaneMkgsDriv', 'LaneMkgsNonDriv', 'Road', 'RoadShoulder'),
+    4: ('ParkingBlock', 'Sidewalk'),
+    5: ('Tree', 'VegetationMisc'),
+    6: ('Misc_Text', 'SignSymbol', 'TrafficLight'),
+    7: ('Fence',),
+    8: ('Car', 'OtherMoving', 'SUVPickupTruck', 'Train', 'Truck_Bus'),
+    9: ('Animal', 'CartLuggagePram', 'Child', 'Pedestrian'),
+    10: ('Bicyclist', 'MotorcycleScooter'),
+}
+
+
+def lookup_table(mapping: Mapping[int, int], default: int = IGNORE_ID) -> np.ndarray:
+    """A 256-entry uint8 table mapping raw 8-bit label values; unmapped values -> ``default``."""
+    lut = np.full(256, default, dtype=np.uint8)
+    for raw, target in mapping.items():
+        lut[raw] = target
+    return lut

@@ -1,4 +1,4 @@
-"""Subcommands of training: train, calibrate and eval."""
+"""Subcommands of training: train, calibrate and eval (heavy imports inside the handlers)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,136 @@ from typing import Any
 
 __all__ = ['add_commands']
 
+Handler = Callable[[argparse.Namespace], int]
 
-def add_commands(sub: Any, handlers: dict[str, Callable[[argparse.Namespace], int]]) -> None:
-    """Register this layer's subcommands (none yet) on the ``segnode`` parser."""
+_TRAIN_HELP = """\
+Train MFARANet as configured in a YAML file (config/train/*.yaml); any key can be
+overridden as key=value (values parsed as YAML, e.g. crop=[64,64] amp=bf16).
+Multi-GPU and multi-node: launch the same command with torchrun, e.g.
+  torchrun --nproc_per_node 2 -m segnode train --config config/train/cityscapes.yaml
+Resume a killed run: the same command with resume=auto."""
+
+
+def _setup_logging() -> None:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from segnode.train.config import load_train_config
+    from segnode.train.loop import train
+
+    _setup_logging()
+    cfg = load_train_config(args.config, args.overrides)
+    result = train(cfg)
+    speed = f'{result.images_per_second:.2f} images/s'
+    if result.checkpoint is None:
+        print(
+            f'stopped at iteration {result.iterations}/{result.max_iters} ({speed}); '
+            f'continue with resume=auto out_dir={result.out_dir}'
+        )
+    else:
+        best = '-' if result.best_miou is None else f'{result.best_miou:.4f}'
+        print(
+            f'trained {result.iterations} iterations ({speed}); best val mIoU {best}; '
+            f'final model {result.checkpoint}'
+        )
+    return 0
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> int:
+    from segnode.train.standalone import calibrate_command
+
+    _setup_logging()
+    return calibrate_command(args.config, args.overrides, args.out, args.checkpoint)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from segnode.train.standalone import eval_command
+
+    return eval_command(args)
+
+
+def _add_train(sub: Any) -> None:
+    p = sub.add_parser(
+        'train',
+        help='train MFARANet (single GPU, CPU, or DDP via torchrun)',
+        description=_TRAIN_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument('--config', help='training YAML (config/train/cityscapes.yaml, camvid.yaml)')
+    p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
+
+
+def _add_calibrate(sub: Any) -> None:
+    p = sub.add_parser(
+        'calibrate',
+        help='calibrate Scale Equalizers on training batches and write a checkpoint',
+        description='Measure the Scale Equalizer constants on the training split through the '
+        'training augmentation (config as for train) and write a segnode checkpoint: of a '
+        'freshly initialised model, or of --checkpoint (e.g. a converted official one).',
+    )
+    p.add_argument('--config', help='training YAML (data, crop, batch size, seed)')
+    p.add_argument('--checkpoint', help='calibrate this checkpoint instead of a new model')
+    p.add_argument('--out', required=True, help='checkpoint to write')
+    p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
+
+
+def _add_eval(sub: Any) -> None:
+    p = sub.add_parser('eval', help='per-class IoU and mIoU of a checkpoint on a dataset split')
+    p.add_argument('--checkpoint', required=True, help='segnode checkpoint (.pt)')
+    p.add_argument(
+        '--dataset',
+        required=True,
+        choices=('cityscapes', 'camvid', 'camvid32', 'folder'),
+        help='dataset layout',
+    )
+    p.add_argument('--data-root', required=True, help='dataset root folder')
+    p.add_argument('--split', default='val', help='split to evaluate (default: val)')
+    p.add_argument('--classes', default='', help='class table YAML (folder dataset)')
+    p.add_argument('--json', help='write the results (miou, per_class_iou, ...) to this file')
+    p.add_argument(
+        '--confusion',
+        help='confusion-matrix PNG (default: beside --json, else outputs/eval/confusion.png)',
+    )
+    p.add_argument(
+        '--scales',
+        type=float,
+        nargs='+',
+        default=[1.0],
+        help='image scales averaged (e.g. 0.5 0.75 1.0 1.25 1.5 1.75)',
+    )
+    p.add_argument('--flip', action='store_true', help='also average the flipped image')
+    p.add_argument(
+        '--window',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='sliding-window size (default: whole image)',
+    )
+    p.add_argument(
+        '--stride-ratio',
+        type=float,
+        default=2 / 3,
+        help='window stride / window size (default 2/3)',
+    )
+    p.add_argument(
+        '--resize',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='resize images and labels first (labels nearest)',
+    )
+    p.add_argument('--limit', type=int, default=0, help='evaluate the first N images only')
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+
+
+def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
+    """Register ``train``, ``calibrate`` and ``eval`` on the ``segnode`` parser."""
+    _add_train(sub)
+    _add_calibrate(sub)
+    _add_eval(sub)
+    handlers['train'] = _cmd_train
+    handlers['calibrate'] = _cmd_calibrate
+    handlers['eval'] = _cmd_eval

@@ -1,0 +1,44 @@
+"""Open a dataset split by name: the one dict of known dataset layouts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from segnode.data.camvid import scan_camvid, scan_camvid32
+from segnode.data.cityscapes import scan_cityscapes
+from segnode.data.dataset import DatasetSpec
+from segnode.data.errors import DatasetError
+from segnode.data.folder import scan_folder
+
+__all__ = ['DATASETS', 'scan_dataset']
+
+DATASETS = ('cityscapes', 'camvid', 'camvid32', 'folder')
+
+
+def scan_dataset(
+    name: str, root: str | Path, split: str, classes: str | Path | None = None
+) -> DatasetSpec:
+    """Find the pairs of split ``split`` of dataset layout ``name`` under ``root``.
+
+    Args:
+        name: ``cityscapes``, ``camvid`` (11-class SegNet layout), ``camvid32`` (32-class
+            colour release mapped to 11 classes) or ``folder`` (generic, YAML class table).
+        root: Dataset root folder.
+        split: Split name (``train``, ``val``, ...).
+        classes: Class table YAML of the ``folder`` layout.
+
+    Raises:
+        DatasetError: Unknown layout, or anything the scanner rejects.
+    """
+    if not str(root):
+        raise DatasetError(f'no data root given for dataset {name!r} (set data_root)')
+    root = Path(root).expanduser()
+    if name == 'cityscapes':
+        return scan_cityscapes(root, split)
+    if name == 'camvid':
+        return scan_camvid(root, split)
+    if name == 'camvid32':
+        return scan_camvid32(root, split)
+    if name == 'folder':
+        return scan_folder(root, split, Path(classes) if classes else None)
+    raise DatasetError(f'unknown dataset {name!r}; known: {", ".join(DATASETS)}')

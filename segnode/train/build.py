@@ -1,0 +1,72 @@
+"""Model, optimiser and schedule of a training run (build -> backbone -> seeded decoder)."""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from segnode.model.backbone import load_imagenet_backbone
+from segnode.model.mfaranet import build_mfaranet, MFARANet
+from segnode.train.config import TrainConfig
+
+__all__ = ['build_optimizer', 'build_training_model', 'poly_schedule', 'unwrap']
+
+_LOG = logging.getLogger('segnode.train')
+
+
+def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
+    """MFARANet with boundary heads, decoder initialised from ``cfg.seed``, ImageNet backbone.
+
+    The backbone is loaded from ``cfg.pretrained`` (deep-stem or torchvision ResNet-18) when
+    given; otherwise the whole network trains from scratch. Equalizers stay uncalibrated.
+    """
+    torch.manual_seed(cfg.seed)
+    model = build_mfaranet(
+        num_classes=num_classes,
+        width=cfg.width,
+        equalizers=cfg.equalizers,
+        per_channel_equalizers=cfg.per_channel_equalizers,
+        boundary_heads=True,
+    )
+    if cfg.pretrained:
+        random_keys = load_imagenet_backbone(model.backbone, cfg.pretrained)
+        _LOG.info(
+            'ImageNet backbone from %s (%d backbone tensors left at random init)',
+            cfg.pretrained,
+            len(random_keys),
+        )
+    else:
+        _LOG.info('no ImageNet weights given (pretrained=): training from scratch')
+    return model
+
+
+def build_optimizer(model: MFARANet, cfg: TrainConfig) -> torch.optim.SGD:
+    """SGD: backbone at ``lr``, everything else at ``lr * head_lr_mult``, decay on all."""
+    backbone = [p for p in model.backbone.parameters() if p.requires_grad]
+    ids = {id(p) for p in backbone}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in ids]
+    groups = [
+        {'params': backbone, 'lr': cfg.lr, 'name': 'backbone'},
+        {'params': rest, 'lr': cfg.lr * cfg.head_lr_mult, 'name': 'decoder'},
+    ]
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def poly_schedule(
+    optimizer: torch.optim.Optimizer, max_iters: int, power: float
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """LR x (1 - iteration / max_iters) ** power, stepped once per iteration."""
+
+    def factor(iteration: int) -> float:
+        return float(max(0.0, 1.0 - iteration / max_iters) ** power)
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
+    inner = getattr(model, 'module', model)
+    assert isinstance(inner, nn.Module)
+    return inner

@@ -1,0 +1,274 @@
+"""Training and evaluation configs: frozen dataclasses, YAML files and key=value overrides."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from segnode.config import config_from_dict
+from segnode.errors import ConfigError
+
+__all__ = [
+    'AMP_MODES',
+    'EvalConfig',
+    'RUN_KEYS',
+    'TrainConfig',
+    'load_train_config',
+    'parse_overrides',
+]
+
+AMP_MODES = ('none', 'bf16', 'fp16')
+DATASETS = ('cityscapes', 'camvid', 'camvid32', 'folder')
+# Keys that may change between a run and its resumption (everything else must match).
+RUN_KEYS = frozenset(
+    {
+        'data_root',
+        'classes',
+        'workers',
+        'device',
+        'out_dir',
+        'checkpoint_every',
+        'keep_last',
+        'val_every',
+        'val_limit',
+        'log_every',
+        'tensorboard',
+        'resume',
+        'stop_at',
+    }
+)
+
+
+def _pair(value: tuple[int, ...], name: str, allow_empty: bool) -> None:
+    if allow_empty and not value:
+        return
+    if len(value) != 2 or min(value) < 32:
+        raise ConfigError(f'{name} must be [H, W] with both >= 32, got {list(value)}')
+
+
+def _check_choice(value: str, choices: Sequence[str], name: str) -> None:
+    if value not in choices:
+        raise ConfigError(f'{name} must be one of {", ".join(choices)}, got {value!r}')
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run (config/train/*.yaml; every key can be overridden as key=value).
+
+    Attributes:
+        dataset: ``cityscapes``, ``camvid``, ``camvid32`` or ``folder``.
+        data_root: Dataset root folder.
+        classes: Class table YAML of the ``folder`` dataset.
+        train_split: Split trained on.
+        val_split: Split validated on (``''``: no validation).
+        resize: [H, W] every pair is resized to before augmentation; [] keeps native size.
+        crop: Training crop [H, W].
+        scale_range: Random scale range.
+        rotate: Maximum rotation in degrees.
+        rotate_prob: Probability of a rotation.
+        flip: Random horizontal flip with probability 0.5.
+        train_limit: Train on the first N images only (0: all; smoke tests).
+        width: Decoder width.
+        equalizers: Scale Equalizers (``false`` trains the ablation baseline).
+        per_channel_equalizers: Per-channel equalizer constants.
+        pretrained: ImageNet ResNet-18 file (deep-stem or torchvision); ``''``: from scratch.
+        calibration_images: Images per calibration pass (0: the whole training split).
+        batch_size: Images per GPU (per process) and micro-batch.
+        accumulate: Micro-batches per optimiser step (gradient accumulation).
+        workers: Data loader worker processes per GPU.
+        epochs: Training length in epochs (used when ``max_iters`` is 0).
+        max_iters: Training length in iterations (optimiser steps); 0: from ``epochs``.
+        lr: Backbone learning rate; the rest uses ``lr * head_lr_mult``.
+        head_lr_mult: Learning-rate multiplier of everything but the backbone.
+        momentum: SGD momentum.
+        weight_decay: Weight decay on every parameter (BN and biases included).
+        poly_power: Poly schedule exponent, updated every iteration.
+        grad_clip: Maximum gradient norm (0: no clipping).
+        amp: ``none``, ``bf16`` or ``fp16`` (with a gradient scaler).
+        channels_last: Channels-last memory format.
+        sync_bn: SyncBatchNorm when training on more than one CUDA device.
+        ohem_thresh: OHEM probability threshold.
+        ohem_min_kept: OHEM minimum kept pixels per GPU batch.
+        boundary_weight: Boundary BCE weight.
+        attention_weight: Edge-attention CE weight.
+        attention_thresh: Edge-attention raw-logit threshold.
+        seed: Seed of initialisation, calibration, sampling, augmentation and dropout.
+        device: ``auto``, ``cpu``, ``cuda`` (each process uses cuda:LOCAL_RANK).
+        out_dir: Run folder (checkpoints, logs, metrics).
+        checkpoint_every: Write the training state every N iterations.
+        keep_last: Training-state files kept.
+        val_every: Validate every N iterations (0: at the end only; -1: never).
+        val_limit: Validate on the first N images (0: all).
+        log_every: Log every N iterations.
+        tensorboard: Write TensorBoard events when tensorboard is installed.
+        resume: ``''`` (fresh run), ``auto`` (latest state in out_dir, if any) or a file.
+        stop_at: End this invocation after N iterations without writing anything more, as if
+            the job were killed (0: run to ``max_iters``); for tests and preemptible jobs.
+    """
+
+    dataset: str = 'cityscapes'
+    data_root: str = ''
+    classes: str = ''
+    train_split: str = 'train'
+    val_split: str = 'val'
+    resize: tuple[int, ...] = ()
+    crop: tuple[int, ...] = (1024, 1024)
+    scale_range: tuple[float, ...] = (0.5, 2.0)
+    rotate: float = 10.0
+    rotate_prob: float = 0.5
+    flip: bool = True
+    train_limit: int = 0
+    width: int = 128
+    equalizers: bool = True
+    per_channel_equalizers: bool = False
+    pretrained: str = ''
+    calibration_images: int = 0
+    batch_size: int = 7
+    accumulate: int = 1
+    workers: int = 2
+    epochs: int = 200
+    max_iters: int = 0
+    lr: float = 0.005
+    head_lr_mult: float = 10.0
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    grad_clip: float = 0.0
+    amp: str = 'none'
+    channels_last: bool = False
+    sync_bn: bool = True
+    ohem_thresh: float = 0.7
+    ohem_min_kept: int = 100_000
+    boundary_weight: float = 0.3
+    attention_weight: float = 0.1
+    attention_thresh: float = 0.8
+    seed: int = 0
+    device: str = 'auto'
+    out_dir: str = 'runs/train'
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    val_every: int = 0
+    val_limit: int = 0
+    log_every: int = 10
+    tensorboard: bool = True
+    resume: str = ''
+    stop_at: int = 0
+
+    def __post_init__(self) -> None:
+        """Validate choices and ranges."""
+        _check_choice(self.dataset, DATASETS, 'dataset')
+        _check_choice(self.amp, AMP_MODES, 'amp')
+        _check_choice(self.device.partition(':')[0], ('auto', 'cpu', 'cuda'), 'device')
+        _pair(self.crop, 'crop', allow_empty=False)
+        _pair(self.resize, 'resize', allow_empty=True)
+        low_high = self.scale_range
+        if len(low_high) != 2 or not 0 < low_high[0] <= low_high[1]:
+            raise ConfigError(f'scale_range must be [low, high], 0 < low <= high: {low_high}')
+        for name in ('batch_size', 'accumulate', 'checkpoint_every', 'keep_last', 'log_every'):
+            if getattr(self, name) < 1:
+                raise ConfigError(f'{name} must be >= 1, got {getattr(self, name)}')
+        for name in (
+            'workers',
+            'epochs',
+            'max_iters',
+            'train_limit',
+            'calibration_images',
+            'val_limit',
+            'ohem_min_kept',
+            'stop_at',
+        ):
+            if getattr(self, name) < 0:
+                raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
+        if self.epochs == 0 and self.max_iters == 0:
+            raise ConfigError('set epochs or max_iters (both are 0)')
+        if self.lr <= 0 or self.head_lr_mult <= 0:
+            raise ConfigError(
+                f'lr and head_lr_mult must be > 0, got {self.lr}, {self.head_lr_mult}'
+            )
+        if self.val_every < -1:
+            raise ConfigError(f'val_every must be >= -1, got {self.val_every}')
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """One evaluation (``segnode eval``).
+
+    Attributes:
+        checkpoint: segnode checkpoint.
+        dataset: Dataset layout (as ``TrainConfig.dataset``).
+        data_root: Dataset root.
+        split: Split evaluated.
+        classes: Class table YAML of the ``folder`` dataset.
+        scales: Image scales; several are averaged (softmax probabilities).
+        flip: Also average the horizontally flipped prediction.
+        window: Sliding window [H, W] (stride ``stride_ratio`` of it); [] whole image.
+        stride_ratio: Window stride as a fraction of the window (2/3 officially).
+        resize: Resize images and labels to [H, W] first (nearest for labels).
+        limit: Evaluate the first N images (0: all).
+        device: ``auto``, ``cpu`` or ``cuda[:N]``.
+    """
+
+    checkpoint: str = ''
+    dataset: str = 'cityscapes'
+    data_root: str = ''
+    split: str = 'val'
+    classes: str = ''
+    scales: tuple[float, ...] = (1.0,)
+    flip: bool = False
+    window: tuple[int, ...] = ()
+    stride_ratio: float = 2 / 3
+    resize: tuple[int, ...] = ()
+    limit: int = 0
+    device: str = 'auto'
+
+    def __post_init__(self) -> None:
+        """Validate choices and ranges."""
+        _check_choice(self.dataset, DATASETS, 'dataset')
+        _pair(self.window, 'window', allow_empty=True)
+        _pair(self.resize, 'resize', allow_empty=True)
+        if not self.scales or min(self.scales) <= 0:
+            raise ConfigError(f'scales must be positive numbers, got {list(self.scales)}')
+        if not 0 < self.stride_ratio <= 1:
+            raise ConfigError(f'stride_ratio must be in (0, 1], got {self.stride_ratio}')
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
+    """``['key=value', ...]`` -> dict; values are parsed as YAML (``crop=[64,64]``)."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep or not key:
+            raise ConfigError(f'override {item!r} is not key=value')
+        try:
+            result[key.strip()] = yaml.safe_load(value) if value.strip() else ''
+        except yaml.YAMLError as err:
+            raise ConfigError(f'override {item!r}: {err}') from err
+    return result
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except OSError as err:
+        raise ConfigError(f'cannot read config {path}: {err}') from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f'{path} is not valid YAML: {err}') from err
+    if not isinstance(data, dict):
+        raise ConfigError(f'{path}: expected a mapping of keys to values')
+    return data
+
+
+def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) -> TrainConfig:
+    """A ``TrainConfig`` from a YAML file (or the defaults) and key=value overrides.
+
+    Raises:
+        ConfigError: Unreadable file, unknown key or bad value (the message names it).
+    """
+    data = _read_yaml(Path(path)) if path else {}
+    where = f'{path}: ' if path else ''
+    merged = {**data, **parse_overrides(overrides)}
+    return config_from_dict(TrainConfig, merged, where)

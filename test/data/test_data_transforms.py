@@ -1,0 +1,78 @@
+"""Augmentation, normalisation and boundary ground truth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from segnode.data.boundary import binary_boundary
+from segnode.data.transforms import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    normalise,
+    PAD_COLOUR,
+    random_crop,
+    random_rotate,
+    TrainAugment,
+)
+
+
+def test_boundary_band_is_two_pixels_each_side() -> None:
+    label = np.zeros((12, 12), dtype=np.uint8)
+    label[:, 6:] = 1
+    edges = binary_boundary(label)
+    assert edges.dtype == np.float32 and edges.shape == (12, 12)
+    assert np.array_equal(np.flatnonzero(edges[5]), [4, 5, 6, 7])
+    assert edges[:, :4].sum() == 0 and edges[:, 8:].sum() == 0
+
+
+def test_boundary_counts_edges_to_ignore_and_uniform_is_empty() -> None:
+    label = np.full((10, 10), 3, dtype=np.uint8)
+    assert binary_boundary(label).sum() == 0
+    label[:, 5:] = 255
+    edges = binary_boundary(label)
+    assert np.array_equal(np.flatnonzero(edges[4]), [3, 4, 5, 6])  # inside the ignore region too
+
+
+def test_normalise_imagenet() -> None:
+    image = np.zeros((2, 3, 3), dtype=np.uint8)
+    image[..., 0] = 255
+    out = normalise(image)
+    assert out.shape == (3, 2, 3) and out.dtype == np.float32
+    expected_r = (255 - 255 * IMAGENET_MEAN[0]) / (255 * IMAGENET_STD[0])
+    assert out[0, 0, 0] == pytest.approx(expected_r, rel=1e-6)
+    assert out[1, 0, 0] == pytest.approx(-IMAGENET_MEAN[1] / IMAGENET_STD[1], rel=1e-6)
+
+
+def test_crop_pads_with_mean_and_ignore() -> None:
+    rng = np.random.default_rng(0)
+    image = np.zeros((10, 20, 3), dtype=np.uint8)
+    label = np.zeros((10, 20), dtype=np.uint8)
+    out_image, out_label = random_crop(image, label, rng, (30, 20))
+    assert out_image.shape == (30, 20, 3) and out_label.shape == (30, 20)
+    assert (out_label == 255).sum() == 20 * 20 and (out_label == 0).sum() == 10 * 20
+    assert tuple(out_image[0, 0]) == PAD_COLOUR and tuple(out_image[15, 0]) == (0, 0, 0)
+
+
+def test_rotation_pads_label_with_ignore() -> None:
+    rng = np.random.default_rng(3)
+    image = np.zeros((40, 40, 3), dtype=np.uint8)
+    label = np.zeros((40, 40), dtype=np.uint8)
+    rotated_image, rotated = random_rotate(image, label, rng, degrees=10, prob=1.0)
+    assert rotated[0, 0] == 255 and rotated[20, 20] == 0
+    assert tuple(rotated_image[0, 0]) == PAD_COLOUR
+    assert set(np.unique(rotated)) <= {0, 255}  # nearest: no interpolated ids
+
+
+def test_train_augment_is_deterministic_per_seed_and_keeps_label_values() -> None:
+    src = np.random.default_rng(1)
+    image = src.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    label = src.integers(0, 5, (48, 64), dtype=np.uint8)
+    augment = TrainAugment(crop=(32, 32))
+    a = augment(image, label, np.random.default_rng(7))
+    b = augment(image, label, np.random.default_rng(7))
+    c = augment(image, label, np.random.default_rng(8))
+    assert a[0].shape == (32, 32, 3) and a[1].shape == (32, 32)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+    assert set(np.unique(a[1])) <= set(range(5)) | {255}

@@ -1,0 +1,48 @@
+"""Confusion matrix, IoU and mIoU on hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from segnode.metrics import confusion_matrix, ConfusionMatrix, iou_from_confusion
+
+
+def test_confusion_matrix_by_hand_with_ignore() -> None:
+    target = np.array([[0, 0, 1], [1, 2, 255]])
+    pred = np.array([[0, 1, 1], [1, 0, 2]])
+    expected = np.array([[1, 1, 0], [0, 2, 0], [1, 0, 0]])
+    assert np.array_equal(confusion_matrix(pred, target, 3), expected)
+    assert np.array_equal(confusion_matrix(torch.tensor(pred), torch.tensor(target), 3), expected)
+
+
+def test_iou_and_miou_by_hand() -> None:
+    matrix = ConfusionMatrix(4)
+    matrix.update(np.array([0, 1, 1, 1, 0]), np.array([0, 0, 1, 2, 255]))
+    iou = matrix.iou()
+    # class 0: TP 1, FP 0, FN 1 -> 1/2; class 1: TP 1, FP 2 (from 0 and 2) -> 1/3;
+    # class 2: TP 0 -> 0; class 3 absent everywhere -> NaN (excluded from the mean)
+    assert iou[:3] == pytest.approx([0.5, 1 / 3, 0.0])
+    assert math.isnan(iou[3])
+    assert matrix.miou() == pytest.approx((0.5 + 1 / 3) / 3)
+    assert matrix.pixel_accuracy() == pytest.approx(2 / 4)
+    summary = matrix.summary(['a', 'b', 'c', 'd'])
+    assert summary['per_class_iou']['d'] is None and summary['pixels'] == 4
+
+
+def test_accumulates_over_images() -> None:
+    matrix = ConfusionMatrix(2)
+    matrix.update(np.array([0, 1]), np.array([0, 1]))
+    matrix.update(np.array([1, 1]), np.array([0, 1]))
+    assert np.array_equal(matrix.matrix, [[1, 1], [0, 2]])
+    assert iou_from_confusion(matrix.matrix) == pytest.approx([0.5, 2 / 3])
+
+
+def test_rejects_bad_predictions() -> None:
+    with pytest.raises(ValueError, match=r'predictions must be in \[0, 2\)'):
+        confusion_matrix(np.array([0, 5]), np.array([0, 1]), 2)
+    with pytest.raises(ValueError, match='prediction has 1 pixels, target 2'):
+        confusion_matrix(np.array([0]), np.array([0, 1]), 2)

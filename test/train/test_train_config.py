@@ -1,0 +1,57 @@
+"""Training configs: the shipped YAML files, key=value overrides and validation."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segnode.errors import ConfigError
+from segnode.train.config import load_train_config, parse_overrides
+
+CONFIGS = Path(__file__).resolve().parents[2] / 'config' / 'train'
+
+
+def test_cityscapes_config_is_the_official_recipe() -> None:
+    cfg = load_train_config(CONFIGS / 'cityscapes.yaml')
+    assert cfg.dataset == 'cityscapes' and cfg.crop == (1024, 1024)
+    assert (cfg.batch_size, cfg.epochs, cfg.lr, cfg.head_lr_mult) == (7, 200, 0.005, 10.0)
+    assert (cfg.momentum, cfg.weight_decay, cfg.poly_power) == (0.9, 5e-4, 0.9)
+    assert (cfg.ohem_thresh, cfg.ohem_min_kept) == (0.7, 100_000)
+    assert (cfg.boundary_weight, cfg.attention_weight, cfg.attention_thresh) == (0.3, 0.1, 0.8)
+    assert cfg.scale_range == (0.5, 2.0) and cfg.rotate == 10.0 and cfg.rotate_prob == 0.5
+
+
+def test_camvid_config_and_its_720x960_variant() -> None:
+    cfg = load_train_config(CONFIGS / 'camvid.yaml')
+    assert (cfg.dataset, cfg.crop, cfg.batch_size, cfg.epochs) == ('camvid', (360, 480), 8, 200)
+    variant = load_train_config(
+        CONFIGS / 'camvid.yaml', ['dataset=camvid32', 'crop=[720,960]', 'ohem_min_kept=75000']
+    )
+    assert variant.crop == (720, 960) and variant.lr == cfg.lr
+
+
+def test_overrides_parse_yaml_values() -> None:
+    assert parse_overrides(['crop=[64,64]', 'amp=bf16', 'equalizers=false', 'lr=0.01']) == {
+        'crop': [64, 64],
+        'amp': 'bf16',
+        'equalizers': False,
+        'lr': 0.01,
+    }
+    cfg = load_train_config(CONFIGS / 'camvid.yaml', ['crop=[64,96]', 'equalizers=false'])
+    assert cfg.crop == (64, 96) and cfg.equalizers is False
+
+
+@pytest.mark.parametrize(
+    ('override', 'message'),
+    [
+        ('bogus=1', "unknown key .*'bogus'"),
+        ('crop=[16,16]', r'crop must be \[H, W\] with both >= 32'),
+        ('amp=fp8', 'amp must be one of none, bf16, fp16'),
+        ('batch_size=two', 'batch_size must be of type'),
+        ('nonsense', 'is not key=value'),
+    ],
+)
+def test_bad_overrides_name_the_key(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_train_config(CONFIGS / 'camvid.yaml', [override])
