@@ -41,9 +41,10 @@ setup(
         'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
         'tensorrt': ['torch-tensorrt'],
         # colcon test looks for pytest here (setuptools >= 72 warns on `tests_require`).
-        'test': ['pytest'],
+        'test': ['pytest', 'rosbags', 'rosbags-image'],
         'dev': [
             'pytest',
+            'rosbags-image',
             'ruff',
             'mypy',
             'types-PyYAML',

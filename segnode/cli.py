@@ -112,12 +112,15 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from segnode.demo import run_demo
 
-    return run_demo(size=tuple(args.size), runs=args.runs, out_dir=args.out)
+    h, w = args.size
+    return run_demo(
+        frames=args.frames, size=(h, w), rate=args.rate, backend=args.backend, out_dir=args.out
+    )
 
 
 # Modules contributing subcommands: each has ``add_commands(sub, handlers)``, which registers
 # argparse subparsers and handlers and imports nothing heavy (handlers import lazily).
-COMMAND_MODULES = ('segnode.engine.commands', 'segnode.train.commands')
+COMMAND_MODULES = ('segnode.engine.commands', 'segnode.train.commands', 'segnode.eval.commands')
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -151,17 +154,27 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument('--half', action='store_true', help='store weights as fp16')  # fmt: skip
     handlers['convert-official'] = _cmd_convert_official
 
-    p = sub.add_parser('demo', help='segment a synthetic street frame and print the result')
+    p = sub.add_parser(
+        'demo',
+        help='record a synthetic drive into a bag and replay it in realtime (default model)',
+    )
     p.add_argument(
         '--size',
         type=int,
         nargs=2,
         default=(360, 480),
         metavar=('H', 'W'),
-        help='frame size (default: 360 480)',
+        help='frame size (default: 360 480, CamVid)',
     )
-    p.add_argument('--runs', type=int, default=5, help='timed runs after one warm-up')
-    p.add_argument('--out', default='outputs/demo', help='folder for the output images')
+    p.add_argument('--frames', type=int, default=30, help='frames in the drive (default: 30)')
+    p.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz (default: 10)')
+    p.add_argument(
+        '--backend',
+        default='eager',
+        choices=('auto', 'eager', 'onnxruntime', 'torch-compile', 'tensorrt'),
+        help='engine backend (default: eager, which starts at once)',
+    )
+    p.add_argument('--out', default='outputs/demo', help='folder for the bag and the report')
     handlers['demo'] = _cmd_demo
     for name in COMMAND_MODULES:
         importlib.import_module(name).add_commands(sub, handlers)

@@ -193,7 +193,7 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(
-            f'unknown key {where}{unknown[0]!r}; allowed keys: {", ".join(sorted(fields))}'
+            f'unknown key {where + unknown[0]!r}; allowed keys: {", ".join(sorted(fields))}'
         )
     values: dict[str, Any] = {}
     for key, value in data.items():

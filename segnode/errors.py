@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     'BagReadError',
+    'BagWriteError',
     'CheckpointError',
     'ConfigError',
     'EngineBuildError',
@@ -39,3 +40,7 @@ class ImageFormatError(SegnodeError):
 
 class BagReadError(SegnodeError):
     """A rosbag2 bag cannot be read."""
+
+
+class BagWriteError(SegnodeError):
+    """A rosbag2 bag cannot be written (the output exists, or writing failed)."""

@@ -1,14 +1,21 @@
-"""Segmentation accuracy: confusion matrix, per-class IoU and mIoU (numpy and torch only)."""
+"""Segmentation accuracy (confusion matrix, per-class IoU, mIoU) and latency statistics."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ['ConfusionMatrix', 'confusion_matrix', 'iou_from_confusion']
+__all__ = [
+    'LATENCY_KEYS',
+    'ConfusionMatrix',
+    'confusion_matrix',
+    'iou_from_confusion',
+    'latency_summary',
+]
 
 IGNORE_ID = 255
 
@@ -92,3 +99,36 @@ class ConfusionMatrix:
             },
             'pixels': int(self.matrix.sum()),
         }
+
+
+# The keys of ``latency_summary``, in order.
+LATENCY_KEYS = ('count', 'mean', 'p50', 'p90', 'p99', 'max')
+
+
+def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
+    """Count, mean, 50th/90th/99th percentiles and maximum of latencies in milliseconds.
+
+    Percentiles use numpy's default linear interpolation. NaN and infinite values (a stage
+    that was not timed for a frame) are dropped first and not counted.
+
+    Args:
+        values_ms: One latency per frame, in ms.
+
+    Returns:
+        ``count`` (an int), ``mean``, ``p50``, ``p90``, ``p99`` and ``max``. With no finite
+        value, ``count`` is 0 and the others are ``float('nan')`` (JSON writers must turn
+        NaN into null).
+    """
+    values = np.asarray(values_ms, dtype=np.float64).reshape(-1)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return {'count': 0, **{key: float('nan') for key in LATENCY_KEYS[1:]}}
+    p50, p90, p99 = np.percentile(values, [50.0, 90.0, 99.0], method='linear')
+    return {
+        'count': int(values.size),
+        'mean': float(values.mean()),
+        'p50': float(p50),
+        'p90': float(p90),
+        'p99': float(p99),
+        'max': float(values.max()),
+    }

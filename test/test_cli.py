@@ -60,12 +60,15 @@ def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     assert result.stderr.strip() == f'segnode: error: checkpoint not found: {tmp_path}/missing.pt'
 
 
-def test_demo_prints_summary_and_writes_images(
+def test_demo_records_and_replays_a_drive(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(['demo', '--size', '64', '96', '--runs', '1', '--out', str(tmp_path)]) == 0
+    args = ['demo', '--size', '64', '96', '--frames', '6', '--rate', '50', '--out', str(tmp_path)]
+    assert main(args) == 0
     out = capsys.readouterr().out
-    assert 'RANDOM weights' in out and 'class fractions:' in out and 'latency: p50' in out
-    assert sorted(p.name for p in tmp_path.iterdir()) == [
-        'frame.png', 'mask_color.png', 'overlay.png'
-    ]  # fmt: skip
+    assert 'RANDOM weights' in out and 'camera camera: 6 frames' in out and 'mIoU' in out
+    assert f'report: {tmp_path}/report/report.md' in out
+    report = json.loads((tmp_path / 'report' / 'report.json').read_text())
+    assert report['mode'] == 'realtime' and report['frames'] == 6
+    assert report['processed'] + report['dropped'] == 6
+    assert (tmp_path / 'synthetic_drive' / 'metadata.yaml').is_file()

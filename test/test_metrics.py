@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 import torch
 
-from segnode.metrics import confusion_matrix, ConfusionMatrix, iou_from_confusion
+from segnode.metrics import (
+    confusion_matrix,
+    ConfusionMatrix,
+    iou_from_confusion,
+    latency_summary,
+)
 
 
 def test_confusion_matrix_by_hand_with_ignore() -> None:
@@ -46,3 +51,24 @@ def test_rejects_bad_predictions() -> None:
         confusion_matrix(np.array([0, 5]), np.array([0, 1]), 2)
     with pytest.raises(ValueError, match='prediction has 1 pixels, target 2'):
         confusion_matrix(np.array([0]), np.array([0, 1]), 2)
+
+
+def test_latency_summary_by_hand() -> None:
+    # 1..11 ms: linear percentiles at rank q/100 * 10 -> p50 6, p90 10, p99 10.9
+    summary = latency_summary([float(v) for v in range(11, 0, -1)])
+    assert summary == pytest.approx(
+        {'count': 11, 'mean': 6.0, 'p50': 6.0, 'p90': 10.0, 'p99': 10.9, 'max': 11.0}
+    )
+    assert isinstance(summary['count'], int)
+    # two values: p90 = 1 + 0.9 * (3 - 1)
+    assert latency_summary([1.0, 3.0])['p90'] == pytest.approx(2.8)
+
+
+def test_latency_summary_empty_and_non_finite() -> None:
+    empty = latency_summary([])
+    assert empty['count'] == 0
+    assert all(math.isnan(empty[k]) for k in ('mean', 'p50', 'p90', 'p99', 'max'))
+    assert latency_summary([float('nan'), 4.0, float('inf')]) == pytest.approx(
+        {'count': 1, 'mean': 4.0, 'p50': 4.0, 'p90': 4.0, 'p99': 4.0, 'max': 4.0}
+    )
+    assert latency_summary([float('nan')])['count'] == 0

@@ -18,25 +18,15 @@ __all__ = ['add_commands']
 
 Handler = Callable[[argparse.Namespace], int]
 EXPORT_BACKENDS = ('tensorrt', 'onnxruntime', 'torch-compile', 'eager')
-RANDOM_NOTE = 'RANDOM weights (no checkpoint given and none bundled): timings are real, masks not'
 
 
 def _model(checkpoint: str | None) -> tuple[Any, str, str]:
     """(model, checkpoint hash, description of the weights)."""
-    if checkpoint:
-        from segnode.engine.cache import file_sha256
-        from segnode.model.checkpoint import build_from_checkpoint
+    from segnode.node_config import LabelModelConfig
+    from segnode.runtime import load_labelled_model
 
-        model, _ = build_from_checkpoint(checkpoint)
-        return model, file_sha256(checkpoint), f'checkpoint {checkpoint}'
-    from segnode.demo import DEFAULT_CHECKPOINT, default_model
-
-    model, _, trained = default_model()
-    if trained:
-        from segnode.engine.cache import file_sha256
-
-        return model, file_sha256(DEFAULT_CHECKPOINT), f'bundled {DEFAULT_CHECKPOINT.name}'
-    return model, '', RANDOM_NOTE
+    loaded = load_labelled_model(LabelModelConfig(path=checkpoint or ''))
+    return loaded.model, loaded.sha256, loaded.description
 
 
 def _engine_config(args: argparse.Namespace, **overrides: Any) -> Any:

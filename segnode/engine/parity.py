@@ -85,7 +85,6 @@ def gate_frames(
     paths = sorted((Path(root) / 'val').glob('*.png'))[:count] if root else []
     if len(paths) == count:
         return image_frames(paths, height, width, bgr=bgr), 'CamVid val'
-    # demo's street drawing is a pure function; the one import of segnode.demo in the engine
     from segnode.synthetic import synthetic_street
 
     frames = np.stack([synthetic_street(height, width, seed=i) for i in range(count)])

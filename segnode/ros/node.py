@@ -1,34 +1,320 @@
-"""Entry point of ``segnode_node`` (``ros2 run segnode segnode_node``).
+"""``segnode_node``: the lifecycle node, a thin rclpy adapter over SegmentationService.
 
-The lifecycle node arrives with the node issue; until then this entry point says so and exits
-with status 2. When it lands, rclpy is imported inside ``main`` so that importing this module
-stays cheap and the rest of segnode never needs ROS 2.
+* configure: read the parameters, load the model, create the lifecycle publishers, the
+  ``~/enable`` service and the ``/diagnostics`` tasks;
+* activate: publish ``~/label_info``, subscribe the cameras, start the worker thread;
+* deactivate: unsubscribe, stop the worker; cleanup: destroy all that, free GPU memory.
+
+A subscription callback only hands the message to :meth:`SegmentationService.submit`; the
+service's worker thread decodes, segments and calls back here to publish (docs/node.md).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+import functools
+import gc
 import sys
+import traceback
+from typing import Any, TYPE_CHECKING
 
-__all__ = ['main']
+from diagnostic_msgs.msg import DiagnosticArray
+import diagnostic_updater
+import numpy as np
+import rclpy
+from rclpy.executors import ExternalShutdownException
+from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from sensor_msgs.msg import CompressedImage, Image
+from std_srvs.srv import SetBool
+from vision_msgs.msg import LabelInfo
 
-NOT_IMPLEMENTED = (
-    'segnode_node: the ROS 2 node is not implemented in this release yet (tracked in the node '
-    'issue); use `segnode` for the offline tools'
-)
+from segnode.errors import ConfigError, EngineBuildError, SegnodeError
+from segnode.imaging import array_to_fields
+from segnode.ros import convert, params
+from segnode.ros.diagnostics import camera_summary, engine_summary, gpu_memory
+from segnode.runtime import build_service
+from segnode.service import FrameMetrics, Outputs
+
+if TYPE_CHECKING:
+    from rclpy.lifecycle import LifecycleState
+
+__all__ = ['NODE_NAME', 'SegNode', 'main']
+
+NODE_NAME = 'segnode'
+SUCCESS = TransitionCallbackReturn.SUCCESS
+EXPORT_HINT = 'build engines offline with `segnode export` (docs/node.md, "Engines")'
+
+
+@dataclass
+class _Publishers:
+    labels: Any
+    color: Any
+    metrics: Any
+
+
+class SegNode(LifecycleNode):
+    """The segnode lifecycle node; ``kwargs`` go to ``rclpy.node.Node`` (namespace, ...)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(NODE_NAME, **kwargs)
+        params.declare(self, [s for s in params.node_specs() if s.name == 'autostart'])
+        self.autostart = bool(self.get_parameter('autostart').value)
+        self._config: Any = None
+        self._service: Any = None
+        self._loaded: Any = None
+        self._pubs: dict[str, _Publishers] = {}
+        self._label_pub: Any = None
+        self._subs: list[Any] = []
+        self._enable_srv: Any = None
+        self._updater: Any = None
+        self._tasks: list[str] = []
+        self._loggers: dict[str, Any] = {}
+
+    # -- transitions ----------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            config = params.read_node_config(self)
+            service, loaded = build_service(
+                config, self._outputs(), clock=convert.RosClock(self.get_clock())
+            )
+            self._config, self._service, self._loaded = config, service, loaded
+            self._log_startup(config)
+            self._prepare_engines(config)
+            self._create_interfaces(config)
+        except SegnodeError as err:
+            hint = f'; {EXPORT_HINT}' if isinstance(err, EngineBuildError) else ''
+            self.get_logger().error(f'configure failed: {err}{hint}')
+            self._release()
+            return TransitionCallbackReturn.FAILURE
+        except Exception:  # noqa: BLE001 - rclpy turns it into ERROR without logging it
+            self.get_logger().error(f'configure failed:\n{traceback.format_exc()}')
+            self._release()
+            return TransitionCallbackReturn.ERROR
+        return super().on_configure(state)
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        result = super().on_activate(state)  # enables the lifecycle publishers
+        if result != SUCCESS:
+            return result
+        info = convert.label_info_msg(self._loaded.table.names)
+        info.header.stamp = self.get_clock().now().to_msg()
+        self._label_pub.publish(info)
+        self._subs = [self._subscribe(cam) for cam in self._config.cameras]
+        self._service.start()
+        return SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop_inputs()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_cleanup(state)
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return super().on_shutdown(state)
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()  # a transition raised: back to unconfigured with nothing left behind
+        return super().on_error(state)
+
+    def configure_and_activate(self) -> bool:
+        """Configure and activate (``autostart``); False, with the reason logged, on failure."""
+        for name, trigger in (
+            ('configure', self.trigger_configure),
+            ('activate', self.trigger_activate),
+        ):
+            if trigger() != SUCCESS:
+                self.get_logger().fatal(f'autostart: {name} failed (reason above); exiting')
+                return False
+        return True
+
+    def destroy_node(self) -> None:
+        """Stop the worker thread before rclpy destroys the publishers it uses."""
+        if self._service is not None:
+            self._service.stop()
+        super().destroy_node()
+
+    # -- transition helpers ---------------------------------------------------------------
+
+    def _outputs(self) -> Outputs:
+        return Outputs(
+            labels=self._on_labels,
+            color=self._on_color,
+            metrics=self._on_metrics,
+            want_color=self._want_color,
+            bad_frame=self._on_bad_frame,
+        )
+
+    def _subscribe(self, cam: Any) -> Any:
+        config = self._config
+        msg_type = CompressedImage if cam.transport == 'compressed' else Image
+        qos = convert.qos_profile(cam.qos or config.input_qos, config.input_depth)
+        submit = functools.partial(self._service.submit, cam.name)  # the whole callback
+        sub = self.create_subscription(msg_type, cam.subscribed_topic, submit, qos)
+        topic = getattr(sub, 'topic_name', cam.subscribed_topic)
+        self.get_logger().info(f'{cam.name}: {msg_type.__name__} from {topic}')
+        return sub
+
+    def _log_startup(self, config: Any) -> None:
+        log, loaded = self.get_logger(), self._loaded
+        if loaded.trained:
+            log.info(f'model: {loaded.description} ({len(loaded.table.names)} classes)')
+        else:
+            log.warning(f'!!! {loaded.description}: set model.path to a trained checkpoint !!!')
+        engine = config.engine
+        log.info(
+            f'engine: backend {engine.backend}, device {engine.device}, precision '
+            f'{engine.precision}; one engine per camera resolution, built or loaded at '
+            'configure (cameras.<cam>.size) or at its first frame'
+        )
+        unknown = params.unknown_overrides(self, config)
+        if unknown:
+            raise ConfigError(f'unknown parameter {unknown[0]!r}; see config/segnode.yaml')
+
+    def _prepare_engines(self, config: Any) -> None:
+        """Build or load the engine of every camera whose size is configured (fails early)."""
+        batch = len(config.cameras) if config.batch else 1
+        for size in dict.fromkeys(cam.size for cam in config.cameras if cam.size):
+            self.get_logger().info(f'engine for {size[0]}x{size[1]} frames (batch {batch})')
+            self._service.prepare(size[0], size[1], batch)
+
+    def _create_interfaces(self, config: Any) -> None:
+        qos = convert.qos_profile(config.output_qos, config.output_depth)
+        pub = self.create_lifecycle_publisher
+        self._pubs = {
+            cam: _Publishers(
+                labels=pub(Image, f'~/{cam}/labels', qos),
+                color=pub(Image, f'~/{cam}/color', qos),
+                metrics=pub(DiagnosticArray, f'~/{cam}/metrics', qos),
+            )
+            for cam in config.camera_names
+        }
+        self._label_pub = pub(LabelInfo, '~/label_info', convert.latched_qos())
+        self._enable_srv = self.create_service(SetBool, '~/enable', self._on_enable)
+        # Fresh loggers per configure: rclpy keeps throttle state per logger and call site.
+        log = self.get_logger()
+        self._loggers = {cam: log.get_child(cam) for cam in config.camera_names}
+        self._loggers[''] = log.get_child('worker')
+        if config.diagnostics_period_s > 0:
+            self._add_diagnostics(config)
+
+    def _add_diagnostics(self, config: Any) -> None:
+        if self._updater is None:  # one per node: it declares diagnostic_updater.period
+            self._updater = diagnostic_updater.Updater(self, period=config.diagnostics_period_s)
+            self._updater.setHardwareID('none')
+        self._tasks = ['engine', *(f'camera {cam}' for cam in config.camera_names)]
+        self._updater.add('engine', self._diagnose_engine)
+        for cam in config.camera_names:
+            self._updater.add(f'camera {cam}', functools.partial(self._diagnose_camera, cam))
+
+    def _stop_inputs(self) -> None:
+        for sub in self._subs:
+            self.destroy_subscription(sub)
+        self._subs = []
+        if self._service is not None:
+            self._service.stop()
+
+    def _release(self) -> None:
+        self._stop_inputs()
+        pubs = [p for group in self._pubs.values() for p in vars(group).values()]
+        destroy = getattr(self, 'destroy_lifecycle_publisher', self.destroy_publisher)
+        for pub in [*pubs, self._label_pub]:
+            if pub is not None:
+                destroy(pub)
+        if self._enable_srv is not None:
+            self.destroy_service(self._enable_srv)
+        for name in self._tasks:
+            self._updater.removeByName(name)
+        if self._service is not None:
+            self._service.release()
+        self._pubs, self._label_pub, self._enable_srv, self._tasks = {}, None, None, []
+        self._service = self._loaded = self._config = None
+        _free_gpu_memory()
+
+    # -- worker-thread callbacks (Outputs) ------------------------------------------------
+
+    def _on_labels(self, camera: str, header: Any, mask: np.ndarray) -> None:
+        msg = convert.image_msg(array_to_fields(mask, 'mono8'), header)
+        self._pubs[camera].labels.publish(msg)
+
+    def _on_color(self, camera: str, header: Any, rgb: np.ndarray) -> None:
+        self._pubs[camera].color.publish(convert.image_msg(array_to_fields(rgb, 'rgb8'), header))
+
+    def _on_metrics(self, camera: str, header: Any, metrics: FrameMetrics) -> None:
+        msg = convert.metrics_msg(header, camera, metrics, self.get_name())
+        self._pubs[camera].metrics.publish(msg)
+
+    def _want_color(self, camera: str) -> bool:
+        mode = self._config.publish_color
+        listeners = self._pubs[camera].color.get_subscription_count()
+        return mode == 'always' or (mode == 'auto' and listeners > 0)
+
+    def _on_bad_frame(self, camera: str, reason: str) -> None:
+        logger = self._loggers.get(camera) or self._loggers['']
+        period = self._config.warn_period_s
+        logger.warning(f'frame dropped: {reason}', throttle_duration_sec=period)
+
+    # -- executor callbacks ---------------------------------------------------------------
+
+    def _on_enable(self, request: Any, response: Any) -> Any:
+        self._service.enabled = bool(request.data)
+        response.success = True
+        response.message = 'inference enabled' if request.data else 'inference paused'
+        self.get_logger().info(response.message)
+        return response
+
+    def _diagnose_camera(self, camera: str, stat: Any) -> Any:
+        service = self._service
+        stats = service.stats()[camera]
+        now = service.clock.monotonic_ns()
+        summary = camera_summary(stats, now, active=service.running, enabled=service.enabled)
+        return convert.fill_status(stat, *summary)
+
+    def _diagnose_engine(self, stat: Any) -> Any:
+        summary = engine_summary(self._service.segmenters(), self._loaded.description)
+        summary.values.update(gpu_memory())
+        return convert.fill_status(stat, *summary)
+
+
+def _free_gpu_memory() -> None:
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def main(args: list[str] | None = None) -> int:
-    """Run the node.
+    """Run the node until shutdown.
 
     Args:
         args: Command-line arguments (ROS arguments included); ``None`` means ``sys.argv``.
 
     Returns:
-        The process exit status: 2, as the node is not implemented yet.
+        0, or 1 when ``autostart`` could not configure and activate the node.
     """
-    del args  # Unused until the node exists.
-    print(NOT_IMPLEMENTED, file=sys.stderr)
-    return 2
+    rclpy.init(args=args)
+    node = None
+    status = 0
+    try:
+        node = SegNode()
+        if node.autostart and not node.configure_and_activate():
+            status = 1
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    except SegnodeError as err:  # a malformed autostart parameter
+        print(f'segnode_node: {err}', file=sys.stderr)
+        status = 1
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+    return status
 
 
 if __name__ == '__main__':

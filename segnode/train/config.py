@@ -269,6 +269,8 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
         ConfigError: Unreadable file, unknown key or bad value (the message names it).
     """
     data = _read_yaml(Path(path)) if path else {}
-    where = f'{path}: ' if path else ''
     merged = {**data, **parse_overrides(overrides)}
-    return config_from_dict(TrainConfig, merged, where)
+    try:
+        return config_from_dict(TrainConfig, merged)
+    except ConfigError as err:
+        raise ConfigError(f'{path}: {err}' if path else str(err)) from err

@@ -41,5 +41,5 @@ def test_invalid_values_name_the_field(values: dict[str, object], message: str) 
 
 
 def test_unknown_key_is_refused() -> None:
-    with pytest.raises(ConfigError, match="unknown key engine.'backends'"):
+    with pytest.raises(ConfigError, match="unknown key 'engine.backends'"):
         config_from_dict(EngineConfig, {'backends': 'eager'}, 'engine.')
