@@ -318,6 +318,7 @@ class _Run:
         self.first_ns = 0
         self.progress: Any = None
         self.error: ReplayError | None = None
+        self.first_bad: dict[str, str] = {}
 
     def warm_up(self) -> None:
         """Build each camera's engine and run it once, so no frame pays for that."""
@@ -358,6 +359,12 @@ class _Run:
                 self.result.engine = _describe(self.service.segmenters())
         if self.error:
             raise self.error
+        for cam in self.result.cameras:
+            if cam.bad and not cam.processed and not self.result.interrupted:
+                raise ReplayError(
+                    f'no frame of camera {cam.camera} ({cam.topic}) could be segmented: '
+                    f'{self.first_bad[cam.camera]}'
+                )
 
     def _frames(self) -> Iterator[Arrival]:
         """Bag messages as arrivals at their log time (ns on the bag timeline)."""
@@ -435,6 +442,7 @@ class _Run:
 
     def _on_bad(self, camera: str, reason: str) -> None:
         self.by_cam[camera].bad += 1
+        self.first_bad.setdefault(camera, reason)
         self.progress.update(1)
         note = f'camera {camera}: bad frame skipped: {reason}'
         if note not in self.result.notes and len(self.result.notes) < 20:

@@ -272,3 +272,37 @@ def test_camvid_val_replay(tmp_path: Path, camvid_root: Path) -> None:
     assert doc['miou'] is not None and 0.0 <= doc['miou'] <= 1.0
     # The report's own overhead measure: the share of wall time spent outside the engine.
     assert doc['replay_overhead'] < 0.5
+
+
+@pytest.mark.parametrize('version', [4, 5])
+def test_humble_style_bag_replays(tmp_path: Path, version: int) -> None:
+    from test_bags import to_humble  # the rewrite into Humble's metadata and db schema
+
+    bag = write_bag(tmp_path / 'in', 4, cameras=('front', 'rear'), storage='sqlite3')
+    to_humble(bag, version)
+    result = run(bag)
+    assert [(c.camera, c.frames, c.processed) for c in result.cameras] == [
+        ('front', 4, 4),
+        ('rear', 4, 4),
+    ]
+
+
+def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
+    tmp_path: Path,
+) -> None:
+    with BagWriter(tmp_path / 'in') as bag:
+        for k, encoding in enumerate(['rgb8', 'yuv422', 'rgb8']):
+            fields = imaging.array_to_fields(frame(k), 'rgb8')
+            msg = make_image(fields, make_header(T0 + k * PERIOD_NS))
+            msg.encoding = encoding
+            bag.write('/front/image_raw', T0 + k * PERIOD_NS, msg)
+    result = run(tmp_path / 'in')
+    cam = result.cameras[0]
+    assert (cam.frames, cam.processed, cam.bad) == (3, 2, 1)
+    assert any("encoding 'yuv422'" in n for n in result.notes)
+    with BagWriter(tmp_path / 'yuv') as bag:
+        msg = make_image(imaging.array_to_fields(frame(0), 'rgb8'), make_header(T0))
+        msg.encoding = 'yuv422'
+        bag.write('/front/image_raw', T0, msg)
+    with pytest.raises(ReplayError, match=r'no frame of camera front .*yuv422'):
+        run(tmp_path / 'yuv')
