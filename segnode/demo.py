@@ -14,9 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 import shutil
 
-from segnode import imaging
 from segnode.config import EngineConfig
-from segnode.eval.bag_writer import BagWriter, make_header, make_image
+from segnode.eval.bag_from_images import write_frames
+from segnode.eval.bag_writer import BagWriter
 from segnode.eval.replay import replay, ReplayOptions
 from segnode.eval.report import headline, write_report
 from segnode.node_config import LabelModelConfig, NodeConfig
@@ -25,24 +25,13 @@ from segnode.synthetic import synthetic_drive
 
 __all__ = ['run_demo', 'write_drive_bag']
 
-START_NS = 1_700_000_000 * 10**9
-
 
 def write_drive_bag(
     path: Path, *, frames: int, height: int, width: int, rate: float = 10.0
 ) -> Path:
     """A bag of the synthetic drive: ``/camera/image_raw`` rgb8 and ``/camera/labels`` mono8."""
-    period = int(1e9 / rate)
     with BagWriter(path, 'mcap') as bag:
-        for i, (rgb, label) in enumerate(synthetic_drive(frames, height, width)):
-            t = START_NS + i * period
-            header = make_header(t, 'camera')
-            bag.write(
-                '/camera/image_raw', t, make_image(imaging.array_to_fields(rgb, 'rgb8'), header)
-            )
-            bag.write(
-                '/camera/labels', t, make_image(imaging.array_to_fields(label, 'mono8'), header)
-            )
+        write_frames(bag, synthetic_drive(frames, height, width), rate=rate)
     return path
 
 

@@ -84,8 +84,9 @@ def load_labelled_model(config: LabelModelConfig | None = None) -> LoadedModel:
         sha, what, trained = file_sha256(path), f'checkpoint {path}', True
     else:
         k = config.num_classes or CAMVID.num_classes
-        torch.manual_seed(0)
-        model = build_mfaranet(num_classes=k).eval()
+        with torch.random.fork_rng(devices=[]):  # reproducible, without touching the caller's RNG
+            torch.manual_seed(0)
+            model = build_mfaranet(num_classes=k).eval()
         table = CAMVID if k == CAMVID.num_classes else class_table(k)
         sha, what, trained = '', RANDOM_WEIGHTS, False
     table = _override_labels(table, config, model.config.num_classes)

@@ -7,7 +7,7 @@ are generated (ros-interface.md section 7): e.g. CamVid frames as rgb8 ``sensor_
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from segnode.errors import BagWriteError, ImageFormatError
 from segnode.eval.bag_writer import BagWriter, make_compressed, make_header, make_image
 from segnode.imaging import array_to_fields, encode_compressed
 
-__all__ = ['DEFAULT_START_NS', 'IMAGE_SUFFIXES', 'BagSummary', 'bag_from_images']
+__all__ = ['DEFAULT_START_NS', 'IMAGE_SUFFIXES', 'BagSummary', 'bag_from_images', 'write_frames']
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000  # 2023-11-14, fixed so bags are reproducible
@@ -112,6 +112,40 @@ def _read_label(path: Path, shape: tuple[int, ...]) -> np.ndarray:
     return result
 
 
+def write_frames(
+    writer: BagWriter,
+    frames: Iterable[tuple[np.ndarray, np.ndarray | None]],
+    *,
+    rate: float,
+    start_ns: int = DEFAULT_START_NS,
+    topic: str = '/camera/image_raw',
+    label_topic: str = '/camera/labels',
+    frame_id: str = 'camera',
+    compressed: bool = False,
+) -> int:
+    """Write (rgb frame, label or None) pairs at ``rate``; returns how many were written.
+
+    Frame ``i`` is stamped ``start_ns + i / rate`` (header stamp and log time alike): an rgb8
+    Image on ``topic`` (or a jpeg CompressedImage on ``<topic>/compressed``), and its label, if
+    any, as a mono8 Image on ``label_topic`` with the same header.
+    """
+    image_topic = f'{topic.rstrip("/")}/compressed' if compressed else topic
+    writer.add_topic(image_topic, 'sensor_msgs/msg/CompressedImage' if compressed else IMAGE_TYPE)
+    count = 0
+    for frame, label in frames:
+        stamp = start_ns + round(count * 1_000_000_000 / rate)
+        header = make_header(stamp, frame_id)
+        if compressed:
+            fmt, data = encode_compressed(frame, 'rgb8', 'jpeg')
+            writer.write(image_topic, stamp, make_compressed(fmt, data, header))
+        else:
+            writer.write(image_topic, stamp, make_image(array_to_fields(frame, 'rgb8'), header))
+        if label is not None:
+            writer.write(label_topic, stamp, make_image(array_to_fields(label, 'mono8'), header))
+        count += 1
+    return count
+
+
 def bag_from_images(
     source: str | Path,
     out: str | Path,
@@ -172,27 +206,18 @@ def bag_from_images(
     topics = (image_topic, label_topic) if label_files else (image_topic,)
     if len(set(topics)) < len(topics):
         raise BagWriteError(f'the label topic must differ from the image topic {image_topic}')
-    count = 0
+    pairs: Iterator[tuple[np.ndarray, np.ndarray | None]] = (
+        (f, _read_label(label_files[stem], f.shape) if label_files else None) for stem, f in frames
+    )
     with writer:
-        writer.add_topic(
-            image_topic, 'sensor_msgs/msg/CompressedImage' if compressed else IMAGE_TYPE
+        count = write_frames(
+            writer,
+            tqdm(pairs, total=total, disable=not progress, unit='frame'),
+            rate=rate,
+            start_ns=start_ns,
+            topic=topic,
+            label_topic=label_topic,
+            frame_id=frame_id,
+            compressed=compressed,
         )
-        for name in topics[1:]:
-            writer.add_topic(name, IMAGE_TYPE)
-        for stem, frame in tqdm(frames, total=total, disable=not progress, unit='frame'):
-            stamp = start_ns + round(count * 1_000_000_000 / rate)
-            header = make_header(stamp, frame_id)
-            if compressed:
-                fmt, data = encode_compressed(frame, 'rgb8', 'jpeg')
-                writer.write(image_topic, stamp, make_compressed(fmt, data, header))
-            else:
-                writer.write(
-                    image_topic, stamp, make_image(array_to_fields(frame, 'rgb8'), header)
-                )
-            if label_files:
-                label = _read_label(label_files[stem], frame.shape)
-                writer.write(
-                    label_topic, stamp, make_image(array_to_fields(label, 'mono8'), header)
-                )
-            count += 1
     return BagSummary(out, count, topics, storage)

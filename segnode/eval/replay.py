@@ -38,7 +38,6 @@ from segnode.node_config import NodeConfig
 from segnode.runtime import build_service, load_labelled_model, LoadedModel
 from segnode.service import (
     Arrival,
-    FrameMetrics,
     FrameResult,
     Outputs,
     run_timeline,
@@ -357,6 +356,10 @@ class _Run:
             finally:
                 self.result.wall_s = time.perf_counter() - start
                 self.result.engine = _describe(self.service.segmenters())
+                for name, stats in self.service.stats().items():  # the service's own counts
+                    counts = self.by_cam[name]
+                    counts.frames, counts.processed = stats.received, stats.processed
+                    counts.dropped, counts.bad = stats.dropped, stats.bad
         if self.error:
             raise self.error
         for cam in self.result.cameras:
@@ -374,7 +377,6 @@ class _Run:
             if i == 0:
                 self.first_ns = m.log_time_ns
             cam = self.cams[m.topic]
-            self.by_cam[cam].frames += 1
             if self.truth.by_order:
                 self.truth.order_of[(cam, imaging.stamp_ns(m.msg.header))] = i
             if self.writer is not None:
@@ -392,7 +394,6 @@ class _Run:
 
     def _on_result(self, r: FrameResult) -> None:
         cam = self.by_cam[r.camera]
-        cam.processed += 1
         values = r.metrics.as_dict()
         for stage in STAGES:
             cam.stages[stage].append(values[stage])
@@ -400,13 +401,12 @@ class _Run:
         self.result.engine_s += r.metrics.infer_ms * 1e-3
         truth = self.truth.get(r.camera, r.stamp_ns)
         if truth is not None:
-            self._score(r.camera, r.stamp_ns, r.mask, truth, consumer=True, own=True)
+            self._score(r.camera, r.stamp_ns, r.mask, truth, own=True)
         self.last_mask[r.camera] = r.mask
         if self.writer is not None:
-            self._write_outputs(r, r.metrics)
-        if (cam.processed - 1) % self.overlay_every == 0 and len(self.result.overlays) < max(
-            self.opts.overlays, 0
-        ):
+            self._write_outputs(r)
+        wanted = len(self.result.overlays) < self.opts.overlays
+        if wanted and (len(cam.bag_time_s) - 1) % self.overlay_every == 0:
             rgb = r.frame if r.encoding == 'rgb8' else r.frame[..., ::-1]
             self.result.overlays.append(
                 Overlay(r.camera, r.stamp_ns, np.array(rgb), r.mask.copy(), truth)
@@ -414,9 +414,9 @@ class _Run:
         self.progress.update(1)
 
     def _score(
-        self, camera: str, stamp: int, mask: np.ndarray, truth: np.ndarray, *, consumer: bool,
-        own: bool,
-    ) -> None:  # fmt: skip
+        self, camera: str, stamp: int, mask: np.ndarray, truth: np.ndarray, *, own: bool
+    ) -> None:
+        """Add a frame to the consumer view, and with ``own`` (its own mask) to the scores."""
         if truth.shape != mask.shape:
             # Raised by run() once this callback has returned (the service guards callbacks).
             self.error = self.error or ReplayError(
@@ -429,26 +429,24 @@ class _Run:
         if own and self.result.confusion is not None:
             self.result.confusion += counts
             self.by_cam[camera].scored += 1
-        if consumer and self.result.consumer_confusion is not None:
+        if self.result.consumer_confusion is not None:
             self.result.consumer_confusion += counts
 
     def _on_dropped(self, camera: str, stamp_ns: int, reason: str) -> None:
-        self.by_cam[camera].dropped += 1
         self.progress.update(1)
         truth = self.truth.get(camera, stamp_ns)
         last = self.last_mask.get(camera)
         if truth is not None and last is not None:
-            self._score(camera, stamp_ns, last, truth, consumer=True, own=False)
+            self._score(camera, stamp_ns, last, truth, own=False)
 
     def _on_bad(self, camera: str, reason: str) -> None:
-        self.by_cam[camera].bad += 1
         self.first_bad.setdefault(camera, reason)
         self.progress.update(1)
         note = f'camera {camera}: bad frame skipped: {reason}'
         if note not in self.result.notes and len(self.result.notes) < 20:
             self.result.notes.append(note)
 
-    def _write_outputs(self, r: FrameResult, metrics: FrameMetrics) -> None:
+    def _write_outputs(self, r: FrameResult) -> None:
         assert self.writer is not None
         base = f'{self.opts.out_prefix.rstrip("/")}/{r.camera}'
         t = self.clock.now_ns()
@@ -464,7 +462,7 @@ class _Run:
         self.writer.write(
             f'{base}/metrics',
             t,
-            make_diagnostics(header, f'segnode: {r.camera}', metrics.as_dict()),
+            make_diagnostics(header, f'segnode: {r.camera}', r.metrics.as_dict()),
         )
 
 
