@@ -131,6 +131,31 @@ class _Job:
     digest: str
     calibration: Tensor | None
 
+    @classmethod
+    def create(
+        cls,
+        model: MFARANet,
+        config: EngineConfig,
+        batch: int,
+        height: int,
+        width: int,
+        checkpoint_sha256: str,
+        calibration: Tensor | None,
+        reference: MFARANet | None = None,
+    ) -> _Job:
+        """Check the frame shape and put the models in eval mode."""
+        frame_dims(batch, height, width, dynamic=config.dynamic)
+        return cls(
+            model=model.eval(),
+            reference=(reference or model).eval(),
+            config=config,
+            batch=batch,
+            height=height,
+            width=width,
+            digest=checkpoint_sha256 or weights_sha256(model),
+            calibration=calibration,
+        )
+
     def options(self, device: torch.device, precision: str) -> BuildOptions:
         c = self.config
         return BuildOptions(
@@ -334,18 +359,10 @@ def build_engine(
             or a TensorRT engine is missing and may not be built.
         EngineBuildError: A build or the parity gate failed (``strict``, or a named backend).
     """
-    frame_dims(batch, height, width, dynamic=config.dynamic)
-    device = resolve_device(config)
-    job = _Job(
-        model=model.eval(),
-        reference=(reference or model).eval(),
-        config=config,
-        batch=batch,
-        height=height,
-        width=width,
-        digest=checkpoint_sha256 or weights_sha256(model),
-        calibration=calibration,
+    job = _Job.create(
+        model, config, batch, height, width, checkpoint_sha256, calibration, reference
     )
+    device = resolve_device(config)
     auto = config.backend == 'auto'
     candidates = AUTO_ORDER[device.type] if auto else (config.backend,)
     report = EngineReport(device=str(device))
@@ -394,18 +411,8 @@ def export_engine(
     """
     if config.backend == 'auto':
         raise EngineBuildError('export needs a named backend (tensorrt, onnxruntime, ...)')
-    frame_dims(batch, height, width, dynamic=config.dynamic)
+    job = _Job.create(model, config, batch, height, width, checkpoint_sha256, calibration)
     device = resolve_device(config)
-    job = _Job(
-        model=model.eval(),
-        reference=model.eval(),
-        config=config,
-        batch=batch,
-        height=height,
-        width=width,
-        digest=checkpoint_sha256 or weights_sha256(model),
-        calibration=calibration,
-    )
     spec = BACKEND_TABLE[config.backend]
     options = job.options(device, resolve_precision(config, device))
     spec.check(options)

@@ -63,7 +63,7 @@ def test_bf16_eager_engine_stays_close_to_fp32(model: MFARANet) -> None:
     )
     engine, report = build_engine(model, config, height=H, width=W)
     assert engine.precision == 'bf16' and report.precision == 'bf16'
-    assert report.parity['passed'] and report.parity['agreement'] < 1.0
+    assert report.parity['passed']
     # bf16 keeps 8 significant bits: the logits differ from fp32, but only slightly
     assert 0 < report.parity['max_abs'] < 0.05 and report.parity['cosine'] > 0.9999
 
