@@ -94,16 +94,26 @@ class MFARANet(nn.Module):
             return upsample_to(self.score_heads[PRUNED_BRANCH](branch), size)
         feats = [eq(f) for eq, f in zip(self.equalizers, feats, strict=True)]
         scores = [head(f) for head, f in zip(self.score_heads, feats, strict=True)]
-        logits = upsample_to(self.asfm(feats, scores), size)  # (N, K, H, W)
+        fused = self.asfm(feats, scores)
         if not aux:
-            return logits
+            return upsample_to(fused, size)  # (N, K, H, W)
         if self.boundary_heads is None:
             raise RuntimeError('aux outputs need a model built with boundary_heads=True')
-        outputs = {'out': logits}
+        outputs = {'out': _loss_map(fused, size)}
         for i, (f, s, head) in enumerate(zip(feats, scores, self.boundary_heads, strict=True)):
-            outputs[f'score{i + 1}'] = upsample_to(s, size)
-            outputs[f'boundary{i + 1}'] = upsample_to(head(f), size)
+            outputs[f'score{i + 1}'] = _loss_map(s, size)
+            outputs[f'boundary{i + 1}'] = _loss_map(head(f), size)
         return outputs
+
+
+def _loss_map(x: Tensor, size: tuple[int, int] | Any) -> Tensor:
+    """A training output at input resolution, fp32 and NCHW-contiguous.
+
+    The loss reads these full-resolution maps several times; casting and reordering the small
+    map before the upsample (instead of a bf16 channels-last map after it) makes every later
+    read and its backward pass a plain contiguous fp32 one.
+    """
+    return upsample_to(x.float().contiguous(), size)
 
 
 def build_mfaranet(config: ModelConfig | None = None, **options: Any) -> MFARANet:

@@ -7,7 +7,9 @@ import logging
 import torch
 from torch import nn
 
+from segnode.errors import CheckpointError
 from segnode.model.backbone import load_imagenet_backbone
+from segnode.model.checkpoint import read_checkpoint
 from segnode.model.mfaranet import build_mfaranet, MFARANet
 from segnode.train.config import TrainConfig
 
@@ -20,7 +22,9 @@ def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
     """MFARANet with boundary heads, decoder initialised from ``cfg.seed``, ImageNet backbone.
 
     The backbone is loaded from ``cfg.pretrained`` (deep-stem or torchvision ResNet-18) when
-    given; otherwise the whole network trains from scratch. Equalizers stay uncalibrated.
+    given, or the whole network from the segnode checkpoint ``cfg.init``; otherwise it trains
+    from scratch. Equalizers stay uncalibrated unless ``cfg.init`` brings calibrated ones
+    (``model.equalizer_provenance['state'] == 'calibrated'``).
     """
     torch.manual_seed(cfg.seed)
     model = build_mfaranet(
@@ -37,9 +41,38 @@ def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
             cfg.pretrained,
             len(random_keys),
         )
+    elif cfg.init:
+        _init_from_checkpoint(model, cfg.init)
     else:
         _LOG.info('no ImageNet weights given (pretrained=): training from scratch')
     return model
+
+
+def _init_from_checkpoint(model: MFARANet, path: str) -> None:
+    """Copy every tensor of a segnode checkpoint whose name and shape match ``model``'s.
+
+    Raises:
+        CheckpointError: Unreadable file, or one that shares no tensor with the model.
+    """
+    state, meta = read_checkpoint(path)
+    own = model.state_dict()
+    loaded = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
+    if not loaded:
+        raise CheckpointError(f'{path} shares no tensor with this model (width or layout differs)')
+    model.load_state_dict({k: v.to(own[k].dtype) for k, v in loaded.items()}, strict=False)
+    fresh = sorted(set(own) - set(loaded))
+    equalizers = dict(meta.get('equalizers') or {})
+    if any('equalizers.' in k for k in fresh) or not isinstance(equalizers.get('state'), str):
+        equalizers = {'state': 'uncalibrated'}
+    model.equalizer_provenance = equalizers
+    _LOG.info(
+        'initialised from %s: %d tensors loaded, %d left at fresh init%s; equalizers %s',
+        path,
+        len(loaded),
+        len(fresh),
+        f' ({", ".join(fresh[:3])}{", ..." if len(fresh) > 3 else ""})' if fresh else '',
+        equalizers['state'],
+    )
 
 
 def build_optimizer(model: MFARANet, cfg: TrainConfig) -> torch.optim.SGD:
@@ -55,12 +88,19 @@ def build_optimizer(model: MFARANet, cfg: TrainConfig) -> torch.optim.SGD:
 
 
 def poly_schedule(
-    optimizer: torch.optim.Optimizer, max_iters: int, power: float
+    optimizer: torch.optim.Optimizer, max_iters: int, power: float, warmup_iters: int = 0
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """LR x (1 - iteration / max_iters) ** power, stepped once per iteration."""
+    """LR x (1 - iteration / max_iters) ** power, stepped once per iteration.
+
+    With ``warmup_iters``, the factor also ramps linearly from 1 / warmup_iters to 1 over the
+    first ``warmup_iters`` iterations.
+    """
 
     def factor(iteration: int) -> float:
-        return float(max(0.0, 1.0 - iteration / max_iters) ** power)
+        poly = max(0.0, 1.0 - iteration / max_iters) ** power
+        if iteration < warmup_iters:
+            poly *= (iteration + 1) / warmup_iters
+        return float(poly)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 

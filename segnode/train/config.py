@@ -76,6 +76,9 @@ class TrainConfig:
         equalizers: Scale Equalizers (``false`` trains the ablation baseline).
         per_channel_equalizers: Per-channel equalizer constants.
         pretrained: ImageNet ResNet-18 file (deep-stem or torchvision); ``''``: from scratch.
+        init: segnode checkpoint whose weights (and calibrated equalizer constants) the run
+            starts from: a second training phase, or fine-tuning on other data; tensors whose
+            shape differs (another class count) keep their fresh initialisation.
         calibration_images: Images per calibration pass (0: the whole training split).
         batch_size: Images per GPU (per process) and micro-batch.
         accumulate: Micro-batches per optimiser step (gradient accumulation).
@@ -87,6 +90,7 @@ class TrainConfig:
         momentum: SGD momentum.
         weight_decay: Weight decay on every parameter (BN and biases included).
         poly_power: Poly schedule exponent, updated every iteration.
+        warmup_iters: Linear learning-rate warm-up over the first N iterations (0: none).
         grad_clip: Maximum gradient norm (0: no clipping).
         amp: ``none``, ``bf16`` or ``fp16`` (with a gradient scaler).
         channels_last: Channels-last memory format.
@@ -126,6 +130,7 @@ class TrainConfig:
     equalizers: bool = True
     per_channel_equalizers: bool = False
     pretrained: str = ''
+    init: str = ''
     calibration_images: int = 0
     batch_size: int = 7
     accumulate: int = 1
@@ -137,6 +142,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     poly_power: float = 0.9
+    warmup_iters: int = 0
     grad_clip: float = 0.0
     amp: str = 'none'
     channels_last: bool = False
@@ -180,6 +186,7 @@ class TrainConfig:
             'val_limit',
             'ohem_min_kept',
             'stop_at',
+            'warmup_iters',
         ):
             if getattr(self, name) < 0:
                 raise ConfigError(f'{name} must be >= 0, got {getattr(self, name)}')
@@ -189,6 +196,9 @@ class TrainConfig:
             raise ConfigError(
                 f'lr and head_lr_mult must be > 0, got {self.lr}, {self.head_lr_mult}'
             )
+        if self.pretrained and self.init:
+            raise ConfigError('give pretrained (an ImageNet backbone) or init (a segnode '
+                              'checkpoint), not both')
         if self.val_every < -1:
             raise ConfigError(f'val_every must be >= -1, got {self.val_every}')
 

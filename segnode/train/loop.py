@@ -134,7 +134,9 @@ class Trainer:
             cfg.attention_thresh,
         )
         self.optimizer = build_optimizer(self.model, cfg)
-        self.scheduler = poly_schedule(self.optimizer, self.max_iters, cfg.poly_power)
+        self.scheduler = poly_schedule(
+            self.optimizer, self.max_iters, cfg.poly_power, cfg.warmup_iters
+        )
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == 'fp16')
         self.iteration, self.best_miou = 0, cast(float | None, None)
         if state is not None:
@@ -156,6 +158,8 @@ class Trainer:
         if state is not None:  # the equalizer constants come with the weights: no recalibration
             model.load_state_dict(state['model'])
             model.equalizer_provenance = dict(state['equalizers'])
+        elif cfg.equalizers and model.equalizer_provenance.get('state') == 'calibrated':
+            _LOG.info('equalizer constants come from %s: not recalibrated', cfg.init)
         elif cfg.equalizers:
             t0 = time.perf_counter()
             provenance = calibrate_for_training(model, self.data.train, cfg, ctx)

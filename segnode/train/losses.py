@@ -25,24 +25,39 @@ IGNORE_ID = 255
 BRANCHES = 4
 
 
+def _log_probs(logits: Tensor) -> Tensor:
+    return F.log_softmax(logits.float(), dim=1)
+
+
+def _pixel_nll(log_probs: Tensor, target: Tensor, ignore_index: int) -> tuple[Tensor, Tensor]:
+    """Per-pixel negative log-likelihood (0 where ignored) and the valid-pixel mask."""
+    valid = target != ignore_index
+    safe = target.masked_fill(~valid, 0)
+    nll = -log_probs.gather(1, safe.unsqueeze(1)).squeeze(1)
+    return nll.masked_fill(~valid, 0.0), valid
+
+
+def _mean_nll(log_probs: Tensor, target: Tensor, ignore_index: int) -> Tensor:
+    """Mean NLL over non-ignored pixels; 0 (with a graph) when every pixel is ignored."""
+    nll, valid = _pixel_nll(log_probs, target, ignore_index)
+    return nll.sum() / valid.sum().clamp(min=1)
+
+
 def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_ID) -> Tensor:
     """Mean CE over non-ignored pixels; 0 (with a graph) when every pixel is ignored."""
-    if not bool((target != ignore_index).any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits, target, ignore_index=ignore_index)
+    return _mean_nll(_log_probs(logits), target, ignore_index)
 
 
 @torch.no_grad()
 def _ohem_target(
-    logits: Tensor, target: Tensor, thresh: float, min_kept: int, ignore_index: int
+    log_probs: Tensor, target: Tensor, thresh: float, min_kept: int, ignore_index: int
 ) -> Tensor:
     valid = target != ignore_index
     num_valid = int(valid.sum())
     if num_valid == 0 or min_kept > num_valid:
         return target  # the official code keeps every pixel below min_kept valid pixels
-    prob = torch.softmax(logits.float(), dim=1)
     safe = torch.where(valid, target, torch.zeros_like(target))
-    target_prob = prob.gather(1, safe.unsqueeze(1)).squeeze(1)
+    target_prob = log_probs.gather(1, safe.unsqueeze(1)).squeeze(1).exp()
     target_prob = target_prob.masked_fill(~valid, 1.0)
     threshold = thresh
     if min_kept > 0:
@@ -50,6 +65,13 @@ def _ohem_target(
         threshold = max(thresh, float(kth))
     keep = valid & (target_prob <= threshold)
     return torch.where(keep, target, torch.full_like(target, ignore_index))
+
+
+def _ohem_nll(
+    log_probs: Tensor, target: Tensor, thresh: float, min_kept: int, ignore_index: int
+) -> Tensor:
+    kept = _ohem_target(log_probs.detach(), target, thresh, min_kept, ignore_index)
+    return _mean_nll(log_probs, kept, ignore_index)
 
 
 def ohem_cross_entropy(
@@ -72,9 +94,7 @@ def ohem_cross_entropy(
         min_kept: Minimum number of pixels kept per batch (100,000 per GPU batch officially).
         ignore_index: Unlabelled id.
     """
-    return cross_entropy(
-        logits, _ohem_target(logits, target, thresh, min_kept, ignore_index), ignore_index
-    )
+    return _ohem_nll(_log_probs(logits), target, thresh, min_kept, ignore_index)
 
 
 def balanced_bce(logits: Tensor, target: Tensor) -> Tensor:
@@ -97,12 +117,31 @@ def balanced_bce(logits: Tensor, target: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits, target.clamp(max=1.0), weight)
 
 
-def _image_class_weights(target: Tensor, num_classes: int) -> Tensor:
-    """1 + (1 - frequency) for classes present in ``target``, 1 for absent ones."""
-    labelled = target[target < num_classes]
-    counts = torch.bincount(labelled, minlength=num_classes).float()
-    freq = counts / counts.sum().clamp(min=1.0)
+def _image_class_weights(target: Tensor, valid: Tensor, num_classes: int) -> Tensor:
+    """(N, K): 1 + (1 - frequency) of each class among an image's valid pixels, 1 if absent."""
+    n = target.shape[0]
+    image = torch.arange(n, device=target.device).view(n, 1, 1).expand_as(target)
+    index = (image * num_classes + target)[valid]
+    counts = torch.bincount(index, minlength=n * num_classes).view(n, num_classes).float()
+    freq = counts / counts.sum(dim=1, keepdim=True).clamp(min=1.0)
     return torch.where(counts > 0, 2.0 - freq, torch.ones_like(freq))
+
+
+def _edge_attention_nll(
+    log_probs: Tensor, target: Tensor, edge_logits: Tensor, thresh: float, ignore_index: int
+) -> tuple[Tensor, int]:
+    num_classes = log_probs.shape[1]
+    edge = edge_logits.detach().amax(dim=1) > thresh  # raw logit, not sigmoid
+    masked = torch.where(edge, target, torch.full_like(target, ignore_index))
+    nll, valid = _pixel_nll(log_probs, masked, ignore_index)
+    weights = _image_class_weights(masked.masked_fill(~valid, 0), valid, num_classes)
+    pixel_weight = weights.gather(1, masked.masked_fill(~valid, 0).flatten(1)).view_as(nll)
+    pixel_weight = pixel_weight * valid
+    per_image = (pixel_weight * nll).flatten(1).sum(1) / pixel_weight.flatten(1).sum(1).clamp(
+        min=1e-12
+    )
+    empty = int((~valid.flatten(1).any(dim=1)).sum())
+    return per_image.sum(), empty
 
 
 def edge_attention_ce(
@@ -116,27 +155,15 @@ def edge_attention_ce(
 
     Per image, pixels with ``edge_logit <= thresh`` are ignored, class weights are
     ``1 + (1 - freq)`` for classes present among the remaining pixels (1 for absent ones), and
-    the weighted CE means are **summed** over the batch.
+    the weighted CE means are **summed** over the batch. Computed for the whole batch at once
+    (one log-softmax, no per-image slices: their backward pass zero-fills and copies a
+    full-batch gradient per image).
 
     Returns:
         The loss and the number of images with no pixel left (their term is 0, where the
         official code gives NaN).
     """
-    num_classes = logits.shape[1]
-    edge = edge_logits.detach().amax(dim=1) > thresh  # raw logit, not sigmoid
-    masked = torch.where(edge, target, torch.full_like(target, ignore_index))
-    total = logits.sum() * 0.0
-    empty = 0
-    for i in range(logits.shape[0]):
-        t = masked[i : i + 1]
-        if not bool((t != ignore_index).any()):
-            empty += 1
-            continue
-        weight = _image_class_weights(t, num_classes).to(logits.dtype)
-        total = total + F.cross_entropy(
-            logits[i : i + 1].float(), t, weight=weight.float(), ignore_index=ignore_index
-        )
-    return total, empty
+    return _edge_attention_nll(_log_probs(logits), target, edge_logits, thresh, ignore_index)
 
 
 class MJSLoss(nn.Module):
@@ -177,10 +204,15 @@ class MJSLoss(nn.Module):
         ohem = bce = attention = fused * 0.0
         empty = 0
         for i in range(1, BRANCHES + 1):
-            score, edge = outputs[f'score{i}'].float(), outputs[f'boundary{i}'].float()
-            ohem = ohem + ohem_cross_entropy(score, target, self.ohem_thresh, self.ohem_min_kept)
+            log_probs = _log_probs(outputs[f'score{i}'])  # shared by OHEM and edge attention
+            edge = outputs[f'boundary{i}'].float()
+            ohem = ohem + _ohem_nll(
+                log_probs, target, self.ohem_thresh, self.ohem_min_kept, IGNORE_ID
+            )
             bce = bce + balanced_bce(edge, boundary)
-            term, n = edge_attention_ce(score, target, edge, self.attention_thresh)
+            term, n = _edge_attention_nll(
+                log_probs, target, edge, self.attention_thresh, IGNORE_ID
+            )
             attention, empty = attention + term, empty + n
         total = fused + ohem + self.boundary_weight * bce + self.attention_weight * attention
         parts = {
