@@ -23,7 +23,7 @@ setup(
     maintainer='segnode team',
     maintainer_email='segnode@example.com',
     packages=find_packages(exclude=['test', 'test.*']),
-    package_data={PACKAGE: ['engine/*.txt', 'weights/*.pt']},
+    package_data={PACKAGE: ['engine/tensorrt/*.txt', 'weights/*.pt']},
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),

@@ -28,10 +28,10 @@ import cv2
 import torch
 
 from segnode.config import EngineConfig
-from segnode.eval.bag_from_images import bag_from_images
-from segnode.eval.replay import replay, ReplayOptions
-from segnode.node_config import NodeConfig
-from segnode.runtime import load_labelled_model, segmenter_factory
+from segnode.node.assemble import load_labelled_model, segmenter_factory
+from segnode.node.config import NodeConfig
+from segnode.replay.bag_from_images import bag_from_images
+from segnode.replay.replay import replay, ReplayOptions
 from segnode.synthetic import synthetic_drive
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from segnode import imaging
 from segnode.data.labels import CAMVID
-from segnode.service import Outputs, SegmentationService
+from segnode.node import imaging
+from segnode.node.service import Outputs, SegmentationService
 
 TARGET_MS = 1.5
 

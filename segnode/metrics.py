@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -10,13 +11,18 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    'IGNORE_ID',
     'LATENCY_KEYS',
     'ConfusionMatrix',
     'confusion_matrix',
+    'format_table',
     'iou_from_confusion',
     'latency_summary',
+    'percentiles',
+    'save_confusion_png',
 ]
 
+# The label id of unlabelled pixels, everywhere in segnode (datasets, losses, metrics, masks).
 IGNORE_ID = 255
 
 
@@ -105,6 +111,18 @@ class ConfusionMatrix:
 LATENCY_KEYS = ('count', 'mean', 'p50', 'p90', 'p99', 'max')
 
 
+def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    """The ``qs`` percentiles (numpy's linear interpolation) of the finite ``values``.
+
+    NaN for each when no value is finite.
+    """
+    arr = np.asarray(values, dtype=np.float64).reshape(-1)
+    arr = arr[np.isfinite(arr)]
+    if arr.size == 0:
+        return [float('nan')] * len(qs)
+    return [float(v) for v in np.percentile(arr, list(qs), method='linear')]
+
+
 def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
     """Count, mean, 50th/90th/99th percentiles and maximum of latencies in milliseconds.
 
@@ -123,7 +141,7 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
     values = values[np.isfinite(values)]
     if values.size == 0:
         return {'count': 0, **{key: float('nan') for key in LATENCY_KEYS[1:]}}
-    p50, p90, p99 = np.percentile(values, [50.0, 90.0, 99.0], method='linear')
+    p50, p90, p99 = percentiles(values, (50.0, 90.0, 99.0))
     return {
         'count': int(values.size),
         'mean': float(values.mean()),
@@ -132,3 +150,57 @@ def latency_summary(values_ms: Sequence[float]) -> dict[str, float]:
         'p99': float(p99),
         'max': float(values.max()),
     }
+
+
+def save_confusion_png(
+    matrix: np.ndarray, names: Sequence[str], path: str | Path, title: str = ''
+) -> Path:
+    """Row-normalised confusion matrix (ground truth rows, predictions columns) as a PNG."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    rows = matrix.sum(axis=1, keepdims=True).astype(np.float64)
+    norm = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    k = len(names)
+    size = max(5.0, 0.45 * k + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(norm, cmap='Blues', vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(k), list(names), rotation=90)
+    ax.set_yticks(range(k), list(names))
+    ax.set_xlabel('prediction')
+    ax.set_ylabel('ground truth')
+    if k <= 30:
+        for i in range(k):
+            for j in range(k):
+                if norm[i, j] >= 0.01:
+                    colour = 'white' if norm[i, j] > 0.5 else 'black'
+                    ax.text(
+                        j,
+                        i,
+                        f'{norm[i, j]:.2f}',
+                        ha='center',
+                        va='center',
+                        fontsize=6,
+                        color=colour,
+                    )
+    ax.set_title(title or 'confusion matrix (row-normalised)')
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def format_table(summary: dict[str, Any]) -> str:
+    """Per-class IoU and mIoU as aligned text lines."""
+    per_class = summary['per_class_iou']
+    width = max(len(n) for n in per_class)
+    lines = [
+        f'{name:<{width}}  {"-" if v is None else f"{100 * v:6.2f}"}'
+        for name, v in per_class.items()
+    ]
+    lines.append(f'{"mIoU":<{width}}  {100 * summary["miou"]:6.2f}')
+    return '\n'.join(lines)

@@ -1,7 +1,8 @@
-"""Packaging and layering checks: the ROS-free core, package.xml, setup.py data files."""
+"""Packaging and layering checks: the layer table, the ROS-free core, package.xml, setup.py."""
 
 from __future__ import annotations
 
+import ast
 import configparser
 from pathlib import Path
 import runpy
@@ -50,6 +51,141 @@ def walk(path, prefix):
 
 print('\\n'.join(walk(segnode.__path__, 'segnode.')))
 """
+
+# The layers of segnode, lowest first (docs/architecture.md). A module may import modules of its
+# own package and of lower layers only; the package root holds the leaf modules.
+LAYERS: dict[str, int] = {
+    'segnode.errors': 0,
+    'segnode.config': 1,
+    'segnode.files': 1,
+    'segnode.metrics': 1,
+    'segnode.synthetic': 1,
+    'segnode.model': 2,
+    'segnode.data': 2,
+    'segnode.engine': 3,
+    'segnode.node': 4,
+    'segnode.ros': 5,
+    'segnode.replay': 5,
+    'segnode.train': 5,
+    'segnode.cli': 6,
+}
+# Entry points and the package facade sit above everything: ``segnode/__init__.py`` (whose
+# ``load_model`` imports the model lazily) and ``segnode/__main__.py`` (the CLI).
+TOP = ('segnode', 'segnode.__main__')
+ROOT_MODULES_MAX = 8
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix('').parts
+    return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _imports(path: Path, module: str) -> list[tuple[int, str]]:
+    """Every (line, module) imported anywhere in ``path``, lazy imports inside functions too."""
+    tree = ast.parse(path.read_text(encoding='utf-8'))
+    package = module if path.name == '__init__.py' else module.rpartition('.')[0]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ''
+            if node.level:
+                anchor = package.split('.')[: len(package.split('.')) - node.level + 1]
+                base = '.'.join([*anchor, base] if base else anchor)
+            found.append((node.lineno, base))
+            found += [(node.lineno, f'{base}.{alias.name}') for alias in node.names]
+    return found
+
+
+def _unit(name: str) -> str | None:
+    """The layer table's entry that holds module ``name`` (None: not a segnode module)."""
+    for unit in sorted(LAYERS, key=len, reverse=True):
+        if name == unit or name.startswith(unit + '.'):
+            return unit
+    return None
+
+
+def _sources() -> dict[str, Path]:
+    return {_module_name(p): p for p in sorted((REPO / 'segnode').rglob('*.py'))}
+
+
+def test_every_module_has_a_layer_and_the_root_holds_leaves_only() -> None:
+    modules = _sources()
+    homeless = [m for m in modules if m not in TOP and _unit(m) is None]
+    assert not homeless, f'modules outside the layer table: {homeless}'
+    root = [p.name for p in (REPO / 'segnode').glob('*.py')]
+    assert len(root) <= ROOT_MODULES_MAX, f'{len(root)} modules at the package root: {root}'
+
+
+def test_imports_only_go_down_the_layers() -> None:
+    violations = []
+    for module, path in _sources().items():
+        if module in TOP:
+            continue
+        unit = _unit(module)
+        assert unit is not None
+        for line, target in _imports(path, module):
+            if target.split('.')[0] in ROS_ONLY and unit != 'segnode.ros':
+                violations.append(f'{path.relative_to(REPO)}:{line} imports {target} (ROS)')
+            other = _unit(target)
+            if other is None or other == unit:
+                continue
+            if target in TOP and target != 'segnode':
+                violations.append(f'{path.relative_to(REPO)}:{line} imports {target}')
+            elif target == 'segnode' or LAYERS[other] >= LAYERS[unit]:
+                if target == 'segnode' and _imports_version_only(path):
+                    continue
+                violations.append(
+                    f'{path.relative_to(REPO)}:{line} ({unit}, layer {LAYERS[unit]}) imports '
+                    f'{target} ({other}, layer {LAYERS[other]})'
+                )
+    assert not violations, 'imports that run up or across a layer:\n' + '\n'.join(violations)
+
+
+def _imports_version_only(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding='utf-8'))
+    return all(
+        {a.name for a in node.names} <= {'__version__'}
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == 'segnode' and not node.level
+    )
+
+
+def test_no_import_cycle_between_modules() -> None:
+    """Module-level imports form no circle (lazy imports inside functions are not followed)."""
+    modules = _sources()
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+        targets = set()
+        for node in tree.body:
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f'{node.module}.{a.name}' for a in node.names]
+            targets |= {n for n in names if n in modules and n != module}
+        graph[module] = targets
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                cycle = stack[stack.index(nxt) :] + [nxt]
+                pytest.fail('import cycle: ' + ' -> '.join(cycle))
+            if nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module)
+
 
 REQUIRED_EXEC_DEPENDS = {
     'rclpy',

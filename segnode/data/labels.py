@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from segnode.metrics import IGNORE_ID
+
 __all__ = [
     'CAMVID',
     'CAMVID32_COLOURS',
@@ -18,8 +20,6 @@ __all__ = [
     'IGNORE_ID',
     'lookup_table',
 ]
-
-IGNORE_ID = 255
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,15 @@ import torch
 from torch import nn, Tensor
 
 from segnode.config import EngineConfig
-from segnode.engine import compiled, eager, onnx, trt
+from segnode.engine import compiled, eager, onnx
+from segnode.engine.artifacts import (
+    artefact_key,
+    artefact_path,
+    find_artefact,
+    read_manifest,
+    weights_sha256,
+    write_manifest,
+)
 from segnode.engine.base import (
     Attempt,
     AUTO_ORDER,
@@ -44,18 +52,11 @@ from segnode.engine.base import (
     resolve_precision,
     Runner,
 )
-from segnode.engine.cache import (
-    artefact_key,
-    artefact_path,
-    atomic_write,
-    find_artefact,
-    read_manifest,
-    weights_sha256,
-    write_manifest,
-)
 from segnode.engine.graph import deploy_model, frame_dims, frame_graph
 from segnode.engine.parity import check_parity, gate_frames, ParityResult, reference_logits
+from segnode.engine.tensorrt import backend as trt
 from segnode.errors import EngineBuildError, EngineUnavailable, SegnodeError
+from segnode.files import atomic_write
 from segnode.model.mfaranet import MFARANet
 
 __all__ = ['BACKEND_TABLE', 'Backend', 'build_engine', 'export_engine']

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 import datetime
-import os
 from pathlib import Path
 import subprocess
-import tempfile
 from typing import Any
 
 import torch
@@ -26,6 +24,7 @@ from torch import nn, Tensor
 
 from segnode.config import config_from_dict, config_to_dict, ModelConfig
 from segnode.errors import CheckpointError, ConfigError
+from segnode.files import atomic_write
 from segnode.model import fold as folding
 from segnode.model.mfaranet import MFARANet
 
@@ -58,17 +57,7 @@ def git_revision() -> str:
 
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f'.{path.name}.', suffix='.tmp', dir=path.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f:
-            torch.save(obj, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 def save_checkpoint(
     model: MFARANet,

@@ -19,8 +19,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import LabelInfo, VisionClass
 
-from segnode.imaging import ImageFields
-from segnode.service import FrameMetrics
+from segnode.node.imaging import ImageFields
+from segnode.node.service import FrameMetrics
 
 __all__ = [
     'RosClock',
@@ -136,7 +136,7 @@ def metrics_msg(
     """One frame's timings as a ``DiagnosticArray`` stamped with the input header.
 
     One ``DiagnosticStatus`` named ``<node>: <camera>``; its values are the
-    :class:`~segnode.service.FrameMetrics` fields in order (milliseconds with three decimals,
+    :class:`~segnode.node.service.FrameMetrics` fields in order (milliseconds with three decimals,
     counts as integers).
     """
     values = [KeyValue(key=key, value=_text(value)) for key, value in metrics.as_dict().items()]

@@ -29,11 +29,11 @@ from std_srvs.srv import SetBool
 from vision_msgs.msg import LabelInfo
 
 from segnode.errors import ConfigError, EngineBuildError, SegnodeError
-from segnode.imaging import array_to_fields
+from segnode.node.assemble import build_service
+from segnode.node.diagnostics import camera_summary, engine_summary, gpu_memory
+from segnode.node.imaging import array_to_fields
+from segnode.node.service import FrameMetrics, Outputs
 from segnode.ros import convert, params
-from segnode.ros.diagnostics import camera_summary, engine_summary, gpu_memory
-from segnode.runtime import build_service
-from segnode.service import FrameMetrics, Outputs
 
 if TYPE_CHECKING:
     from rclpy.lifecycle import LifecycleState

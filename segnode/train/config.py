@@ -197,8 +197,9 @@ class TrainConfig:
                 f'lr and head_lr_mult must be > 0, got {self.lr}, {self.head_lr_mult}'
             )
         if self.pretrained and self.init:
-            raise ConfigError('give pretrained (an ImageNet backbone) or init (a segnode '
-                              'checkpoint), not both')
+            raise ConfigError(
+                'give pretrained (an ImageNet backbone) or init (a segnode checkpoint), not both'
+            )
         if self.val_every < -1:
             raise ConfigError(f'val_every must be >= -1, got {self.val_every}')
 

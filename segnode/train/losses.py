@@ -13,6 +13,8 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
+from segnode.metrics import IGNORE_ID
+
 __all__ = [
     'balanced_bce',
     'cross_entropy',
@@ -21,7 +23,6 @@ __all__ = [
     'ohem_cross_entropy',
 ]
 
-IGNORE_ID = 255
 BRANCHES = 4
 
 

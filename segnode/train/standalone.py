@@ -13,6 +13,8 @@ from segnode.config import config_from_dict
 from segnode.data.dataset import SegmentationDataset
 from segnode.data.sources import scan_dataset
 from segnode.errors import SegnodeError
+from segnode.files import write_json
+from segnode.metrics import format_table, save_confusion_png
 from segnode.model.checkpoint import build_from_checkpoint, save_checkpoint
 from segnode.model.mfaranet import MFARANet
 from segnode.train.build import build_training_model
@@ -21,7 +23,6 @@ from segnode.train.config import EvalConfig, load_train_config
 from segnode.train.distributed import Context, init_distributed, resolve_device, shutdown
 from segnode.train.evaluate import EvalOptions, evaluate
 from segnode.train.loader import open_datasets
-from segnode.train.report import format_table, save_confusion_png, write_json
 
 __all__ = ['calibrate_command', 'eval_command', 'run_eval']
 

@@ -12,8 +12,8 @@ import torch
 from torch.profiler import profile
 
 from segnode.config import EngineConfig
+from segnode.engine.segmenter import Segmenter
 from segnode.model import MFARANet
-from segnode.pipeline import Segmenter
 from segnode.synthetic import synthetic_street
 
 H, W = 64, 96

@@ -15,9 +15,9 @@ from segnode.engine.base import BuildOptions
 from segnode.engine.build import export_engine
 from segnode.engine.graph import deploy_model, frame_graph
 from segnode.engine.parity import check_parity, reference_logits
+from segnode.engine.segmenter import Segmenter
 from segnode.errors import EngineBuildError, EngineUnavailable
 from segnode.model import MFARANet
-from segnode.pipeline import Segmenter
 from segnode.synthetic import synthetic_street
 
 H, W = 64, 96

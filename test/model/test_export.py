@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from segnode.engine.trt_ops import unconverted_ops
+from segnode.engine.tensorrt.lowering import unconverted_ops
 from segnode.model import build_mfaranet
 from segnode.model.calibration import calibrate_equalizers
 from segnode.model.deploy import export_frame_graph, FrameToMask

@@ -1,0 +1,233 @@
+"""Subcommands of the engine layer: ``segnode export`` and ``segnode bench``.
+
+Registering them imports nothing heavy; the handlers import torch and the backends.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import json
+from pathlib import Path
+import sys
+from typing import Any
+
+from segnode.config import EngineConfig
+from segnode.errors import ConfigError, SegnodeError
+
+__all__ = ['add_commands']
+
+Handler = Callable[[argparse.Namespace], int]
+EXPORT_BACKENDS = ('tensorrt', 'onnxruntime', 'torch-compile', 'eager')
+PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16', 'int8')
+
+
+def _model(checkpoint: str | None) -> tuple[Any, str, str]:
+    """(model, checkpoint hash, description of the weights)."""
+    from segnode.node.assemble import load_labelled_model
+    from segnode.node.config import LabelModelConfig
+
+    loaded = load_labelled_model(LabelModelConfig(path=checkpoint or ''))
+    return loaded.model, loaded.sha256, loaded.description
+
+
+def _engine_config(args: argparse.Namespace, **overrides: Any) -> Any:
+    values = {
+        'device': args.device,
+        'precision': args.precision,
+        'threads': args.threads,
+        **overrides,
+    }
+    return EngineConfig(**values)
+
+
+def _calibration(folder: str | None, count: int, size: tuple[int, int], bgr: bool) -> Any:
+    if not folder:
+        return None
+    import torch
+
+    from segnode.engine.parity import image_frames
+
+    paths = sorted(
+        p for p in Path(folder).iterdir() if p.suffix.lower() in ('.png', '.jpg', '.jpeg')
+    )[:count]
+    if not paths:
+        raise ConfigError(f'--calibration {folder}: no .png or .jpg images')
+    return torch.from_numpy(image_frames(paths, size[0], size[1], bgr=bgr))
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from segnode.engine.build import export_engine
+
+    model, digest, weights = _model(args.checkpoint)
+    if not args.checkpoint:
+        print(f'note: {weights}', file=sys.stderr)
+    if args.precision == 'int8' and not args.calibration:
+        raise ConfigError('--precision int8 needs --calibration DIR (images to calibrate on)')
+    config = _engine_config(
+        args,
+        backend=args.backend,
+        input_size=tuple(args.input_size) if args.input_size else None,
+        bgr=args.bgr,
+        dynamic=args.dynamic,
+        max_side=args.max_side,
+        strict=True,
+    )
+    h, w = args.size
+    calibration = _calibration(args.calibration, args.calibration_frames, (h, w), args.bgr)
+    path, report = export_engine(
+        model,
+        config,
+        args.out,
+        height=h,
+        width=w,
+        batch=args.batch,
+        checkpoint_sha256=digest,
+        calibration=calibration,
+    )
+    parity = report.parity
+    gate = (
+        f'agreement {parity["agreement"]:.4%}, cosine {parity["cosine"]:.6f} '
+        f'on {parity["frames"]} {parity["source"]} frames'
+        if parity
+        else 'gate off'
+    )
+    print(
+        f'exported {report.backend} {report.precision} engine -> {path} ({gate}; '
+        f'{report.build_s:.1f} s); manifest {path.with_suffix(".json")}'
+    )
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from segnode.engine.bench import markdown_table, run_bench, split_backend
+
+    backends = [b.strip() for b in args.backends.split(',') if b.strip()]
+    parts = [split_backend(b) for b in backends]
+    unknown = sorted({b for b, _ in parts} - set(EXPORT_BACKENDS))
+    if unknown:
+        raise ConfigError(
+            f'--backends: unknown {", ".join(unknown)}; choose from {", ".join(EXPORT_BACKENDS)}'
+        )
+    bad = sorted({f'{b}:{p}' for b, p in parts if p and p not in PRECISION_CHOICES})
+    if bad:
+        raise ConfigError(
+            f'--backends: unknown precision in {", ".join(bad)}; after the colon use one of '
+            f'{", ".join(PRECISION_CHOICES)}'
+        )
+    model, _, weights = _model(args.checkpoint)
+    if not args.checkpoint:
+        print(f'note: {weights}', flush=True)
+    h, w = args.size
+    if not 0.0 <= args.min_agreement <= 1.0:
+        raise ConfigError(f'--min-agreement must be in [0, 1], got {args.min_agreement}')
+    config = _engine_config(args, strict=True, min_agreement=args.min_agreement)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    result = run_bench(
+        model,
+        backends=backends,
+        height=h,
+        width=w,
+        batch=args.batch,
+        warmup=args.warmup,
+        runs=args.runs,
+        config=config,
+        weights=weights,
+        strict=args.strict,
+        say=say,
+    )
+    result['command'] = 'segnode ' + ' '.join(sys.argv[1:]) if sys.argv[1:2] == ['bench'] else ''
+    table = markdown_table(result)
+    print(table)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        print(f'wrote {args.json}')
+    if args.markdown:
+        Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.markdown).write_text(table, encoding='utf-8')
+        print(f'wrote {args.markdown}')
+    if not any(e.get('status') == 'ok' for e in result['backends'].values()) and backends:
+        raise SegnodeError('no backend could be measured (see the reasons above)')
+    return 0
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        '--checkpoint', help='segnode checkpoint (default: the bundled model, or random weights)'
+    )
+    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
+    p.add_argument(
+        '--precision',
+        default='auto',
+        choices=PRECISION_CHOICES,
+        help='auto: fp16 on CUDA, fp32 on a CPU',
+    )
+    p.add_argument('--batch', type=int, default=1, help='frames per call (one per camera)')
+    p.add_argument('--threads', type=int, default=0, help='CPU threads (0: library default)')
+
+
+def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
+    """Register ``export`` and ``bench`` on the ``segnode`` parser."""
+    p = sub.add_parser(
+        'export',
+        help='build, parity-check and save an engine artefact with its JSON manifest',
+    )
+    _common(p)
+    p.add_argument('--backend', required=True, choices=EXPORT_BACKENDS)
+    p.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        required=True,
+        metavar=('H', 'W'),
+        help='camera frame size (the optimal size of a dynamic engine)',
+    )
+    p.add_argument('--dynamic', action='store_true', help='dynamic H/W (multiples of 32)')
+    p.add_argument('--max-side', type=int, default=2048, help='dynamic range upper bound')
+    p.add_argument(
+        '--input-size',
+        type=int,
+        nargs=2,
+        metavar=('H', 'W'),
+        help='fixed network input: frames are resized inside the graph',
+    )
+    p.add_argument('--bgr', action='store_true', help='frames are bgr8')
+    p.add_argument('--calibration', metavar='DIR', help='images for INT8 calibration')
+    p.add_argument('--calibration-frames', type=int, default=64, help='at most this many')
+    p.add_argument('--out', required=True, metavar='DIR', help='folder for artefacts')
+    handlers['export'] = _cmd_export
+
+    p = sub.add_parser('bench', help='time the paper protocol and each backend on the same frames')
+    _common(p)
+    p.add_argument(
+        '--backends',
+        default='eager,onnxruntime,torch-compile',
+        help='comma-separated backends, each optionally BACKEND:PRECISION to override '
+        '--precision, e.g. eager,torch-compile,torch-compile:bf16 '
+        '(default eager,onnxruntime,torch-compile)',
+    )
+    p.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        default=(512, 1024),
+        metavar=('H', 'W'),
+        help='frame size (default 512 1024)',
+    )
+    p.add_argument('--warmup', type=int, default=1, help='untimed calls (default 1)')
+    p.add_argument('--runs', type=int, default=5, help='timed calls (default 5)')
+    p.add_argument('--json', metavar='PATH', help='write the results as JSON')
+    p.add_argument('--markdown', metavar='PATH', help='write the Markdown table')
+    p.add_argument('--strict', action='store_true', help='fail when a backend cannot be built')
+    p.add_argument(
+        '--min-agreement',
+        type=float,
+        default=EngineConfig.min_agreement,
+        help='parity gate argmax agreement (default %(default)s); lower it only to time a '
+        'build the gate refuses: the table marks such rows with the threshold used',
+    )
+    handlers['bench'] = _cmd_bench

@@ -1,0 +1,158 @@
+"""Subcommands of bag evaluation: replay and bag-from-images (heavy imports in the handlers)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ['add_commands']
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_bag_from_images(args: argparse.Namespace) -> int:
+    from segnode.replay.bag_from_images import bag_from_images
+
+    summary = bag_from_images(
+        args.source,
+        args.out,
+        labels=args.labels,
+        rate=args.rate,
+        compressed=args.compressed,
+        topic=args.topic,
+        label_topic=args.label_topic,
+        frame_id=args.frame_id,
+        storage=args.storage,
+    )
+    print(
+        f'wrote {summary.frames} frames to {summary.path} ({summary.storage}, '
+        f'topics {", ".join(summary.topics)})'
+    )
+    return 0
+
+
+def _add_bag_from_images(sub: Any, handlers: dict[str, Handler]) -> None:
+    p = sub.add_parser(
+        'bag-from-images',
+        help='write a rosbag2 bag from a folder of images or a video (test input for replay)',
+        description='Write the frames of an image folder (sorted by name) or of a video as '
+        'rgb8 sensor_msgs/Image (or jpeg CompressedImage) at a fixed rate, optionally with '
+        'label PNGs of the same names as mono8 images on a second topic with the same stamps.',
+    )
+    p.add_argument('source', help='folder of png/jpg/jpeg/bmp images, or a video file')
+    p.add_argument('--out', required=True, help='bag folder to create (must not exist)')
+    p.add_argument('--labels', help='folder of single-channel label PNGs named like the images')
+    p.add_argument('--rate', type=float, default=10.0, help='frames per second (default 10)')
+    p.add_argument(
+        '--compressed',
+        action='store_true',
+        help='write jpeg CompressedImage on <topic>/compressed instead of rgb8 Image',
+    )
+    p.add_argument('--topic', default='/camera/image_raw', help='image topic')
+    p.add_argument('--label-topic', default='/camera/labels', help='label topic')
+    p.add_argument('--frame-id', default='camera', help='header frame_id (default camera)')
+    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap', help='storage')
+    handlers['bag-from-images'] = _cmd_bag_from_images
+
+
+def _replay_config(args: argparse.Namespace) -> Any:
+    from segnode.config import config_to_dict, EngineConfig
+    from segnode.data.labels import class_table
+    from segnode.node.config import LabelModelConfig, load_node_config, NodeConfig
+
+    base = load_node_config(args.params) if args.params else NodeConfig()
+    engine = config_to_dict(base.engine)
+    for key in ('backend', 'device', 'precision'):
+        if getattr(args, key):
+            engine[key] = getattr(args, key)
+    model = config_to_dict(base.model)
+    if args.checkpoint:
+        model['path'] = args.checkpoint
+    if args.classes:
+        table = class_table(args.classes)
+        model['class_names'] = table.names
+        model['palette'] = tuple(v for rgb in table.palette for v in rgb)
+    return NodeConfig(
+        camera_names=base.camera_names,
+        engine=EngineConfig(**engine),
+        model=LabelModelConfig(**model),
+    )
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from segnode.files import write_json
+    from segnode.replay.replay import replay, ReplayOptions
+    from segnode.replay.report import headline, summarize, write_report
+
+    options = ReplayOptions(
+        rate=args.rate,
+        speed=args.speed,
+        image_topics=tuple(args.image_topic or ()),
+        label_topics=tuple(args.label_topic or ()),
+        labels_dir=args.labels or '',
+        label_match=args.label_match,
+        out_bag=args.out or '',
+        out_storage=args.out_storage,
+        color=args.color,
+        max_frames=args.max_frames,
+        progress=not args.no_progress,
+    )
+    result = replay(args.bag, _replay_config(args), options)
+    report_dir = Path(args.report or Path('outputs') / 'replay' / Path(args.bag).resolve().name)
+    paths = write_report(result, report_dir)
+    if args.json:
+        write_json(summarize(result), args.json)
+    print(headline(result))
+    print(f'engine: {result.engine}; weights: {result.model}')
+    for note in result.notes:
+        print(f'note: {note}')
+    print(f'report: {report_dir / "report.md"} ({len(paths)} files)')
+    if args.json:
+        print(f'json: {args.json}')
+    if args.out:
+        print(f'output bag: {args.out}')
+    return 130 if result.interrupted else 0
+
+
+def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
+    p = sub.add_parser(
+        'replay',
+        help='replay a rosbag2 bag through the node pipeline: latency, drops and accuracy',
+        description='Segment the image topics of a bag (sqlite3 or mcap) with the same service '
+        'the node runs. --rate max processes every frame as fast as possible; --rate realtime '
+        'feeds frames on the bag timeline and drops the ones a busy model would drop on the '
+        'vehicle. Ground truth from a mono8 label topic (matched by stamp) or a PNG folder.',
+    )
+    p.add_argument('bag', help='bag folder, its metadata.yaml, or a .db3/.mcap file')
+    p.add_argument('--image-topic', action='append', help='image topic (repeatable; default all)')
+    p.add_argument('--label-topic', action='append', help='ground-truth topic (repeatable)')
+    p.add_argument('--labels', help='folder of label PNGs (instead of a label topic)')
+    p.add_argument(
+        '--label-match', choices=('stamp', 'order'), default='stamp',
+        help='match label PNGs by <stamp_ns>.png (default) or by order',
+    )  # fmt: skip
+    p.add_argument('--rate', choices=('max', 'realtime'), default='max', help='default max')
+    p.add_argument('--speed', type=float, default=1.0, help='realtime speed factor')
+    p.add_argument('--checkpoint', help='segnode checkpoint (default: the bundled model)')
+    p.add_argument('--params', help='node params YAML for the engine and model settings')
+    p.add_argument('--backend', help='engine backend (auto, tensorrt, torch-compile, ...)')
+    p.add_argument('--device', help='cpu, cuda or cuda:N')
+    p.add_argument('--precision', help='fp32, fp16, bf16 or int8')
+    p.add_argument('--classes', choices=('camvid', 'cityscapes'), help='class names table')
+    p.add_argument('--out', help='output bag with images, labels and metrics (must not exist)')
+    p.add_argument('--out-storage', choices=('mcap', 'sqlite3'), default='mcap')
+    p.add_argument('--color', action='store_true', help='also write colour masks to --out')
+    p.add_argument('--json', help='write the JSON report here too')
+    p.add_argument('--report', help='report folder (default outputs/replay/<bag name>)')
+    p.add_argument('--max-frames', type=int, default=0, help='stop after N frames')
+    p.add_argument('--no-progress', action='store_true', help='no progress bar')
+    handlers['replay'] = _cmd_replay
+
+
+def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
+    """Register ``replay`` and ``bag-from-images`` on the ``segnode`` parser."""
+    _add_replay(sub, handlers)
+    _add_bag_from_images(sub, handlers)

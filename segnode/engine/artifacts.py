@@ -1,0 +1,203 @@
+"""Engine artefacts: what they are keyed by, their JSON manifests, and finding a match.
+
+An artefact (``.ep`` TensorRT program, ``.onnx`` model, ``.pt2`` torch program) sits beside a
+manifest ``<same name>.json`` holding its key and how it was built and checked. The key holds
+everything an engine depends on: the checkpoint hash, the frame shape and batch, the graph
+options, the precision and, where the file is tied to them, the GPU (name and compute
+capability) and the torch / torch_tensorrt / TensorRT versions. A lookup either finds the
+artefact with exactly this key or refuses the nearest one with a message naming what differs.
+Files are written atomically: a temporary file in the same folder, then a rename.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+import datetime
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Final
+
+import torch
+from torch import nn
+
+from segnode import __version__
+from segnode.errors import EngineBuildError
+from segnode.files import atomic_write
+
+__all__ = [
+    'SUFFIXES',
+    'artefact_key',
+    'artefact_path',
+    'differences',
+    'find_artefact',
+    'read_manifest',
+    'weights_sha256',
+    'write_manifest',
+]
+
+FORMAT: Final = 1
+SUFFIXES: Final = {
+    'tensorrt': '.ep',
+    'onnxruntime': '.onnx',
+    'torch-compile': '.pt2',
+    'eager': '.pt2',
+}
+
+
+def weights_sha256(model: nn.Module) -> str:
+    """SHA-256 of a model's state dict (names, dtypes, shapes, values), prefixed ``weights:``.
+
+    Keys models that did not come from a checkpoint file.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f'{name}:{t.dtype}:{tuple(t.shape)}'.encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return 'weights:' + digest.hexdigest()
+
+
+def _gpu(device: torch.device) -> dict[str, str]:
+    props = torch.cuda.get_device_properties(device)
+    return {'gpu_name': props.name, 'compute_capability': f'sm_{props.major}{props.minor}'}
+
+
+def artefact_key(
+    *,
+    backend: str,
+    checkpoint_sha256: str,
+    batch: int,
+    height: int,
+    width: int,
+    dynamic: bool,
+    max_side: int,
+    input_size: tuple[int, int] | None,
+    bgr: bool,
+    precision: str,
+    device: torch.device,
+    versions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The key of an artefact: equal keys mean the file can be loaded and used as it is.
+
+    Args:
+        backend: ``tensorrt``, ``onnxruntime``, ``torch-compile`` or ``eager``.
+        checkpoint_sha256: :func:`file_sha256` of the checkpoint (or :func:`weights_sha256`).
+        batch: Frames per call.
+        height: Frame height (the optimal one of a dynamic range).
+        width: Frame width.
+        dynamic: Dynamic H and W up to ``max_side``.
+        max_side: Upper bound of the dynamic range (ignored when static).
+        input_size: Fixed network input, or None.
+        bgr: bgr8 frames.
+        precision: Compute precision.
+        device: The device the engine runs on.
+        versions: torch_tensorrt and tensorrt versions (TensorRT artefacts).
+    """
+    key: dict[str, Any] = {
+        'format': FORMAT,
+        'backend': backend,
+        'checkpoint_sha256': checkpoint_sha256,
+        'batch': batch,
+        'height': height,
+        'width': width,
+        'dynamic': dynamic,
+        'max_side': max_side if dynamic else None,
+        'input_size': list(input_size) if input_size else None,
+        'bgr': bgr,
+        'precision': precision,
+    }
+    if backend == 'onnxruntime':  # portable: any device, any torch
+        key['opset'] = 17
+        return key
+    key['device_type'] = device.type
+    key['torch'] = torch.__version__
+    if backend == 'tensorrt':
+        key.update(_gpu(device))
+        key['torch_tensorrt'] = (versions or {}).get('torch_tensorrt', '')
+        key['tensorrt'] = (versions or {}).get('tensorrt', '')
+    return key
+
+
+def artefact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
+    """Where the artefact with this key lives: readable prefix plus a hash of the key."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    shape = f'b{key["batch"]}-{key["height"]}x{key["width"]}' + ('-dyn' if key['dynamic'] else '')
+    name = f'{key["backend"]}-{shape}-{key["precision"]}-{digest}{SUFFIXES[key["backend"]]}'
+    return Path(directory) / name
+
+
+def write_manifest(artefact: Path, key: Mapping[str, Any], **extra: Any) -> Path:
+    """Write ``<artefact>.json`` (atomically): the key plus build details."""
+    manifest = {
+        'artefact': artefact.name,
+        'key': dict(key),
+        'segnode': __version__,
+        'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
+        **extra,
+    }
+    path = artefact.with_suffix('.json')
+    text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + '\n'
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding='utf-8')
+
+    atomic_write(path, write)
+    return path
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """Read a manifest; an unreadable one is an ``EngineBuildError``."""
+    try:
+        data = json.loads(path.read_text(encoding='utf-8'))
+    except (OSError, ValueError) as err:
+        raise EngineBuildError(f'cannot read engine manifest {path}: {err}') from err
+    if not isinstance(data, dict) or not isinstance(data.get('key'), dict):
+        raise EngineBuildError(f'{path} is not a segnode engine manifest')
+    return data
+
+
+def differences(expected: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
+    """``'field: artefact X, wanted Y'`` for every field whose values differ."""
+    fields = sorted(set(expected) | set(found))
+    return [
+        f'{name}: artefact {found.get(name)!r}, wanted {expected.get(name)!r}'
+        for name in fields
+        if expected.get(name) != found.get(name)
+    ]
+
+
+def find_artefact(directory: str | Path, key: Mapping[str, Any]) -> Path | None:
+    """The artefact in ``directory`` with exactly ``key``; None when there is none at all.
+
+    Raises:
+        EngineBuildError: Artefacts of this backend exist but none matches; the message names
+            the nearest one and every field that differs.
+    """
+    path = artefact_path(directory, key)
+    manifest = path.with_suffix('.json')
+    if path.is_file() and manifest.is_file():
+        found = read_manifest(manifest)['key']
+        if not differences(key, found):
+            return path
+    nearest: tuple[int, Path, list[str]] | None = None
+    for candidate in sorted(Path(directory).glob('*.json')):
+        try:
+            found = read_manifest(candidate)['key']
+        except EngineBuildError:
+            continue
+        if found.get('backend') != key['backend']:
+            continue
+        diff = differences(key, found)
+        if nearest is None or len(diff) < nearest[0]:
+            nearest = (len(diff), candidate, diff)
+    if nearest is None:
+        return None
+    _, candidate, diff = nearest
+    if not diff:  # the manifest matches but the artefact beside it is gone
+        raise EngineBuildError(f'{candidate} has no artefact {candidate.with_suffix("").name}*')
+    raise EngineBuildError(
+        f'refusing {key["backend"]} artefact {candidate.with_suffix(SUFFIXES[key["backend"]])}: '
+        + '; '.join(diff)
+        + ' (rebuild it with segnode export, or set engine.build_if_missing)'
+    )

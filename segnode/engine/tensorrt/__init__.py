@@ -1,0 +1,1 @@
+"""The TensorRT backend: build and load, and the FX lowering it is checked against."""

@@ -1,0 +1,71 @@
+"""Files that are whole or absent: atomic writes, hashes and JSON (NaN written as null)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import hashlib
+import json
+import math
+import os
+from pathlib import Path
+import tempfile
+from typing import Any
+
+__all__ = ['atomic_write', 'file_sha256', 'jsonable', 'write_json']
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
+
+    A reader sees the old file or the whole new one, never a half-written one; nothing is
+    left behind when ``write`` raises (or leaves extra files next to ``tmp``, as the ONNX
+    exporter does for external data). The file gets the mode a plain ``open`` would give it
+    (0666 less the umask), not the 0600 of a temporary file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f'.{path.stem}.', suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON types: numpy scalars and arrays unpacked, NaN and infinities -> None."""
+    if hasattr(value, 'tolist') and not isinstance(value, (str, bytes)):
+        value = value.tolist()  # numpy arrays and scalars
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    return value
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    """Write ``data`` as indented JSON, atomically (NaN and infinities written as null)."""
+    text = json.dumps(jsonable(data), indent=2, allow_nan=False) + '\n'
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding='utf-8'))

@@ -1,0 +1,1 @@
+"""The ROS-free node core: params, frame codec, latest-frame slots, the service, assembly."""

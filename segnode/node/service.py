@@ -1,0 +1,435 @@
+"""SegmentationService: camera messages in, label masks and per-frame metrics out, no ROS.
+
+The node and the replay tool both run this one pipeline::
+
+    submit(camera, msg)          callback side: read the header stamp, swap into the slot
+      -> LatestSlots             newest frame per camera; a replaced frame counts as dropped
+    process_once()               worker side, per frame taken:
+      -> staleness guard         max_age_ms against the header stamp
+      -> imaging.to_rgb_frame    preprocess: decode (zero-copy for raw rgb8/bgr8)
+      -> Segmenter               inference: upload, engine, download (one per frame shape)
+      -> imaging.colorize        postprocess: colour mask, only while someone wants it
+      -> Outputs callbacks       publish: labels, colour, then metrics
+
+Per frame the service measures receipt, queue wait, preprocess, inference, postprocess and
+publish times; ``total_ms`` is publish minus receipt and ``pipeline_latency_ms`` is now minus
+the header stamp (meaningful only with synchronised clocks). A frame that cannot be decoded,
+segmented or published is counted as bad and reported through ``Outputs.bad_frame``; the
+worker goes on with the next frame.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+import threading
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from segnode.errors import SegnodeError
+from segnode.node import imaging
+from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
+
+__all__ = [
+    'Arrival',
+    'CameraStats',
+    'FrameMetrics',
+    'FrameResult',
+    'Outputs',
+    'SegmentBatch',
+    'SegmentationService',
+    'SegmenterFactory',
+    'run_timeline',
+]
+
+_MS = 1e-6  # nanoseconds -> milliseconds
+
+
+class SegmentBatch(Protocol):
+    """What the service needs of a :class:`segnode.engine.segmenter.Segmenter`."""
+
+    def segment_batch(self, frames: Sequence[np.ndarray], encoding: str | None = None) -> Any:
+        """Masks of frames, as an object with ``masks`` (N, H, W) uint8."""
+
+
+SegmenterFactory = Callable[[int, int, int], SegmentBatch]
+
+
+@dataclass(frozen=True)
+class FrameMetrics:
+    """Timings of one published frame (milliseconds) and its camera's running counts."""
+
+    t_recv_ms: float  # receipt time on the stamp timeline, ms since its epoch
+    queue_wait_ms: float
+    preprocess_ms: float
+    infer_ms: float
+    postprocess_ms: float
+    publish_ms: float
+    total_ms: float
+    pipeline_latency_ms: float
+    received_total: int
+    processed_total: int
+    dropped_total: int
+    bad_total: int
+
+    def as_dict(self) -> dict[str, float]:
+        """Name -> value, in field order (the node's metrics message keys)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything the service produced for one frame (for replay and tests)."""
+
+    camera: str
+    header: Any
+    stamp_ns: int
+    frame: np.ndarray  # (H, W, 3) uint8 as decoded
+    encoding: str  # rgb8 or bgr8
+    mask: np.ndarray  # (H, W) uint8 class ids
+    metrics: FrameMetrics
+
+
+@dataclass
+class Outputs:
+    """Where results go. Every callback runs on the worker thread.
+
+    Attributes:
+        labels: ``(camera, header, mask)`` with the input header.
+        color: ``(camera, header, rgb)``; called only while ``want_color(camera)``.
+        metrics: ``(camera, header, FrameMetrics)`` after labels and colour are out.
+        want_color: Whether anyone listens for a camera's colour mask now.
+        bad_frame: ``(camera, reason)`` for a frame that could not be decoded or segmented.
+        dropped: ``(camera, stamp_ns, reason)`` for a frame replaced in its slot
+            (``replaced``) or too old when taken (``stale``).
+        result: Every processed frame with its decoded image and mask.
+    """
+
+    labels: Callable[[str, Any, np.ndarray], None] | None = None
+    color: Callable[[str, Any, np.ndarray], None] | None = None
+    metrics: Callable[[str, Any, FrameMetrics], None] | None = None
+    want_color: Callable[[str], bool] = field(default=lambda camera: False)
+    bad_frame: Callable[[str, str], None] | None = None
+    dropped: Callable[[str, int, str], None] | None = None
+    result: Callable[[FrameResult], None] | None = None
+
+
+@dataclass
+class CameraStats:
+    """Running counts of one camera and its most recent latencies (bounded)."""
+
+    received: int = 0
+    processed: int = 0
+    replaced: int = 0
+    stale: int = 0
+    bad: int = 0
+    recent_total_ms: deque[float] = field(default_factory=lambda: deque(maxlen=300))
+    recent_publish_ns: deque[int] = field(default_factory=lambda: deque(maxlen=300))
+
+    @property
+    def dropped(self) -> int:
+        """Frames never segmented because a newer one replaced them or they were stale."""
+        return self.replaced + self.stale
+
+    def snapshot(self) -> CameraStats:
+        """A copy that later updates do not change."""
+        return CameraStats(
+            self.received,
+            self.processed,
+            self.replaced,
+            self.stale,
+            self.bad,
+            deque(self.recent_total_ms, maxlen=self.recent_total_ms.maxlen),
+            deque(self.recent_publish_ns, maxlen=self.recent_publish_ns.maxlen),
+        )
+
+
+class SegmentationService:
+    """Schedule, segment and publish the frames of several cameras with one engine.
+
+    Args:
+        cameras: Camera names (round-robin order).
+        segmenter: ``(batch, height, width) -> Segmenter``; called once per frame shape and
+            batch size, the result is reused.
+        outputs: Result callbacks.
+        palette: (K, 3) uint8 rgb colours of the classes (colour masks).
+        clock: Time source (:class:`SystemClock` by default).
+        max_age_ms: Drop frames whose stamp is older than this when taken; 0 disables.
+        batch: Take the newest frame of every camera and segment them in one call.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[str],
+        segmenter: SegmenterFactory,
+        outputs: Outputs,
+        *,
+        palette: np.ndarray | Sequence[Sequence[int]],
+        clock: Clock | None = None,
+        max_age_ms: float = 0.0,
+        batch: bool = False,
+    ) -> None:
+        self.cameras = tuple(cameras)
+        self.outputs = outputs
+        self.clock: Clock = clock or SystemClock()
+        self.max_age_ns = int(max_age_ms * 1e6)
+        self.batch = batch
+        self.enabled = True
+        self._factory = segmenter
+        self._segmenters: dict[tuple[int, int, int], SegmentBatch] = {}
+        self._lut = imaging.palette_lut(palette)
+        self._slots = LatestSlots(self.cameras)
+        self._stats = {cam: CameraStats() for cam in self.cameras}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    # -- callback side ------------------------------------------------------------------
+
+    def submit(self, camera: str, msg: Any, *, received_ns: int | None = None) -> None:
+        """Queue ``msg`` (an Image or CompressedImage) as the newest frame of ``camera``.
+
+        Cheap enough for a subscription callback: it reads the header stamp and swaps the
+        message into the camera's slot. ``received_ns`` overrides the receipt time (monotonic
+        clock), for frames scheduled on a timeline. Ignored while not :attr:`enabled`.
+        """
+        if not self.enabled:
+            return
+        now = self.clock.monotonic_ns()
+        received = now if received_ns is None else received_ns
+        wall = self.clock.now_ns() - (now - received)
+        item = Pending(camera, msg, imaging.stamp_ns(msg.header), received, wall)
+        replaced = self._slots.put(item)
+        with self._lock:
+            stats = self._stats[camera]
+            stats.received += 1
+            stats.replaced += replaced is not None
+        if replaced is not None and self.outputs.dropped:
+            self.outputs.dropped(camera, replaced.stamp_ns, 'replaced')
+
+    # -- worker side --------------------------------------------------------------------
+
+    def process_once(self, timeout: float | None = 0.0) -> int:
+        """Take the next frame (or one per camera when batching) and publish its results.
+
+        Args:
+            timeout: Seconds to wait for a frame (None: until one arrives or :meth:`stop`).
+
+        Returns:
+            The number of frames taken (published, stale or bad).
+        """
+        taken = self._slots.take(every=self.batch, timeout=timeout)
+        ready = [p for p in taken if not self._is_stale(p)]
+        decoded = [d for d in (self._decode(p) for p in ready) if d is not None]
+        groups: dict[tuple[tuple[int, ...], str], list[_Decoded]] = {}
+        for d in decoded:
+            groups.setdefault((d.frame.shape, d.encoding), []).append(d)
+        for (shape, encoding), group in groups.items():
+            self._segment_and_publish(group, shape, encoding)
+        return len(taken)
+
+    def prepare(self, height: int, width: int, batch: int = 1) -> None:
+        """Build the segmenter for frames of ``height x width`` and run it once (warm-up).
+
+        Otherwise the first frame of each shape pays for the build and the first-run
+        overheads of the engine.
+
+        Raises:
+            SegnodeError: The engine cannot be built or loaded.
+        """
+        segmenter = self._segmenter(batch, height, width)
+        segmenter.segment_batch([np.zeros((height, width, 3), np.uint8)] * batch)
+
+    def waiting(self) -> int:
+        """Frames waiting in the slots (at most one per camera)."""
+        return self._slots.waiting()
+
+    def _is_stale(self, p: Pending) -> bool:
+        if not self.max_age_ns or self.clock.now_ns() - p.stamp_ns <= self.max_age_ns:
+            return False
+        with self._lock:
+            self._stats[p.camera].stale += 1
+        if self.outputs.dropped:
+            self.outputs.dropped(p.camera, p.stamp_ns, 'stale')
+        return True
+
+    def _decode(self, p: Pending) -> _Decoded | None:
+        t0 = self.clock.monotonic_ns()
+        try:
+            frame, encoding = imaging.to_rgb_frame(p.msg)
+        except SegnodeError as err:
+            self._bad(p.camera, str(err))
+            return None
+        return _Decoded(p, frame, encoding, t0, self.clock.monotonic_ns())
+
+    def _bad(self, camera: str, reason: str) -> None:
+        with self._lock:
+            self._stats[camera].bad += 1
+        if self.outputs.bad_frame:
+            self.outputs.bad_frame(camera, reason)
+
+    def _segmenter(self, n: int, h: int, w: int) -> SegmentBatch:
+        key = (n, h, w)
+        if key not in self._segmenters:
+            self._segmenters[key] = self._factory(n, h, w)
+        return self._segmenters[key]
+
+    def _segment_and_publish(
+        self, group: list[_Decoded], shape: tuple[int, ...], encoding: str
+    ) -> None:
+        try:
+            segmenter = self._segmenter(len(group), shape[0], shape[1])
+            t_infer = self.clock.monotonic_ns()  # an engine built on a first frame is not timed
+            masks = segmenter.segment_batch([d.frame for d in group], encoding).masks
+        except SegnodeError as err:
+            for d in group:
+                self._bad(d.pending.camera, str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - e.g. CUDA out of memory: drop, keep serving
+            for d in group:
+                self._bad(d.pending.camera, f'segmentation failed: {type(err).__name__}: {err}')
+            return
+        t_done = self.clock.monotonic_ns()
+        for d, mask in zip(group, masks):
+            try:
+                self._publish(d, mask, t_infer, t_done)
+            except Exception as err:  # noqa: BLE001 - one failing output must not stop the rest
+                self._bad(d.pending.camera, f'publishing failed: {type(err).__name__}: {err}')
+
+    def _publish(self, d: _Decoded, mask: np.ndarray, t_infer: int, t_done: int) -> None:
+        p, out, clock = d.pending, self.outputs, self.clock
+        header = p.msg.header
+        t_post = clock.monotonic_ns()
+        color = None
+        if out.color and out.want_color(p.camera):
+            color = imaging.colorize(mask, self._lut)
+        t_pub = clock.monotonic_ns()
+        if out.labels:
+            out.labels(p.camera, header, mask)
+        if out.color and color is not None:
+            out.color(p.camera, header, color)
+        t_end = clock.monotonic_ns()
+        with self._lock:
+            stats = self._stats[p.camera]
+            stats.processed += 1
+            stats.recent_total_ms.append((t_end - p.received_ns) * _MS)
+            stats.recent_publish_ns.append(t_end)
+            counts = (stats.received, stats.processed, stats.dropped, stats.bad)
+        metrics = FrameMetrics(
+            t_recv_ms=p.received_wall_ns * _MS,
+            queue_wait_ms=(d.t_take - p.received_ns) * _MS,
+            preprocess_ms=(d.t_decoded - d.t_take) * _MS,
+            infer_ms=(t_done - t_infer) * _MS,
+            postprocess_ms=(t_pub - t_post) * _MS,
+            publish_ms=(t_end - t_pub) * _MS,
+            total_ms=(t_end - p.received_ns) * _MS,
+            pipeline_latency_ms=(clock.now_ns() - p.stamp_ns) * _MS,
+            received_total=counts[0],
+            processed_total=counts[1],
+            dropped_total=counts[2],
+            bad_total=counts[3],
+        )
+        if out.metrics:
+            out.metrics(p.camera, header, metrics)
+        if out.result:
+            out.result(
+                FrameResult(p.camera, header, p.stamp_ns, d.frame, d.encoding, mask, metrics)
+            )
+
+    # -- the worker thread --------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run :meth:`process_once` on a worker thread until :meth:`stop`."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._slots.reopen()
+        self._thread = threading.Thread(target=self._run, name='segnode-worker', daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.process_once(timeout=0.1)
+
+    def stop(self) -> None:
+        """Stop the worker thread and discard frames still waiting (not counted as drops)."""
+        self._stop.set()
+        self._slots.close()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self._slots.clear()
+
+    @property
+    def running(self) -> bool:
+        """Whether the worker thread runs."""
+        return self._thread is not None
+
+    def segmenters(self) -> list[SegmentBatch]:
+        """The segmenters built so far (one per frame shape and batch)."""
+        return list(self._segmenters.values())
+
+    def stats(self) -> dict[str, CameraStats]:
+        """A snapshot of every camera's counts and recent latencies."""
+        with self._lock:
+            return {cam: s.snapshot() for cam, s in self._stats.items()}
+
+    def release(self) -> None:
+        """Forget the segmenters (the node's cleanup frees their GPU memory afterwards)."""
+        self.stop()
+        self._segmenters.clear()
+
+
+@dataclass(frozen=True)
+class _Decoded:
+    pending: Pending
+    frame: np.ndarray
+    encoding: str
+    t_take: int
+    t_decoded: int
+
+
+class Arrival(NamedTuple):
+    """A frame arriving at ``t_ns`` on the clock's monotonic timeline."""
+
+    t_ns: int
+    camera: str
+    msg: Any
+
+
+def run_timeline(
+    service: SegmentationService,
+    arrivals: Iterable[Arrival],
+    *,
+    wait_until: Callable[[int], None],
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Deliver frames at their arrival times and run the worker on this thread.
+
+    Frames that arrive while the worker is busy wait in their slot and replace each other,
+    exactly as on a vehicle, so a slow model drops frames here as it would there. Used with a
+    :class:`~segnode.node.scheduler.ManualClock` (tests, simulations) and by realtime replay.
+
+    Args:
+        service: The service (its worker thread must not be running).
+        arrivals: Frames in arrival order.
+        wait_until: Blocks until the clock reads ``t_ns`` (``ManualClock.advance_to``, or a
+            sleep on a real clock).
+        stop: Polled between frames; True ends the run early.
+    """
+    if service.running:
+        raise RuntimeError('run_timeline drives the worker itself; stop the worker thread first')
+    clock = service.clock
+    pending = iter(arrivals)
+    nxt = next(pending, None)
+    while (nxt is not None or service.waiting()) and not stop():
+        now = clock.monotonic_ns()
+        while nxt is not None and nxt.t_ns <= now:
+            service.submit(nxt.camera, nxt.msg, received_ns=nxt.t_ns)
+            nxt = next(pending, None)
+        if service.waiting():
+            service.process_once()
+        elif nxt is not None:
+            wait_until(nxt.t_ns)

@@ -1,0 +1,387 @@
+"""Reading rosbag2 bags with rosbags, without ROS (ros-interface.md section 7).
+
+Reading: :func:`open_bag` takes a bag folder, its ``metadata.yaml`` or one storage file
+(``.db3`` sqlite3 or ``.mcap``) of any metadata version rosbags reads (4 to 9; Humble writes
+5, later distros up to 9). When ``metadata.yaml`` and the storage disagree, the storage wins:
+rosbags matches the topics of ``metadata.yaml`` to the connections of the storage on topic,
+type, serialization format and offered QoS, so a QoS edited in ``metadata.yaml`` alone makes a
+topic yield no message although its ``message_count`` says otherwise. :class:`BagReader` detects
+that before iterating (:func:`_disagreements`), reads the storage files directly and says so
+in ``BagInfo.notes``. zstd-compressed bags are read through ``metadata.yaml`` only (their
+storage files cannot be opened on their own), so they are not cross-checked.
+
+Writing is :mod:`segnode.replay.bag_writer`. Messages are decoded with the Jazzy type store
+(``sensor_msgs/Image`` and ``CompressedImage`` are the same in Humble).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, ExitStack
+from dataclasses import dataclass
+import heapq
+from pathlib import Path, PurePath
+import re
+import struct
+from types import TracebackType
+from typing import Any
+
+import apsw
+from rosbags.interfaces import Connection
+from rosbags.rosbag2 import Reader, ReaderError
+from rosbags.serde import SerdeError
+from rosbags.typesys import get_typestore, Stores
+import yaml
+
+from segnode.errors import BagReadError
+
+__all__ = [
+    'IMAGE_TYPES',
+    'BagInfo',
+    'BagMessage',
+    'BagReader',
+    'TopicInfo',
+    'camera_name',
+    'camera_names',
+    'open_bag',
+]
+
+IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
+STORAGES = {'.db3': 'sqlite3', '.mcap': 'mcap'}
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+# What rosbags lets escape from a truncated or corrupt storage file: its own ReaderError, the
+# sqlite driver's errors (apsw) and, from the MCAP parser, I/O, struct and decoding errors (a
+# corrupt record length can ask for more memory than there is, or overflow a size).
+_READ_ERRORS = (
+    ReaderError,
+    SerdeError,
+    yaml.YAMLError,
+    apsw.Error,
+    OSError,
+    EOFError,
+    struct.error,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    RuntimeError,
+    MemoryError,
+    OverflowError,
+)
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Translate rosbags' and the storage drivers' errors into one-line ``BagReadError``."""
+    try:
+        yield
+    except _READ_ERRORS as err:
+        reason = ' '.join(str(err).split()) or type(err).__name__
+        raise BagReadError(f'cannot {what} {path}: {reason} (truncated or corrupt?)') from err
+
+
+@dataclass(frozen=True)
+class TopicInfo:
+    """One topic of a bag: name, message type and number of messages."""
+
+    topic: str
+    msgtype: str
+    count: int
+
+
+@dataclass(frozen=True)
+class BagInfo:
+    """What a bag holds.
+
+    Attributes:
+        path: The path given to :func:`open_bag`.
+        storage: 'sqlite3' or 'mcap'.
+        version: Metadata version (0 when read without ``metadata.yaml``).
+        start_ns: Log time of the first message (0 for an empty bag).
+        duration_ns: Last minus first log time.
+        topics: Topic name -> :class:`TopicInfo`, counts as the messages will be read.
+        notes: How the bag was read when not simply through ``metadata.yaml``.
+    """
+
+    path: Path
+    storage: str
+    version: int
+    start_ns: int
+    duration_ns: int
+    topics: dict[str, TopicInfo]
+    notes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BagMessage:
+    """One deserialised message (a rosbags type store instance) and its log time."""
+
+    topic: str
+    msgtype: str
+    log_time_ns: int
+    msg: Any
+
+
+def open_bag(path: str | Path) -> BagReader:
+    """Open a bag folder, its ``metadata.yaml`` or a single ``.db3``/``.mcap`` file.
+
+    Use as a context manager (``with open_bag(path) as bag:``) or call ``close()``.
+
+    Raises:
+        BagReadError: The path does not exist, holds no bag, or the bag cannot be read.
+    """
+    return BagReader(path)
+
+
+def _key(conn: Connection) -> tuple[str, str, object]:
+    return conn.topic, conn.msgtype, conn.ext
+
+
+def _matches(meta: Connection, stored: Connection) -> bool:
+    """Whether rosbags' directory reader yields ``stored``'s messages for ``meta``."""
+    digests = meta.digest, stored.digest
+    return _key(meta) == _key(stored) and (not all(digests) or digests[0] == digests[1])
+
+
+def _disagreements(meta: Sequence[Connection], stored: Sequence[Connection]) -> list[str]:
+    """Topics whose messages a read through ``metadata.yaml`` would not yield exactly.
+
+    Compares, per topic, the metadata's ``message_count`` with the messages the storage holds
+    and with those that match a metadata connection (the rest are silently skipped). All three
+    counts come from indexes, so nothing is read twice.
+    """
+    declared: dict[str, int] = defaultdict(int)
+    held: dict[str, int] = defaultdict(int)
+    reachable: dict[str, int] = defaultdict(int)
+    for conn in meta:
+        declared[conn.topic] += conn.msgcount
+    for conn in stored:
+        held[conn.topic] += conn.msgcount
+        if any(_matches(m, conn) for m in meta):
+            reachable[conn.topic] += conn.msgcount
+    topics = sorted(set(declared) | set(held))
+    return [
+        f'{t} (metadata {declared[t]}, storage {held[t]}, matched {reachable[t]})'
+        for t in topics
+        if not declared[t] == held[t] == reachable[t]
+    ]
+
+
+def _topics(readers: Sequence[Reader]) -> dict[str, TopicInfo]:
+    counts: dict[str, int] = defaultdict(int)
+    types: dict[str, str] = {}
+    for reader in readers:
+        for conn in reader.connections:
+            counts[conn.topic] += conn.msgcount
+            types.setdefault(conn.topic, conn.msgtype)
+    return {t: TopicInfo(t, types[t], counts[t]) for t in sorted(counts)}
+
+
+def _locate(path: Path) -> tuple[Path | None, list[Path], list[str]]:
+    """(folder with metadata.yaml or None, storage files to read directly, notes)."""
+    if not path.exists():
+        raise BagReadError(f'bag {path} does not exist')
+    if path.is_file():
+        if path.name == 'metadata.yaml':
+            return path.parent, [], []
+        if path.suffix in STORAGES:
+            return None, [path], []
+        raise BagReadError(f'{path} is not a bag folder, a metadata.yaml, a .db3 or a .mcap')
+    if (path / 'metadata.yaml').is_file():
+        return path, [], []
+    files = sorted(p for p in path.iterdir() if p.suffix in STORAGES and p.is_file())
+    if not files:
+        raise BagReadError(f'{path} is not a bag: no metadata.yaml and no .db3 or .mcap file')
+    if len({p.suffix for p in files}) > 1:
+        raise BagReadError(f'{path} has no metadata.yaml and mixes .db3 and .mcap files')
+    note = f'{path} has no metadata.yaml: read {len(files)} storage file(s) directly'
+    return None, files, [note]
+
+
+class BagReader:
+    """An open bag: :attr:`info`, :meth:`image_topics` and :meth:`messages`.
+
+    Args:
+        path: Bag folder, its ``metadata.yaml``, or a single ``.db3`` or ``.mcap`` file.
+
+    Raises:
+        BagReadError: See :func:`open_bag`.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._stack = ExitStack()
+        try:
+            self._readers, self.info = self._open()
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _reader(self, path: Path, stack: ExitStack | None = None) -> Reader:
+        with _reading(path, 'open bag'):
+            reader = Reader(path)
+            reader.open()
+        (stack or self._stack).callback(reader.close)
+        return reader
+
+    def _open(self) -> tuple[list[Reader], BagInfo]:
+        folder, files, notes = _locate(self.path)
+        version = 0
+        if folder is not None:
+            with _reading(folder / 'metadata.yaml', 'read'):
+                meta = yaml.safe_load((folder / 'metadata.yaml').read_text())
+                meta = meta['rosbag2_bagfile_information']
+                version, storage = int(meta['version']), str(meta['storage_identifier'])
+                files = [folder / PurePath(name).name for name in meta['relative_file_paths']]
+            if missing := [p.name for p in files if not p.is_file()]:
+                raise BagReadError(f'{folder}: storage files in metadata.yaml missing: {missing}')
+            readers = [self._reader(folder)]
+            compressed = str(meta.get('compression_mode') or 'none').lower() != 'none'
+            if not compressed:  # compressed storage files cannot be opened directly
+                with ExitStack() as stack:
+                    direct = [self._reader(p, stack) for p in files]
+                    stored = [c for r in direct for c in r.connections]
+                    if wrong := _disagreements(readers[0].connections, stored):
+                        readers = direct
+                        self._stack.enter_context(stack.pop_all())
+                        notes.append(
+                            f'metadata.yaml disagrees with the storage for {", ".join(wrong)}: '
+                            'read the storage files directly'
+                        )
+        else:
+            readers = [self._reader(p) for p in files]
+            storage = STORAGES[files[0].suffix]
+        with _reading(self.path, 'read'):
+            filled = [r for r in readers if r.message_count]
+            start = min((r.start_time for r in filled), default=0)
+            end = max((r.end_time - 1 for r in filled), default=0)
+        topics = _topics(readers)
+        return readers, BagInfo(self.path, storage, version, start, end - start, topics, (*notes,))
+
+    def close(self) -> None:
+        """Close the storage files."""
+        self._stack.close()
+
+    def __enter__(self) -> BagReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def image_topics(self, requested: Sequence[str] | None = None) -> list[TopicInfo]:
+        """The Image and CompressedImage topics, sorted, or the ``requested`` ones in order.
+
+        Raises:
+            BagReadError: The bag has no image topic, or a requested topic is not one of them.
+        """
+        images = {t.topic: t for t in self.info.topics.values() if t.msgtype in IMAGE_TYPES}
+        if not images:
+            found = ', '.join(f'{t.topic} ({t.msgtype})' for t in self.info.topics.values())
+            raise BagReadError(
+                f'{self.path} has no sensor_msgs/Image or CompressedImage topic; '
+                f'topics: {found or "none"}'
+            )
+        if requested is None:
+            return [images[name] for name in sorted(images)]
+        for name in requested:
+            if name not in images:
+                raise BagReadError(
+                    f'{self.path} has no image topic {name!r}; image topics: '
+                    f'{", ".join(sorted(images))}'
+                )
+        return [images[name] for name in dict.fromkeys(requested)]
+
+    def messages(self, topics: Sequence[str]) -> Iterator[BagMessage]:
+        """The messages of ``topics``, deserialised, in log-time order across topics.
+
+        Raises:
+            BagReadError: A topic is not in the bag, its type is unknown to the Jazzy type
+                store, or the storage is truncated or corrupt.
+        """
+        wanted = set(topics)
+        for name in topics:
+            info = self.info.topics.get(name)
+            if info is None:
+                raise BagReadError(f'{self.path} has no topic {name!r}')
+            if info.msgtype not in TYPESTORE.types:
+                raise BagReadError(f'{name}: message type {info.msgtype} cannot be decoded')
+        return self._messages(wanted)
+
+    def _messages(self, wanted: set[str]) -> Iterator[BagMessage]:
+        streams = []
+        for reader in self._readers:
+            conns = [c for c in reader.connections if c.topic in wanted]
+            if conns:  # rosbags reads every connection when given none
+                streams.append(reader.messages(conns))
+        with _reading(self.path, 'read messages from'):
+            for conn, log_time, raw in heapq.merge(*streams, key=lambda m: m[1]):
+                msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+                yield BagMessage(conn.topic, conn.msgtype, log_time, msg)
+
+
+# Trailing topic segments that name an image stream or its transport, not a camera.
+_TRANSPORTS = {'compressed', 'compresseddepth', 'theora', 'zstd', 'ffmpeg'}
+_STREAM = re.compile(r'^(image|img)(_.*)?$|^(rgb|color|colour|mono|raw|rect)$')
+
+
+def _sanitize(text: str) -> str:
+    name = re.sub(r'[^0-9A-Za-z_]+', '_', text).strip('_') or 'camera'
+    return name if name[0].isalpha() else f'cam_{name}'
+
+
+def _candidates(topic: str) -> list[str]:
+    """Names for ``topic`` from shortest to longest; the last is the whole topic."""
+    parts = [p for p in topic.split('/') if p]
+    whole = _sanitize('_'.join(parts))
+    if parts and parts[-1].lower() in _TRANSPORTS:
+        parts = parts[:-1]
+    while len(parts) > 1 and _STREAM.match(parts[-1].lower()):
+        parts = parts[:-1]
+    names = [_sanitize('_'.join(parts[-k:])) for k in range(1, len(parts) + 1)]
+    return list(dict.fromkeys([*names, whole]))
+
+
+def camera_name(topic: str) -> str:
+    """A camera name from an image topic (a ROS parameter name part: ``[A-Za-z][A-Za-z0-9_]*``).
+
+    '/front/image_raw' -> 'front', '/cam_left/image_rect_color/compressed' -> 'cam_left',
+    '/camera/image' -> 'camera', '/image_raw' -> 'image_raw'.
+    """
+    return _candidates(topic)[0]
+
+
+def camera_names(topics: Sequence[str]) -> dict[str, str]:
+    """Unique camera names for a bag's topics: colliding ones take more of their path.
+
+    ``['/left/front/image', '/right/front/image']`` -> 'left_front', 'right_front'; two streams
+    of one camera ('/cam/image_raw', '/cam/image_rect') fall back to the whole topic
+    ('cam_image_raw', 'cam_image_rect').
+    """
+    options = {t: _candidates(t) for t in dict.fromkeys(topics)}
+    level = dict.fromkeys(options, 0)
+    while True:
+        names = {t: options[t][level[t]] for t in options}
+        seen: dict[str, list[str]] = defaultdict(list)
+        for topic, name in names.items():
+            seen[name].append(topic)
+        clashing = [t for group in seen.values() if len(group) > 1 for t in group]
+        deeper = [t for t in clashing if level[t] + 1 < len(options[t])]
+        if not deeper:
+            break
+        for topic in deeper:
+            level[topic] += 1
+    used: set[str] = set()
+    for topic, name in names.items():  # identical sanitised topics: number them
+        unique, n = name, 2
+        while unique in used:
+            unique, n = f'{name}_{n}', n + 1
+        names[topic] = unique
+        used.add(unique)
+    return names

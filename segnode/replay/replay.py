@@ -1,0 +1,481 @@
+"""Replay a recorded drive through the node's own service and measure what it would have done.
+
+One pipeline, no second implementation: frames from the bag go through
+:class:`~segnode.node.service.SegmentationService` exactly as the node's subscriptions feed it.
+
+- ``max`` rate: every frame, one after another, as fast as the engine goes (quality and
+  throughput; nothing is dropped).
+- ``realtime`` rate: frames arrive on the bag's own log-time timeline scaled by ``speed``
+  (:func:`~segnode.node.service.run_timeline`); frames that arrive while the model is busy replace
+  each other in the latest-frame slot and are dropped, as on the vehicle. Accuracy is also
+  reported over every frame, a dropped one scored with the newest mask published before it
+  (what a consumer would have used).
+
+Ground truth comes from a mono8 label topic in the bag (matched by header stamp) or from a
+folder of label PNGs (matched by stamp in the file name, or by order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+from tqdm import tqdm
+
+from segnode.errors import SegnodeError
+from segnode.metrics import confusion_matrix
+from segnode.node import imaging
+from segnode.node.assemble import build_service, load_labelled_model, LoadedModel
+from segnode.node.config import NodeConfig
+from segnode.node.service import (
+    Arrival,
+    FrameResult,
+    Outputs,
+    run_timeline,
+    SegmenterFactory,
+)
+from segnode.replay.bag_writer import BagWriter, make_diagnostics, make_image
+from segnode.replay.bags import BagReader, camera_names, open_bag
+from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
+
+__all__ = ['RATES', 'ReplayClock', 'ReplayError', 'ReplayOptions', 'replay']
+
+RATES = ('max', 'realtime')
+
+
+class ReplayError(SegnodeError):
+    """The replay cannot run as asked (labels, topics, options)."""
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    """How to replay.
+
+    Attributes:
+        rate: ``max`` or ``realtime``.
+        speed: Realtime speed factor (2.0 plays twice as fast).
+        image_topics: Image topics to segment; empty finds them (topics named like labels
+            are ground truth, not cameras).
+        label_topics: Ground-truth topics; empty finds ``.../labels`` topics of the cameras.
+        labels_dir: Folder of label PNGs instead of a label topic (single camera).
+        label_match: ``stamp`` (file stem is the header stamp in ns) or ``order``.
+        out_bag: Output bag with the images, labels, colour masks and metrics ('' for none).
+        out_storage: ``mcap`` or ``sqlite3``.
+        out_prefix: Namespace of the output topics (the node's default name).
+        color: Also write colour masks to the output bag.
+        overlays: Sample frames kept for the report.
+        max_frames: Stop after this many frames (0: all).
+        progress: Show a progress bar.
+    """
+
+    rate: str = 'max'
+    speed: float = 1.0
+    image_topics: tuple[str, ...] = ()
+    label_topics: tuple[str, ...] = ()
+    labels_dir: str = ''
+    label_match: str = 'stamp'
+    out_bag: str = ''
+    out_storage: str = 'mcap'
+    out_prefix: str = '/segnode'
+    color: bool = False
+    overlays: int = 4
+    max_frames: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        """Validate choices."""
+        if self.rate not in RATES:
+            raise ReplayError(f'--rate must be max or realtime, got {self.rate!r}')
+        if self.speed <= 0:
+            raise ReplayError(f'--speed must be > 0, got {self.speed}')
+        if self.label_match not in ('stamp', 'order'):
+            raise ReplayError(f'label matching must be stamp or order, got {self.label_match!r}')
+
+
+def _is_label_topic(topic: str) -> bool:
+    last = topic.rstrip('/').rsplit('/', 1)[-1]
+    return 'label' in last or 'annot' in last
+
+
+def _prefix(topic: str) -> str:
+    return topic.rstrip('/').rsplit('/', 1)[0]
+
+
+class _Truth:
+    """Ground-truth masks per camera, keyed by header stamp (or by frame order)."""
+
+    def __init__(self) -> None:
+        self.by_stamp: dict[str, dict[int, np.ndarray]] = {}
+        self.by_order: list[np.ndarray] = []
+        self.order_of: dict[tuple[str, int], int] = {}
+
+    def get(self, camera: str, stamp_ns: int) -> np.ndarray | None:
+        if self.by_order:
+            index = self.order_of.get((camera, stamp_ns))
+            return (
+                self.by_order[index] if index is not None and index < len(self.by_order) else None
+            )
+        return self.by_stamp.get(camera, {}).get(stamp_ns)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_stamp or self.by_order)
+
+
+def _load_truth(
+    bag: BagReader, cams: dict[str, str], opts: ReplayOptions, label_topics: Sequence[str]
+) -> _Truth:
+    truth = _Truth()
+    if opts.labels_dir:
+        if len(cams) != 1:
+            raise ReplayError('--labels DIR needs exactly one camera; use a label topic instead')
+        camera = next(iter(cams.values()))
+        files = sorted(Path(opts.labels_dir).glob('*.png'))
+        if not files:
+            raise ReplayError(f'no label PNGs in {opts.labels_dir}')
+        for f in files:
+            label = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+            if label is None or label.ndim != 2:
+                raise ReplayError(f'{f} is not a single-channel label PNG')
+            if opts.label_match == 'order':
+                truth.by_order.append(label)
+            elif f.stem.isdigit():
+                truth.by_stamp.setdefault(camera, {})[int(f.stem)] = label
+            else:
+                raise ReplayError(
+                    f'{f.name}: matching by stamp needs file names like <stamp_ns>.png; '
+                    'use --label-match order'
+                )
+        return truth
+    owner = {_prefix(t): cam for t, cam in cams.items()}
+    for msg in bag.messages(label_topics):
+        only = next(iter(cams.values())) if len(cams) == 1 else None
+        cam = owner.get(_prefix(msg.topic), only)
+        if cam is None:
+            raise ReplayError(
+                f'cannot tell which camera label topic {msg.topic} belongs to; name both with '
+                '--image-topic and --label-topic in the same namespace'
+            )
+        mask = imaging.image_to_array(msg.msg)
+        if mask.ndim != 2 or mask.dtype != np.uint8:
+            raise ReplayError(f'label topic {msg.topic} must be mono8, got {msg.msg.encoding}')
+        truth.by_stamp.setdefault(cam, {})[imaging.stamp_ns(msg.msg.header)] = mask.copy()
+    return truth
+
+
+class ReplayClock:
+    """Durations from a monotonic source; ``now_ns`` on the bag's timeline from an anchor.
+
+    Args:
+        speed: Bag nanoseconds per monotonic nanosecond.
+        monotonic_ns: The monotonic source (``time.perf_counter_ns``; a ManualClock's in
+            tests).
+        sleep_until: Blocks until the source reads the given value.
+    """
+
+    def __init__(
+        self,
+        speed: float = 1.0,
+        *,
+        monotonic_ns: Callable[[], int] = time.perf_counter_ns,
+        sleep_until: Callable[[int], None] | None = None,
+    ) -> None:
+        self.speed = speed
+        self._source = monotonic_ns
+        self.sleep_until = sleep_until or self._sleep
+        self.anchor(0)
+
+    def anchor(self, bag_ns: int) -> None:
+        """Make the present moment correspond to ``bag_ns`` on the bag's timeline."""
+        self._bag, self._mono = bag_ns, self._source()
+
+    def monotonic_ns(self) -> int:
+        """The monotonic source."""
+        return self._source()
+
+    def now_ns(self) -> int:
+        """Bag time now."""
+        return self._bag + int((self._source() - self._mono) * self.speed)
+
+    def to_monotonic(self, bag_ns: int) -> int:
+        """When bag time ``bag_ns`` comes, on the monotonic source."""
+        return self._mono + int((bag_ns - self._bag) / self.speed)
+
+    def _sleep(self, t_ns: int) -> None:
+        delay = (t_ns - self._source()) * 1e-9
+        if delay > 0:
+            time.sleep(delay)
+
+
+def replay(
+    bag_path: str | Path,
+    config: NodeConfig,
+    options: ReplayOptions | None = None,
+    *,
+    loaded: LoadedModel | None = None,
+    clock: ReplayClock | None = None,
+    segmenter: SegmenterFactory | None = None,
+) -> ReplayResult:
+    """Replay ``bag_path`` through the service ``config`` describes.
+
+    Args:
+        bag_path: Bag folder, its metadata.yaml, or a storage file.
+        config: Engine and model (camera names come from the bag).
+        options: Rate, topics, ground truth, outputs.
+        loaded: An already loaded model (otherwise ``config.model`` is loaded).
+        clock: Time source (a real-time :class:`ReplayClock` by default; tests simulate).
+        segmenter: Segmenter factory overriding the engine ``config`` describes (tests).
+
+    Returns:
+        What was measured; ``interrupted`` is set when Ctrl-C stopped it early.
+
+    Raises:
+        BagReadError: The bag cannot be read or has no image topic.
+        ReplayError: Labels or options are unusable.
+        BagWriteError: The output bag cannot be written (nothing is left behind).
+    """
+    opts = options or ReplayOptions()
+    loaded = loaded or load_labelled_model(config.model)
+    with ExitStack() as stack:
+        bag = stack.enter_context(open_bag(bag_path))
+        run = _Run(bag, config, opts, loaded, clock, segmenter)
+        if opts.out_bag:
+            run.writer = stack.enter_context(BagWriter(opts.out_bag, opts.out_storage))
+        try:
+            run.run()
+        except KeyboardInterrupt:
+            run.result.interrupted = True
+            if run.writer is not None:
+                run.writer.finish()
+        return run.result
+
+
+class _Run:
+    """State of one replay: the service, its outputs, the scores and the output bag."""
+
+    def __init__(
+        self,
+        bag: BagReader,
+        config: NodeConfig,
+        opts: ReplayOptions,
+        loaded: LoadedModel,
+        clock: ReplayClock | None,
+        segmenter: SegmenterFactory | None,
+    ) -> None:
+        self.bag, self.opts, self.loaded = bag, opts, loaded
+        requested = opts.image_topics or None
+        topics = bag.image_topics(requested)
+        if not requested:
+            topics = [t for t in topics if not _is_label_topic(t.topic)] or topics
+        self.cams = camera_names([t.topic for t in topics])
+        label_topics = list(opts.label_topics) or [
+            t.topic
+            for t in bag.image_topics()
+            if _is_label_topic(t.topic) and t.topic not in self.cams
+        ]
+        missing = sorted(set(label_topics) - set(bag.info.topics))
+        if missing:
+            raise ReplayError(f'label topic {missing[0]} is not in the bag')
+        self.truth = _load_truth(bag, self.cams, opts, label_topics)
+        k = loaded.table.num_classes
+        self.result = ReplayResult(
+            bag=str(bag_path_of(bag)),
+            mode=opts.rate,
+            speed=opts.speed if opts.rate == 'realtime' else 1.0,
+            engine='',
+            model=loaded.description,
+            class_names=loaded.table.names,
+            palette=loaded.palette,
+            cameras=[CameraResult(cam, topic) for topic, cam in self.cams.items()],
+            confusion=np.zeros((k, k), np.int64) if self.truth else None,
+            consumer_confusion=(
+                np.zeros((k, k), np.int64) if self.truth and opts.rate == 'realtime' else None
+            ),
+            notes=list(bag.info.notes),
+        )
+        self.by_cam = {c.camera: c for c in self.result.cameras}
+        self.total = sum(t.count for t in topics)
+        if opts.max_frames:
+            self.total = min(self.total, opts.max_frames)
+        self.overlay_every = max(1, self.total // max(opts.overlays, 1))
+        self.last_mask: dict[str, np.ndarray] = {}
+        self.writer: BagWriter | None = None
+        self.clock = clock or ReplayClock()
+        self.clock.speed = self.result.speed
+        node_config = NodeConfig(
+            camera_names=tuple(self.cams.values()), engine=config.engine, batch=False
+        )
+        outputs = Outputs(result=self._on_result, dropped=self._on_dropped, bad_frame=self._on_bad)
+        self.service, _ = build_service(
+            node_config, outputs, clock=self.clock, loaded=loaded, segmenter=segmenter
+        )
+        self.first_ns = 0
+        self.progress: Any = None
+        self.error: ReplayError | None = None
+        self.first_bad: dict[str, str] = {}
+
+    def warm_up(self) -> None:
+        """Build each camera's engine and run it once, so no frame pays for that."""
+        for topic in self.cams:
+            first = next(iter(self.bag.messages([topic])), None)
+            if first is None:
+                continue
+            try:
+                frame, _ = imaging.to_rgb_frame(first.msg)
+            except SegnodeError:
+                continue  # reported as a bad frame when it is replayed
+            self.service.prepare(frame.shape[0], frame.shape[1])
+
+    def run(self) -> None:
+        opts = self.opts
+        self.warm_up()
+        start = time.perf_counter()
+        with tqdm(
+            total=self.total, unit='frame', disable=not opts.progress, dynamic_ncols=True
+        ) as self.progress:
+            try:
+                if opts.rate == 'max':
+                    for arrival in self._frames():
+                        self.clock.anchor(arrival.t_ns)
+                        self.service.submit(arrival.camera, arrival.msg)
+                        self.service.process_once()
+                        if self.error:
+                            break
+                else:
+                    run_timeline(
+                        self.service,
+                        self._timeline(),
+                        wait_until=self.clock.sleep_until,
+                        stop=lambda: self.error is not None,
+                    )
+            finally:
+                self.result.wall_s = time.perf_counter() - start
+                self.result.engine = _describe(self.service.segmenters())
+                for name, stats in self.service.stats().items():  # the service's own counts
+                    counts = self.by_cam[name]
+                    counts.frames, counts.processed = stats.received, stats.processed
+                    counts.dropped, counts.bad = stats.dropped, stats.bad
+        if self.error:
+            raise self.error
+        for cam in self.result.cameras:
+            if cam.bad and not cam.processed and not self.result.interrupted:
+                raise ReplayError(
+                    f'no frame of camera {cam.camera} ({cam.topic}) could be segmented: '
+                    f'{self.first_bad[cam.camera]}'
+                )
+
+    def _frames(self) -> Iterator[Arrival]:
+        """Bag messages as arrivals at their log time (ns on the bag timeline)."""
+        for i, m in enumerate(self.bag.messages(list(self.cams))):
+            if self.opts.max_frames and i >= self.opts.max_frames:
+                return
+            if i == 0:
+                self.first_ns = m.log_time_ns
+            cam = self.cams[m.topic]
+            if self.truth.by_order:
+                self.truth.order_of[(cam, imaging.stamp_ns(m.msg.header))] = i
+            if self.writer is not None:
+                self.writer.write(m.topic, m.log_time_ns, m.msg)
+            yield Arrival(m.log_time_ns, cam, m.msg)
+
+    def _timeline(self) -> Iterator[Arrival]:
+        """Arrivals mapped onto the monotonic clock, realtime scaled by ``speed``."""
+        anchored = False
+        for a in self._frames():
+            if not anchored:
+                self.clock.anchor(a.t_ns)
+                anchored = True
+            yield Arrival(self.clock.to_monotonic(a.t_ns), a.camera, a.msg)
+
+    def _on_result(self, r: FrameResult) -> None:
+        cam = self.by_cam[r.camera]
+        values = r.metrics.as_dict()
+        for stage in STAGES:
+            cam.stages[stage].append(values[stage])
+        cam.bag_time_s.append((self.clock.now_ns() - self.first_ns) * 1e-9)
+        self.result.engine_s += r.metrics.infer_ms * 1e-3
+        truth = self.truth.get(r.camera, r.stamp_ns)
+        if truth is not None:
+            self._score(r.camera, r.stamp_ns, r.mask, truth, own=True)
+        self.last_mask[r.camera] = r.mask
+        if self.writer is not None:
+            self._write_outputs(r)
+        wanted = len(self.result.overlays) < self.opts.overlays
+        if wanted and (len(cam.bag_time_s) - 1) % self.overlay_every == 0:
+            rgb = r.frame if r.encoding == 'rgb8' else r.frame[..., ::-1]
+            self.result.overlays.append(
+                Overlay(r.camera, r.stamp_ns, np.array(rgb), r.mask.copy(), truth)
+            )
+        self.progress.update(1)
+
+    def _score(
+        self, camera: str, stamp: int, mask: np.ndarray, truth: np.ndarray, *, own: bool
+    ) -> None:
+        """Add a frame to the consumer view, and with ``own`` (its own mask) to the scores."""
+        if truth.shape != mask.shape:
+            # Raised by run() once this callback has returned (the service guards callbacks).
+            self.error = self.error or ReplayError(
+                f'label of camera {camera} at stamp {stamp} is {truth.shape[1]}x{truth.shape[0]} '
+                f'but the frame is {mask.shape[1]}x{mask.shape[0]}'
+            )
+            return
+        k = self.loaded.table.num_classes
+        counts = confusion_matrix(mask, truth, k)
+        if own and self.result.confusion is not None:
+            self.result.confusion += counts
+            self.by_cam[camera].scored += 1
+        if self.result.consumer_confusion is not None:
+            self.result.consumer_confusion += counts
+
+    def _on_dropped(self, camera: str, stamp_ns: int, reason: str) -> None:
+        self.progress.update(1)
+        truth = self.truth.get(camera, stamp_ns)
+        last = self.last_mask.get(camera)
+        if truth is not None and last is not None:
+            self._score(camera, stamp_ns, last, truth, own=False)
+
+    def _on_bad(self, camera: str, reason: str) -> None:
+        self.first_bad.setdefault(camera, reason)
+        self.progress.update(1)
+        note = f'camera {camera}: bad frame skipped: {reason}'
+        if note not in self.result.notes and len(self.result.notes) < 20:
+            self.result.notes.append(note)
+
+    def _write_outputs(self, r: FrameResult) -> None:
+        assert self.writer is not None
+        base = f'{self.opts.out_prefix.rstrip("/")}/{r.camera}'
+        t = self.clock.now_ns()
+        header = r.header
+        self.writer.write(
+            f'{base}/labels', t, make_image(imaging.array_to_fields(r.mask, 'mono8'), header)
+        )
+        if self.opts.color:
+            color = imaging.colorize(r.mask, self.loaded.palette)
+            self.writer.write(
+                f'{base}/color', t, make_image(imaging.array_to_fields(color, 'rgb8'), header)
+            )
+        self.writer.write(
+            f'{base}/metrics',
+            t,
+            make_diagnostics(header, f'segnode: {r.camera}', r.metrics.as_dict()),
+        )
+
+
+def bag_path_of(bag: BagReader) -> Path:
+    """The path the bag was opened from."""
+    return bag.info.path
+
+
+def _describe(segmenters: Sequence[Any]) -> str:
+    """The engines used, e.g. ``Engine(eager, cpu, fp32, 1x360x480)``, and refused backends."""
+    parts = [repr(getattr(s, 'engine', s)) for s in segmenters]
+    for s in segmenters[:1]:
+        report = getattr(s, 'report', None)
+        refused = [a for a in getattr(report, 'attempts', []) if not a.ok]
+        parts += [f'{a.backend} not used: {a.reason}' for a in refused]
+    return '; '.join(parts)

@@ -1,0 +1,117 @@
+"""NodeConfig: the shipped params file, ROS flat names, and errors that name the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from segnode.config import EngineConfig
+from segnode.errors import ConfigError
+from segnode.node.config import (
+    CameraConfig,
+    load_node_config,
+    node_config_from_dict,
+    node_config_from_flat,
+    node_config_to_flat,
+    NodeConfig,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / 'params.yaml'
+    path.write_text('/**:\n  ros__parameters:\n' + body)
+    return path
+
+
+@pytest.mark.parametrize('name', sorted(p.name for p in (REPO / 'config').glob('*.yaml')))
+def test_shipped_params_files_load(name: str) -> None:
+    config = load_node_config(REPO / 'config' / name)
+    assert config.camera_names
+    assert [c.name for c in config.cameras] == list(config.camera_names)
+
+
+def test_nested_yaml(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '    camera_names: [front, rear]\n'
+        '    cameras:\n'
+        '      front: {topic: /front/image, transport: compressed}\n'
+        '    engine: {backend: eager, device: cpu, input_size: [256, 512]}\n'
+        '    model: {num_classes: 11, class_names: [], palette: []}\n'
+        '    max_age_ms: 200\n',
+    )
+    config = load_node_config(path)
+    front, rear = config.cameras
+    assert front == CameraConfig('front', '/front/image', 'compressed')
+    assert front.subscribed_topic == '/front/image/compressed'
+    assert rear.topic == 'rear/image_raw' and rear.transport == 'raw'
+    assert config.engine == EngineConfig(backend='eager', device='cpu', input_size=(256, 512))
+    assert config.max_age_ms == 200.0
+    assert config.model.num_classes == 11
+
+
+def test_flat_round_trip() -> None:
+    config = node_config_from_dict(
+        {
+            'camera_names': ['left', 'right'],
+            'cameras': {'left': {'topic': 'l/img', 'qos': 'DEFAULT', 'size': [720, 1280]}},
+            'engine': {'precision': 'fp16'},
+            'publish_color': 'never',
+        }
+    )
+    flat = node_config_to_flat(config)
+    assert flat['cameras.left.topic'] == 'l/img'
+    assert flat['cameras.right.transport'] == 'raw'
+    assert flat['engine.input_size'] == [] == flat['cameras.right.size']  # ROS for unset
+    assert flat['cameras.left.size'] == [720, 1280]
+    assert config.camera('left').size == (720, 1280)
+    assert all(not isinstance(v, (tuple, dict)) for v in flat.values())
+    assert node_config_from_flat(flat) == config
+
+
+def test_defaults_flat_round_trip() -> None:
+    assert node_config_from_flat(node_config_to_flat(NodeConfig())) == NodeConfig()
+
+
+@pytest.mark.parametrize(
+    ('body', 'match'),
+    [
+        ('    colour: auto\n', r"unknown key 'colour'"),
+        ('    engine: {backend: tensorrtt}\n', r'engine\.backend must be one of'),
+        ('    engine: {speed: 1}\n', r"unknown key 'engine\.speed'"),
+        ('    model: {pth: x}\n', r"unknown key 'model\.pth'"),
+        ('    input_qos: BEST\n', r'input_qos must be one of SENSOR_DATA'),
+        ('    input_depth: 0\n', r'input_depth must be >= 1'),
+        ('    max_age_ms: fast\n', r'max_age_ms must be of type'),
+        ('    camera_names: [a, a]\n', r"lists 'a' more than once"),
+        ('    camera_names: []\n', r'at least one camera'),
+        ('    camera_names: [front]\n    cameras: {rear: {topic: x}}\n', r'cameras\.rear .*'),
+        ('    cameras: {camera: {transport: h264}}\n', r'transport must be raw or compressed'),
+        ('    cameras: {camera: {topc: x}}\n', r"unknown key 'cameras\.camera\.topc'"),
+        ('    camera_names: [front-left]\n', r'must start with a letter'),
+        ('    model: {palette: [1, 2]}\n', r'flat list of r, g, b'),
+        ('    publish_color: sometimes\n', r'publish_color must be one of'),
+        ('    cameras: {camera: {size: [480]}}\n', r'cameras\.camera\.size must be \[height'),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, body: str, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        load_node_config(write(tmp_path, body))
+
+
+def test_file_shape_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='cannot read params file'):
+        load_node_config(tmp_path / 'missing.yaml')
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('segnode: {parameters: {}}\n')
+    with pytest.raises(ConfigError, match='exactly one key, ros__parameters'):
+        load_node_config(bad)
+    bad.write_text('a: 1\nb: 2\n')
+    with pytest.raises(ConfigError, match='one node entry'):
+        load_node_config(bad)
+    bad.write_text('/**: {ros__parameters: [\n')
+    with pytest.raises(ConfigError, match='not valid YAML'):
+        load_node_config(bad)

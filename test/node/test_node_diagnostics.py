@@ -1,0 +1,57 @@
+"""What the node reports on /diagnostics (segnode.node.diagnostics imports no rclpy)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from segnode.node.diagnostics import camera_summary, engine_summary, RATE_WINDOW_S
+from segnode.node.service import CameraStats
+
+S = 10**9
+
+
+def stats(publish_s: list[float], totals: list[float], received: int, bad: int = 0) -> CameraStats:
+    s = CameraStats(received=received, processed=len(publish_s), replaced=3, stale=1, bad=bad)
+    s.recent_publish_ns.extend(int(t * S) for t in publish_s)
+    s.recent_total_ms.extend(totals)
+    return s
+
+
+def test_rate_and_percentiles() -> None:
+    # 11 publishes 0.1 s apart within the window: 10 Hz.
+    s = stats([100 + 0.1 * i for i in range(11)], [float(v) for v in range(1, 101)], received=20)
+    ok, message, values = camera_summary(s, 101 * S, active=True)
+    assert ok and message.startswith('10.0 Hz')
+    assert values['rate_hz'] == '10.00'
+    assert values['latency_p50_ms'] == '50.50' and values['latency_p95_ms'] == '95.05'
+    assert (values['dropped'], values['dropped_replaced'], values['dropped_stale']) == (
+        '4',
+        '3',
+        '1',
+    )
+
+
+def test_stalled_camera_is_a_warning() -> None:
+    s = stats([100.0], [5.0], received=50, bad=49)
+    ok, message, _ = camera_summary(s, int((100 + RATE_WINDOW_S + 1) * S), active=True)
+    assert not ok and 'no mask published' in message and '49 bad' in message
+
+
+@pytest.mark.parametrize(
+    ('active', 'enabled', 'received', 'expected'),
+    [(False, True, 5, 'inactive'), (True, False, 5, 'paused'), (True, True, 0, 'waiting')],
+)
+def test_idle_states_are_ok(active: bool, enabled: bool, received: int, expected: str) -> None:
+    ok, message, _ = camera_summary(stats([], [], received), 0, active=active, enabled=enabled)
+    assert ok and message.startswith(expected)
+
+
+def test_engine_summary() -> None:
+    engine = SimpleNamespace(batch=1, height=512, width=1024, dynamic=False, backend='eager',
+                             precision='fp32', device='cpu')  # fmt: skip
+    ok, message, values = engine_summary([SimpleNamespace(engine=engine, report=None)], 'm.pt')
+    assert ok and message == 'eager fp32 on cpu'
+    assert values == {'model': 'm.pt', 'engine 1x512x1024': 'eager fp32 on cpu'}
+    assert 'no engine yet' in engine_summary([], 'm.pt').message

@@ -1,0 +1,308 @@
+"""segnode replay: counts, stamps, realtime drops, accuracy, outputs, errors, Ctrl-C."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from segnode.cli import main
+from segnode.config import EngineConfig
+from segnode.data.labels import CAMVID
+from segnode.node import imaging
+from segnode.node.assemble import LoadedModel
+from segnode.node.config import NodeConfig
+from segnode.node.scheduler import ManualClock
+from segnode.replay.bag_writer import BagWriter, make_compressed, make_header, make_image
+from segnode.replay.bags import open_bag
+from segnode.replay.replay import replay, ReplayClock, ReplayError, ReplayOptions
+
+PERIOD_NS = 33_333_333  # 30 Hz
+T0 = 1_700_000_000 * 10**9
+H, W = 4, 6
+CONFIG = NodeConfig(engine=EngineConfig(backend='eager', device='cpu', parity_gate=False))
+LOADED = LoadedModel(model=None, table=CAMVID, sha256='', description='fake', trained=False)  # type: ignore[arg-type]
+
+
+def frame(value: int) -> np.ndarray:
+    return np.full((H, W, 3), value, np.uint8)
+
+
+def write_bag(
+    path: Path,
+    n: int,
+    *,
+    cameras: Sequence[str] = ('front',),
+    compressed: Sequence[str] = (),
+    labels: np.ndarray | None = None,
+    storage: str = 'mcap',
+) -> Path:
+    """``n`` frames per camera at 30 Hz; frame k has value k (mask class k % 3)."""
+    with BagWriter(path, storage) as bag:
+        for k in range(n):
+            t = T0 + k * PERIOD_NS
+            for cam in cameras:
+                header = make_header(t, cam)
+                if cam in compressed:
+                    fmt, data = imaging.encode_compressed(frame(k), 'rgb8', 'png')
+                    bag.write(
+                        f'/{cam}/image_raw/compressed', t, make_compressed(fmt, data, header)
+                    )
+                else:
+                    fields = imaging.array_to_fields(frame(k), 'rgb8')
+                    bag.write(f'/{cam}/image_raw', t, make_image(fields, header))
+                if labels is not None:
+                    fields = imaging.array_to_fields(labels, 'mono8')
+                    bag.write(f'/{cam}/labels', t, make_image(fields, header))
+    return path
+
+
+class Fake:
+    """A model of known cost on a ManualClock: mask = frame value % 3 everywhere."""
+
+    def __init__(self, clock: ManualClock | None, cost_ns: int, interrupt_at: int = 0) -> None:
+        self.clock, self.cost_ns, self.interrupt_at, self.calls = clock, cost_ns, interrupt_at, 0
+
+    def __call__(self, n: int, h: int, w: int) -> Fake:
+        return self
+
+    def segment_batch(self, frames: Sequence[np.ndarray], encoding: str | None = None) -> Any:
+        self.calls += 1
+        if self.interrupt_at and self.calls == self.interrupt_at:
+            raise KeyboardInterrupt
+        if self.clock is not None:
+            self.clock.advance(self.cost_ns)
+        return SimpleNamespace(
+            masks=np.stack([np.full((H, W), f[0, 0, 0] % 3, np.uint8) for f in frames])
+        )
+
+
+def simulated(clock: ManualClock) -> ReplayClock:
+    return ReplayClock(monotonic_ns=clock.monotonic_ns, sleep_until=clock.advance_to)
+
+
+def run(bag: Path, cost_ns: int = 10_000_000, **options: Any) -> Any:
+    clock = ManualClock()
+    fake = Fake(clock, cost_ns, options.pop('interrupt_at', 0))
+    opts = ReplayOptions(progress=False, **options)
+    return replay(bag, CONFIG, opts, loaded=LOADED, clock=simulated(clock), segmenter=fake)
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_max_mode_processes_every_frame_of_two_cameras(tmp_path: Path, storage: str) -> None:
+    bag = write_bag(
+        tmp_path / 'in', 5, cameras=('front', 'rear'), compressed=('rear',), storage=storage
+    )
+    result = run(bag, out_bag=str(tmp_path / 'out'), color=True)
+    assert [(c.camera, c.topic, c.frames, c.processed, c.dropped) for c in result.cameras] == [
+        ('front', '/front/image_raw', 5, 5, 0),
+        ('rear', '/rear/image_raw/compressed', 5, 5, 0),
+    ]
+    with open_bag(tmp_path / 'out') as out:
+        counts = {t: i.count for t, i in out.info.topics.items()}
+        assert counts == {
+            '/front/image_raw': 5, '/rear/image_raw/compressed': 5,
+            '/segnode/front/labels': 5, '/segnode/front/color': 5, '/segnode/front/metrics': 5,
+            '/segnode/rear/labels': 5, '/segnode/rear/color': 5, '/segnode/rear/metrics': 5,
+        }  # fmt: skip
+        labels = list(out.messages(['/segnode/front/labels']))
+        stamps = [imaging.stamp_ns(m.msg.header) for m in labels]
+        assert stamps == [T0 + k * PERIOD_NS for k in range(5)]  # input stamps, not replay time
+        masks = [imaging.image_to_array(m.msg) for m in labels]
+        assert [int(m[0, 0]) for m in masks] == [k % 3 for k in range(5)]
+        metrics = next(out.messages(['/segnode/rear/metrics'])).msg
+        keys = {kv.key for kv in metrics.status[0].values}
+        assert {'total_ms', 'infer_ms', 'queue_wait_ms', 'dropped_total'} <= keys
+
+
+def test_realtime_drops_like_the_vehicle(tmp_path: Path) -> None:
+    # 90 frames at 30 Hz against a 50 ms model: frames 2, 5, ..., 86 are replaced (see
+    # test_service for the derivation): 61 processed, 29 dropped.
+    bag = write_bag(tmp_path / 'in', 90)
+    result = run(bag, cost_ns=50_000_000, rate='realtime')
+    cam = result.cameras[0]
+    assert (cam.frames, cam.processed, cam.dropped) == (90, 61, 29)
+    assert max(cam.stages['total_ms']) <= 50.0 + 33.334
+    assert cam.stages['infer_ms'] == [pytest.approx(50.0)] * 61
+
+
+def test_realtime_speed_scales_the_timeline(tmp_path: Path) -> None:
+    # At half speed frames arrive every 66.7 ms: a 50 ms model keeps up.
+    result = run(write_bag(tmp_path / 'in', 30), cost_ns=50_000_000, rate='realtime', speed=0.5)
+    assert (result.cameras[0].processed, result.cameras[0].dropped) == (30, 0)
+
+
+def test_accuracy_against_a_hand_computed_case(tmp_path: Path) -> None:
+    # Truth: left half class 0, right half class 1. Frame k predicts k % 3 everywhere.
+    truth = np.zeros((H, W), np.uint8)
+    truth[:, W // 2 :] = 1
+    truth[0, 0] = 255  # ignored
+    bag = write_bag(tmp_path / 'in', 3, labels=truth)
+    result = run(bag)
+    # Frames 0, 1, 2 predict 0, 1, 2. Confusion rows truth, columns prediction:
+    # class 0 pixels (11 scored): predicted 0 in frame 0, 1 in frame 1, 2 in frame 2;
+    # class 1 pixels (12): likewise.
+    c = result.confusion
+    assert c[0, :3].tolist() == [11, 11, 11] and c[1, :3].tolist() == [12, 12, 12]
+    assert int(c.sum()) == 69 and result.cameras[0].scored == 3
+    from segnode.replay.report import summarize
+
+    doc = summarize(result)
+    iou0 = 11 / (33 + 23 - 11)  # TP / (truth 0 + predicted 0 - TP)
+    iou1 = 12 / (36 + 23 - 12)
+    assert doc['per_class_iou']['sky'] == pytest.approx(iou0)
+    assert doc['per_class_iou']['building'] == pytest.approx(iou1)
+    assert doc['miou'] == pytest.approx((iou0 + iou1 + 0.0) / 3)  # class 2: predicted, never true
+    assert doc['pixel_accuracy'] == pytest.approx(23 / 69)
+
+
+def test_consumer_accuracy_scores_dropped_frames_with_the_last_mask(tmp_path: Path) -> None:
+    truth = np.ones((H, W), np.uint8)
+    bag = write_bag(tmp_path / 'in', 6, labels=truth)
+    result = run(bag, cost_ns=50_000_000, rate='realtime')
+    cam = result.cameras[0]
+    # Arrivals at 0, 33, 67, 100, 133, 167 ms; the worker finishes at 50, 100, 150, 200, 250.
+    # Frame 2 waits from 67 ms and is replaced by frame 3 at 100 ms, after frame 1's mask
+    # was published; frame 5 waits alone and is processed last.
+    assert (cam.processed, cam.dropped) == (5, 1)
+    # Frames 0, 1, 3, 4, 5 predict 0, 1, 0, 1, 2; the dropped frame 2 is scored with frame 1's
+    # mask (class 1: correct) in the consumer view only.
+    assert result.confusion[1, :3].tolist() == [48, 48, 24]
+    assert result.consumer_confusion[1, :3].tolist() == [48, 72, 24]
+    from segnode.replay.report import summarize
+
+    doc = summarize(result)
+    assert doc['pixel_accuracy'] == pytest.approx(48 / 120)
+    assert doc['consumer_miou'] is not None
+
+
+def test_labels_of_the_wrong_size_leave_no_output_bag(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / 'in', 2, labels=np.zeros((H + 1, W), np.uint8))
+    with pytest.raises(ReplayError, match=r'label of camera front .* is 6x5 but the frame is 6x4'):
+        run(bag, out_bag=str(tmp_path / 'out'))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in']
+
+
+def test_label_pngs_matched_by_stamp_and_by_order(tmp_path: Path) -> None:
+    import cv2
+
+    bag = write_bag(tmp_path / 'in', 3)
+    by_stamp, by_order = tmp_path / 'stamp', tmp_path / 'order'
+    by_stamp.mkdir()
+    by_order.mkdir()
+    for k in range(3):
+        label = np.full((H, W), k % 3, np.uint8)  # exactly the prediction
+        cv2.imwrite(str(by_stamp / f'{T0 + k * PERIOD_NS}.png'), label)
+        cv2.imwrite(str(by_order / f'f{k:02d}.png'), label)
+    for folder, match in ((by_stamp, 'stamp'), (by_order, 'order')):
+        result = run(bag, labels_dir=str(folder), label_match=match)
+        assert result.cameras[0].scored == 3
+        assert int(np.trace(result.confusion)) == int(result.confusion.sum()) == 3 * H * W
+    with pytest.raises(ReplayError, match='file names like <stamp_ns>.png'):
+        run(bag, labels_dir=str(by_order))
+
+
+def test_interrupt_keeps_a_valid_partial_bag(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / 'in', 6)
+    # Ctrl-C in the engine's 4th call: the warm-up and 2 frames are done.
+    result = run(bag, out_bag=str(tmp_path / 'out'), interrupt_at=4)
+    assert result.interrupted and result.cameras[0].processed == 2
+    with open_bag(tmp_path / 'out') as out:
+        assert out.info.topics['/segnode/front/labels'].count == 2
+        assert out.info.topics['/front/image_raw'].count == 3
+
+
+def test_cli_replay_writes_reports_and_errors_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    truth = np.zeros((64, 96), np.uint8)
+    with BagWriter(tmp_path / 'in', 'sqlite3') as bag:
+        for k in range(2):
+            header = make_header(T0 + k * PERIOD_NS, 'cam')
+            image = np.random.default_rng(k).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+            bag.write(
+                '/cam/image_raw', T0, make_image(imaging.array_to_fields(image, 'rgb8'), header)
+            )
+            bag.write(
+                '/cam/labels', T0, make_image(imaging.array_to_fields(truth, 'mono8'), header)
+            )
+    rep, doc_path = tmp_path / 'rep', tmp_path / 'r.json'
+    args = ['replay', str(tmp_path / 'in'), '--backend', 'eager', '--device', 'cpu', '--json',
+            str(doc_path), '--report', str(rep), '--no-progress']  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert 'camera cam: 2 frames, 2 processed, 0 dropped' in out and 'mIoU' in out
+    doc = json.loads((tmp_path / 'r.json').read_text())
+    assert {'frames', 'processed', 'dropped', 'miou', 'cameras'} <= set(doc)
+    assert doc['cameras']['cam']['stages']['total_ms']['count'] == 2
+    assert (tmp_path / 'rep' / 'report.md').is_file() and (
+        tmp_path / 'rep' / 'confusion.png'
+    ).is_file()
+    empty = tmp_path / 'empty'
+    with BagWriter(empty) as bag:
+        bag.write('/tf', T0, make_header(T0))
+    assert main(['replay', str(empty), '--no-progress']) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith('segnode: error: ')
+        and 'no sensor_msgs/Image' in err
+        and err.count('\n') == 1
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.data
+def test_camvid_val_replay(tmp_path: Path, camvid_root: Path) -> None:
+    """All 101 CamVid val frames through bag-from-images and a max-rate replay."""
+    bag = tmp_path / 'camvid_val'
+    assert main(['bag-from-images', str(camvid_root / 'val'), '--out', str(bag),
+                 '--labels', str(camvid_root / 'valannot'), '--rate', '30']) == 0  # fmt: skip
+    json_path = tmp_path / 'val.json'
+    assert main(['replay', str(bag), '--backend', 'eager', '--device', 'cpu', '--classes',
+                 'camvid', '--json', str(json_path), '--report', str(tmp_path / 'rep'),
+                 '--no-progress']) == 0  # fmt: skip
+    doc = json.loads(json_path.read_text())
+    assert (doc['frames'], doc['processed'], doc['dropped']) == (101, 101, 0)
+    assert doc['cameras']['camera']['scored'] == 101
+    assert doc['miou'] is not None and 0.0 <= doc['miou'] <= 1.0
+    # The report's own overhead measure: the share of wall time spent outside the engine.
+    assert doc['replay_overhead'] < 0.5
+
+
+@pytest.mark.parametrize('version', [4, 5])
+def test_humble_style_bag_replays(tmp_path: Path, version: int) -> None:
+    from test_bags import to_humble  # the rewrite into Humble's metadata and db schema
+
+    bag = write_bag(tmp_path / 'in', 4, cameras=('front', 'rear'), storage='sqlite3')
+    to_humble(bag, version)
+    result = run(bag)
+    assert [(c.camera, c.frames, c.processed) for c in result.cameras] == [
+        ('front', 4, 4),
+        ('rear', 4, 4),
+    ]
+
+
+def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
+    tmp_path: Path,
+) -> None:
+    with BagWriter(tmp_path / 'in') as bag:
+        for k, encoding in enumerate(['rgb8', 'yuv422', 'rgb8']):
+            fields = imaging.array_to_fields(frame(k), 'rgb8')
+            msg = make_image(fields, make_header(T0 + k * PERIOD_NS))
+            msg.encoding = encoding
+            bag.write('/front/image_raw', T0 + k * PERIOD_NS, msg)
+    result = run(tmp_path / 'in')
+    cam = result.cameras[0]
+    assert (cam.frames, cam.processed, cam.bad) == (3, 2, 1)
+    assert any("encoding 'yuv422'" in n for n in result.notes)
+    with BagWriter(tmp_path / 'yuv') as bag:
+        msg = make_image(imaging.array_to_fields(frame(0), 'rgb8'), make_header(T0))
+        msg.encoding = 'yuv422'
+        bag.write('/front/image_raw', T0, msg)
+    with pytest.raises(ReplayError, match=r'no frame of camera front .*yuv422'):
+        run(tmp_path / 'yuv')
