@@ -1,7 +1,7 @@
 """How far reduced precision moves a checkpoint's masks, next to how far camera noise does.
 
-For one checkpoint, on the parity gate's frames (CamVid val when ``SEGNODE_CAMVID_ROOT`` is
-set, else synthetic), all against the eager fp32 frame graph (folded, as the engines are):
+For one checkpoint, on the parity gate's frames (the images in ``--images``, e.g. CamVid val,
+else synthetic), all against the eager fp32 frame graph (folded, as the engines are):
 
 - ``bf16 mixed``: the engines' bf16 policy (encoder bf16, the rest fp32);
 - ``bf16 stem``: only the deep stem in bf16, the smallest perturbation bf16 can make;
@@ -10,7 +10,7 @@ set, else synthetic), all against the eager fp32 frame graph (folded, as the eng
 For each: argmax agreement (the gate asks for 99.9 %), and the median fp32 top-2 logit margin
 of the pixels that flipped. Masks only, no timings.
 
-    SEGNODE_CAMVID_ROOT=../shared/data/camvid .venv/bin/python bench/precision_sensitivity.py \
+    .venv/bin/python bench/precision_sensitivity.py --images ../shared/data/camvid/val \
         --checkpoint CKPT --size 360 480 --frames 4 --json bench/results/precision_sensitivity.json
 """
 
@@ -47,12 +47,13 @@ def main() -> int:
     parser.add_argument('--frames', type=int, default=4)
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--seed', type=int, default=0, help='seed of the noise')
+    parser.add_argument('--images', default='', help='gate images (default: synthetic)')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _ = build_from_checkpoint(args.checkpoint)
-    frames_np, source = gate_frames(args.frames, *args.size)
+    frames_np, source = gate_frames(args.frames, *args.size, folder=args.images)
     frames = torch.from_numpy(np.ascontiguousarray(frames_np))
 
     def logits_graph() -> FrameToMask:

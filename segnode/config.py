@@ -16,7 +16,16 @@ from typing import Any, TypeVar
 
 from segnode.errors import ConfigError
 
-__all__ = ['EngineConfig', 'ModelConfig', 'config_from_dict', 'config_to_dict']
+__all__ = [
+    'BACKENDS',
+    'BACKEND_CHOICES',
+    'PRECISIONS',
+    'PRECISION_CHOICES',
+    'EngineConfig',
+    'ModelConfig',
+    'config_from_dict',
+    'config_to_dict',
+]
 
 T = TypeVar('T')
 
@@ -53,8 +62,13 @@ class ModelConfig:
             raise ConfigError(f'model.width must be an even number >= 2, got {self.width}')
 
 
-ENGINE_BACKENDS = ('auto', 'tensorrt', 'torch-compile', 'onnxruntime', 'eager')
-PRECISIONS = ('auto', 'fp32', 'fp16', 'bf16', 'int8')
+# The engine backends (fastest first on a GPU) and compute precisions: the only lists of them.
+# A backend is a module of segnode.engine with check/build/export/load (engine/backends.py).
+BACKENDS = ('tensorrt', 'torch-compile', 'onnxruntime', 'eager')
+PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
+# What a user may ask for: 'auto' picks one.
+BACKEND_CHOICES = ('auto', *BACKENDS)
+PRECISION_CHOICES = ('auto', *PRECISIONS)
 
 
 @dataclass(frozen=True)
@@ -80,11 +94,13 @@ class EngineConfig:
         build_if_missing: Build (and save into ``artifact_dir``) an engine that is missing.
         strict: Raise on the first failed build or parity gate instead of falling back.
         parity_gate: Check every build against eager fp32 before using it.
-        parity_frames: Frames the gate compares (CamVid val when ``SEGNODE_CAMVID_ROOT`` is
-            set, else synthetic streets); rounded up to a multiple of the batch.
+        parity_frames: Frames the gate compares; rounded up to a multiple of the batch.
+        parity_images: Folder of camera images (``.png``/``.jpg``, e.g. CamVid val) the gate
+            compares on, resized to the frame size; ``''``: synthetic streets.
         min_agreement: Least argmax agreement with eager fp32 the gate accepts.
         min_cosine: Least cosine similarity of the logits the gate accepts.
-        threads: CPU threads for torch and onnxruntime; 0 keeps their defaults.
+        threads: CPU threads of every backend: torch's intra-op pool (eager, torch-compile;
+            process-wide) and onnxruntime's session; 0 keeps the libraries' defaults.
         cuda_graphs: Replay CUDA graphs in the torch-compile backend on a GPU.
     """
 
@@ -100,6 +116,7 @@ class EngineConfig:
     strict: bool = False
     parity_gate: bool = True
     parity_frames: int = 2
+    parity_images: str = ''
     min_agreement: float = 0.999
     min_cosine: float = 0.99
     threads: int = 0
@@ -107,16 +124,17 @@ class EngineConfig:
 
     def __post_init__(self) -> None:
         """Validate the choices and ranges."""
-        if self.backend not in ENGINE_BACKENDS:
+        if self.backend not in BACKEND_CHOICES:
             raise ConfigError(
-                f'engine.backend must be one of {", ".join(ENGINE_BACKENDS)}, got {self.backend!r}'
+                f'engine.backend must be one of {", ".join(BACKEND_CHOICES)}, got {self.backend!r}'
             )
         device = self.device
         if not (device in ('auto', 'cpu', 'cuda') or _is_cuda_index(device)):
             raise ConfigError(f'engine.device must be auto, cpu, cuda or cuda:N, got {device!r}')
-        if self.precision not in PRECISIONS:
+        if self.precision not in PRECISION_CHOICES:
             raise ConfigError(
-                f'engine.precision must be one of {", ".join(PRECISIONS)}, got {self.precision!r}'
+                f'engine.precision must be one of {", ".join(PRECISION_CHOICES)}, '
+                f'got {self.precision!r}'
             )
         if self.precision == 'int8' and self.backend != 'tensorrt':
             raise ConfigError('engine.precision int8 needs engine.backend tensorrt')

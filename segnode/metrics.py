@@ -111,7 +111,7 @@ class ConfusionMatrix:
 LATENCY_KEYS = ('count', 'mean', 'p50', 'p90', 'p99', 'max')
 
 
-def percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+def percentiles(values: Sequence[float] | np.ndarray, qs: Sequence[float]) -> list[float]:
     """The ``qs`` percentiles (numpy's linear interpolation) of the finite ``values``.
 
     NaN for each when no value is finite.

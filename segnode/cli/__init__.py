@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from segnode import __version__
+from segnode.config import BACKEND_CHOICES
 from segnode.errors import SegnodeError
 
 __all__ = ['main']
@@ -171,7 +172,7 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     p.add_argument(
         '--backend',
         default='eager',
-        choices=('auto', 'eager', 'onnxruntime', 'torch-compile', 'tensorrt'),
+        choices=BACKEND_CHOICES,
         help='engine backend (default: eager, which starts at once)',
     )
     p.add_argument('--out', default='outputs/demo', help='folder for the bag and the report')

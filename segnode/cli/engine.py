@@ -12,14 +12,12 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from segnode.config import EngineConfig
+from segnode.config import BACKENDS, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError, SegnodeError
 
 __all__ = ['add_commands']
 
 Handler = Callable[[argparse.Namespace], int]
-EXPORT_BACKENDS = ('tensorrt', 'onnxruntime', 'torch-compile', 'eager')
-PRECISION_CHOICES = ('auto', 'fp32', 'fp16', 'bf16', 'int8')
 
 
 def _model(checkpoint: str | None) -> tuple[Any, str, str]:
@@ -36,6 +34,7 @@ def _engine_config(args: argparse.Namespace, **overrides: Any) -> Any:
         'device': args.device,
         'precision': args.precision,
         'threads': args.threads,
+        'parity_images': args.gate_images,
         **overrides,
     }
     return EngineConfig(**values)
@@ -104,10 +103,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     backends = [b.strip() for b in args.backends.split(',') if b.strip()]
     parts = [split_backend(b) for b in backends]
-    unknown = sorted({b for b, _ in parts} - set(EXPORT_BACKENDS))
+    unknown = sorted({b for b, _ in parts} - set(BACKENDS))
     if unknown:
         raise ConfigError(
-            f'--backends: unknown {", ".join(unknown)}; choose from {", ".join(EXPORT_BACKENDS)}'
+            f'--backends: unknown {", ".join(unknown)}; choose from {", ".join(BACKENDS)}'
         )
     bad = sorted({f'{b}:{p}' for b, p in parts if p and p not in PRECISION_CHOICES})
     if bad:
@@ -168,6 +167,12 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument('--batch', type=int, default=1, help='frames per call (one per camera)')
     p.add_argument('--threads', type=int, default=0, help='CPU threads (0: library default)')
+    p.add_argument(
+        '--gate-images',
+        default='',
+        metavar='DIR',
+        help='images the parity gate compares on, e.g. CamVid val (default: synthetic streets)',
+    )
 
 
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
@@ -177,7 +182,7 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         help='build, parity-check and save an engine artefact with its JSON manifest',
     )
     _common(p)
-    p.add_argument('--backend', required=True, choices=EXPORT_BACKENDS)
+    p.add_argument('--backend', required=True, choices=BACKENDS)
     p.add_argument(
         '--size',
         type=int,

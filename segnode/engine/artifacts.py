@@ -22,11 +22,11 @@ import torch
 from torch import nn
 
 from segnode import __version__
+from segnode.engine.backends import BACKEND_TABLE
 from segnode.errors import EngineBuildError
 from segnode.files import atomic_write
 
 __all__ = [
-    'SUFFIXES',
     'artefact_key',
     'artefact_path',
     'differences',
@@ -37,12 +37,6 @@ __all__ = [
 ]
 
 FORMAT: Final = 1
-SUFFIXES: Final = {
-    'tensorrt': '.ep',
-    'onnxruntime': '.onnx',
-    'torch-compile': '.pt2',
-    'eager': '.pt2',
-}
 
 
 def weights_sha256(model: nn.Module) -> str:
@@ -123,7 +117,8 @@ def artefact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
     """Where the artefact with this key lives: readable prefix plus a hash of the key."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     shape = f'b{key["batch"]}-{key["height"]}x{key["width"]}' + ('-dyn' if key['dynamic'] else '')
-    name = f'{key["backend"]}-{shape}-{key["precision"]}-{digest}{SUFFIXES[key["backend"]]}'
+    suffix = BACKEND_TABLE[key['backend']].SUFFIX
+    name = f'{key["backend"]}-{shape}-{key["precision"]}-{digest}{suffix}'
     return Path(directory) / name
 
 
@@ -197,7 +192,8 @@ def find_artefact(directory: str | Path, key: Mapping[str, Any]) -> Path | None:
     if not diff:  # the manifest matches but the artefact beside it is gone
         raise EngineBuildError(f'{candidate} has no artefact {candidate.with_suffix("").name}*')
     raise EngineBuildError(
-        f'refusing {key["backend"]} artefact {candidate.with_suffix(SUFFIXES[key["backend"]])}: '
+        f'refusing {key["backend"]} artefact '
+        f'{candidate.with_suffix(BACKEND_TABLE[key["backend"]].SUFFIX)}: '
         + '; '.join(diff)
         + ' (rebuild it with segnode export, or set engine.build_if_missing)'
     )

@@ -19,8 +19,6 @@ from segnode.config import EngineConfig
 from segnode.errors import EngineBuildError, EngineUnavailable
 
 __all__ = [
-    'AUTO_ORDER',
-    'BACKENDS',
     'DTYPES',
     'Attempt',
     'BuildOptions',
@@ -31,16 +29,6 @@ __all__ = [
     'resolve_device',
     'resolve_precision',
 ]
-
-BACKENDS: Final = ('tensorrt', 'torch-compile', 'onnxruntime', 'eager')
-"""Concrete backends, fastest first on a GPU."""
-
-AUTO_ORDER: Final = {
-    'cuda': ('tensorrt', 'torch-compile', 'onnxruntime', 'eager'),
-    # TensorRT cannot run on a CPU; Inductor beat onnxruntime there (docs/benchmarks.md) but
-    # compiles for about a minute at 512x1024 where onnxruntime exports in seconds.
-    'cpu': ('torch-compile', 'onnxruntime', 'eager'),
-}
 
 DTYPES: Final = {
     'fp32': torch.float32,
@@ -88,28 +76,32 @@ class BuildOptions:
         return DTYPES[self.precision]
 
 
-def resolve_device(config: EngineConfig) -> torch.device:
-    """The device ``config.device`` names (``auto``: the first GPU, else the CPU).
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device that ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` names.
+
+    ``auto`` is ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU; ``cuda`` is
+    ``cuda:LOCAL_RANK``. The one device resolver of segnode: engines, training and evaluation
+    use it.
 
     Raises:
-        EngineUnavailable: A CUDA device is requested but CUDA is not available.
+        EngineUnavailable: Another name, or a CUDA device this machine does not have.
     """
-    if config.device == 'auto':
-        return torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
-    device = torch.device(config.device)
-    if device.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise EngineUnavailable(
-                f'engine.device is {config.device} but this torch has no CUDA device '
-                f'(torch {torch.__version__}); use device: cpu'
-            )
-        index = 0 if device.index is None else device.index
-        if index >= torch.cuda.device_count():
-            raise EngineUnavailable(
-                f'engine.device {config.device}: only {torch.cuda.device_count()} GPU(s)'
-            )
-        device = torch.device('cuda', index)
-    return device
+    kind, sep, index = name.partition(':')
+    if kind not in ('auto', 'cpu', 'cuda') or (sep and (kind != 'cuda' or not index.isdigit())):
+        raise EngineUnavailable(f'device must be auto, cpu, cuda or cuda:N, got {name!r}')
+    if kind == 'auto':
+        kind = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if kind == 'cpu':
+        return torch.device('cpu')
+    if not torch.cuda.is_available():
+        raise EngineUnavailable(
+            f'device {name} requested but this torch has no CUDA device '
+            f'(torch {torch.__version__}); use cpu'
+        )
+    number = int(index) if index else local_rank
+    if number >= torch.cuda.device_count():
+        raise EngineUnavailable(f'device {name}: only {torch.cuda.device_count()} GPU(s)')
+    return torch.device('cuda', number)
 
 
 def resolve_precision(config: EngineConfig, device: torch.device) -> str:

@@ -12,6 +12,7 @@ by the backend's frame-path p50, so the backend is charged for the work the base
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 import os
 import platform
 import resource
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from segnode.config import EngineConfig
+from segnode.engine.base import resolve_device
 from segnode.engine.segmenter import Segmenter
 from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import SegnodeError
@@ -129,13 +131,8 @@ def _run_backend(
     runs: int,
     say: Say,
 ) -> dict[str, Any]:
-    # The bench measures the pipeline's frame path (the CLI layer, registered by this
-    # package's commands module, is the one place the engine package reaches up to it).
-
     backend, precision = split_backend(name)
-    config = EngineConfig(
-        **{**base.__dict__, 'backend': backend, 'precision': precision or base.precision}
-    )
+    config = replace(base, backend=backend, precision=precision or base.precision)
     batch, height, width = frames.shape[:3]
     device = torch.device(base.device)
     if device.type == 'cuda':
@@ -206,10 +203,8 @@ def run_bench(
     config = config or EngineConfig(device='auto')
     if config.threads:
         torch.set_num_threads(config.threads)
-    device = torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')
-    if config.device != 'auto':
-        device = torch.device(config.device)
-    config = EngineConfig(**{**config.__dict__, 'device': str(device), 'build_if_missing': True})
+    device = resolve_device(config.device)
+    config = replace(config, device=str(device), build_if_missing=True)
     frames = np.stack([synthetic_street(height, width, seed=i) for i in range(batch)])
     result: dict[str, Any] = {
         'machine': machine_description(device),

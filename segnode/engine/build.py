@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 import logging
 import math
@@ -33,7 +32,6 @@ import torch
 from torch import nn, Tensor
 
 from segnode.config import EngineConfig
-from segnode.engine import compiled, eager, onnx
 from segnode.engine.artifacts import (
     artefact_key,
     artefact_path,
@@ -42,9 +40,9 @@ from segnode.engine.artifacts import (
     weights_sha256,
     write_manifest,
 )
+from segnode.engine.backends import AUTO_ORDER, Backend, BACKEND_TABLE
 from segnode.engine.base import (
     Attempt,
-    AUTO_ORDER,
     BuildOptions,
     Engine,
     EngineReport,
@@ -54,69 +52,14 @@ from segnode.engine.base import (
 )
 from segnode.engine.graph import deploy_model, frame_dims, frame_graph
 from segnode.engine.parity import check_parity, gate_frames, ParityResult, reference_logits
-from segnode.engine.tensorrt import backend as trt
+from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import EngineBuildError, EngineUnavailable, SegnodeError
 from segnode.files import atomic_write
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['BACKEND_TABLE', 'Backend', 'build_engine', 'export_engine']
+__all__ = ['build_engine', 'export_engine']
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Backend:
-    """How one backend checks, builds, exports and loads (a dict literal, no registry)."""
-
-    name: str
-    check: Callable[[BuildOptions], None]
-    build: Callable[[nn.Module, Tensor, BuildOptions], Runner]
-    export: Callable[[nn.Module, Tensor, Path, BuildOptions], None]
-    load: Callable[[Path, BuildOptions, Tensor], Runner]
-    mask_dtype: torch.dtype = torch.uint8
-
-
-BACKEND_TABLE: dict[str, Backend] = {
-    'tensorrt': Backend(
-        'tensorrt',
-        trt.check_trt,
-        trt.build_trt,
-        trt.export_trt,
-        lambda path, options, example: trt.load_trt(path, options),
-        mask_dtype=torch.int32,  # no uint8 cast converter in Torch-TensorRT 2.13
-    ),
-    'torch-compile': Backend(
-        'torch-compile',
-        compiled.check_compiled,
-        compiled.build_compiled,
-        eager.export_program_file,
-        compiled.load_compiled,
-    ),
-    'onnxruntime': Backend(
-        'onnxruntime',
-        onnx.check_onnx,
-        lambda graph, example, options: _onnx_in_memory(graph, example, options),
-        onnx.export_onnx,
-        lambda path, options, example: onnx.load_onnx(path, options),
-    ),
-    'eager': Backend(
-        'eager',
-        eager.check_eager,
-        eager.build_eager,
-        eager.export_program_file,
-        lambda path, options, example: eager.load_eager(path, options),
-    ),
-}
-
-
-def _onnx_in_memory(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
-    """Export to a temporary file, load it, delete the file (the session keeps the model)."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory(prefix='segnode-onnx-') as folder:
-        path = Path(folder) / 'graph.onnx'
-        onnx.export_onnx(graph, example, path, options)
-        return onnx.load_onnx(path, options)
 
 
 @dataclass(frozen=True)
@@ -171,7 +114,7 @@ class _Job:
         )
 
     def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
-        versions = trt.trt_versions() if backend == 'tensorrt' else None
+        versions = trt_versions() if backend == 'tensorrt' else None
         return artefact_key(
             backend=backend,
             checkpoint_sha256=self.digest,
@@ -191,7 +134,7 @@ class _Job:
         deployed = deploy_model(self.model, fold_bn=True)
         c = self.config
         return frame_graph(
-            deployed, bgr=c.bgr, input_size=c.input_size, logits=logits, mask_dtype=spec.mask_dtype
+            deployed, bgr=c.bgr, input_size=c.input_size, logits=logits, mask_dtype=spec.MASK_DTYPE
         )
 
     def example(self) -> Tensor:
@@ -199,7 +142,7 @@ class _Job:
 
     def engine(self, spec: Backend, runner: Runner, options: BuildOptions) -> Engine:
         return Engine(
-            spec.name,
+            spec.NAME,
             runner,
             device=options.device,
             precision=options.precision,
@@ -215,7 +158,9 @@ class _Job:
     ) -> ParityResult:
         c = self.config
         count = math.ceil(c.parity_frames / self.batch) * self.batch
-        frames_np, source = gate_frames(count, self.height, self.width, bgr=c.bgr)
+        frames_np, source = gate_frames(
+            count, self.height, self.width, bgr=c.bgr, folder=c.parity_images
+        )
         frames = torch.from_numpy(np.ascontiguousarray(frames_np))
         reference = reference_logits(
             self.reference, frames, bgr=c.bgr, input_size=c.input_size, device=options.device
@@ -236,7 +181,7 @@ class _Job:
         )
         if not result.passed:
             raise EngineBuildError(
-                f'{spec.name} {options.precision} engine refused by the parity gate against '
+                f'{spec.NAME} {options.precision} engine refused by the parity gate against '
                 f'eager fp32: {result.describe()}'
             )
         return result
@@ -252,7 +197,7 @@ class _Exported:
 
 def _export(job: _Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _Exported:
     """Export, load the written file, gate it, and only then move it into place."""
-    key = job.key(spec.name, options)
+    key = job.key(spec.NAME, options)
     path = artefact_path(out_dir, key)
     engines: list[Engine] = []
     parity: dict[str, Any] = {}
@@ -363,7 +308,9 @@ def build_engine(
     job = _Job.create(
         model, config, batch, height, width, checkpoint_sha256, calibration, reference
     )
-    device = resolve_device(config)
+    device = resolve_device(config.device)
+    if config.threads and device.type == 'cpu':
+        torch.set_num_threads(config.threads)  # eager and torch-compile; onnxruntime's own
     auto = config.backend == 'auto'
     candidates = AUTO_ORDER[device.type] if auto else (config.backend,)
     report = EngineReport(device=str(device))
@@ -413,16 +360,16 @@ def export_engine(
     if config.backend == 'auto':
         raise EngineBuildError('export needs a named backend (tensorrt, onnxruntime, ...)')
     job = _Job.create(model, config, batch, height, width, checkpoint_sha256, calibration)
-    device = resolve_device(config)
+    device = resolve_device(config.device)
     spec = BACKEND_TABLE[config.backend]
     options = job.options(device, resolve_precision(config, device))
     spec.check(options)
     exported = _export(job, spec, options, Path(out_dir))
     report = EngineReport(
-        backend=spec.name,
+        backend=spec.NAME,
         device=str(device),
         precision=options.precision,
-        attempts=[Attempt(spec.name, True, '', exported.build_s)],
+        attempts=[Attempt(spec.NAME, True, '', exported.build_s)],
         parity=exported.parity,
         artefact=str(exported.path),
         build_s=exported.build_s,

@@ -19,10 +19,15 @@ import torch
 from torch import nn, Tensor
 import torch._inductor.config as inductor_config
 
+from segnode.engine import eager
 from segnode.engine.base import BuildOptions, Runner
-from segnode.engine.eager import check_eager, load_program, place_graph
+from segnode.engine.eager import load_program, place_graph
 
-__all__ = ['build_compiled', 'check_compiled', 'load_compiled']
+__all__ = ['MASK_DTYPE', 'NAME', 'SUFFIX', 'build', 'check', 'export', 'load']
+
+NAME = 'torch-compile'
+MASK_DTYPE = torch.uint8
+SUFFIX = '.pt2'
 
 
 class CompiledRunner:
@@ -43,9 +48,9 @@ class CompiledRunner:
         return out
 
 
-def check_compiled(options: BuildOptions) -> None:
+def check(options: BuildOptions) -> None:
     """Same precisions as eager."""
-    check_eager(options)
+    eager.check(options)
 
 
 def _compile(module: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
@@ -60,13 +65,18 @@ def _compile(module: nn.Module, example: Tensor, options: BuildOptions) -> Runne
     return runner
 
 
-def build_compiled(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+def build(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
     """Compile the placed graph (folded BN, channels_last on a CPU) and warm it up."""
-    check_compiled(options)
+    check(options)
     return _compile(place_graph(graph, options), example, options)
 
 
-def load_compiled(path: Path, options: BuildOptions, example: Tensor) -> Runner:
+def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
+    """The same ``torch.export`` program file as the eager backend's."""
+    eager.export(graph, example, path, options)
+
+
+def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:
     """Compile a saved program."""
-    check_compiled(options)
+    check(options)
     return _compile(load_program(path, options), example, options)

@@ -18,13 +18,20 @@ from segnode.errors import EngineBuildError, EngineUnavailable
 from segnode.model.deploy import FrameToMask
 
 __all__ = [
-    'build_eager',
-    'check_eager',
-    'export_program_file',
-    'load_eager',
+    'MASK_DTYPE',
+    'NAME',
+    'SUFFIX',
+    'build',
+    'check',
+    'export',
+    'load',
     'load_program',
     'place_graph',
 ]
+
+NAME = 'eager'
+MASK_DTYPE = torch.uint8
+SUFFIX = '.pt2'
 
 
 class ModuleRunner:
@@ -40,7 +47,7 @@ class ModuleRunner:
         return out
 
 
-def check_eager(options: BuildOptions) -> None:
+def check(options: BuildOptions) -> None:
     """Refuse precisions PyTorch cannot run here."""
     if options.precision == 'int8':
         raise EngineUnavailable('eager runs fp32, fp16 or bf16; int8 is a TensorRT export')
@@ -63,15 +70,13 @@ def place_graph(graph: nn.Module, options: BuildOptions) -> nn.Module:
     return graph
 
 
-def build_eager(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+def build(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
     """The graph on the device, in the requested precision."""
-    check_eager(options)
+    check(options)
     return ModuleRunner(place_graph(graph, options))
 
 
-def export_program_file(
-    graph: nn.Module, example: Tensor, path: Path, options: BuildOptions
-) -> None:
+def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
     """Export the placed graph with ``torch.export`` and save it (``path`` is a temp file)."""
     placed = place_graph(graph, options)
     assert isinstance(placed, FrameToMask)
@@ -82,7 +87,7 @@ def export_program_file(
 
 
 def load_program(path: Path, options: BuildOptions) -> nn.Module:
-    """Load a ``.pt2`` program saved by :func:`export_program_file` as a module."""
+    """Load a ``.pt2`` program saved by :func:`export` as a module."""
     try:
         program = torch.export.load(path)
     except Exception as err:  # torch raises many types for foreign or corrupt files
@@ -91,7 +96,7 @@ def load_program(path: Path, options: BuildOptions) -> nn.Module:
     return module
 
 
-def load_eager(path: Path, options: BuildOptions) -> Runner:
+def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:
     """Run a saved program as it is."""
-    check_eager(options)
+    check(options)
     return ModuleRunner(load_program(path, options))

@@ -1,9 +1,9 @@
 """The graphs the backends compile: frames to masks, and frames to logits for the parity gate.
 
-Deployment order (architecture.md section 2): load checkpoint, fold the equalizers (and the
-BatchNorms where the backend does not fold them itself), ``eval().to(device, dtype)``, export,
-compile. The logits variant runs exactly the same normalisation and resizes as
-:class:`~segnode.model.deploy.FrameToMask` and stops before the argmax.
+Deployment order (docs/engine.md): load checkpoint, fold the equalizers (and the BatchNorms
+where the backend does not fold them itself), ``eval().to(device, dtype)``, export, compile.
+The logits variant (``FrameToMask(logits=True)``) runs exactly the same normalisation and
+resizes as the mask graph and stops before the argmax.
 
 Reduced precision (``fp16``/``bf16``) for eager and torch-compile is mixed, as
 :func:`reduced_precision` sets it: the encoder (backbone and MFAM, about 80 % of the MACs) in
@@ -16,7 +16,6 @@ from typing import Any, cast
 
 import torch
 from torch import nn, Tensor
-import torch.nn.functional as F
 
 from segnode.model.deploy import FrameToMask
 from segnode.model.fold import fold_batchnorm, fold_equalizers
@@ -24,28 +23,12 @@ from segnode.model.mfaranet import MFARANet
 
 __all__ = [
     'Cast',
-    'FrameToLogits',
     'deploy_model',
     'export_program',
     'frame_dims',
     'frame_graph',
     'reduced_precision',
 ]
-
-
-class FrameToLogits(FrameToMask):
-    """:class:`FrameToMask` without the argmax: (N, H, W, 3) uint8 -> (N, K, H, W) logits."""
-
-    def forward(self, frames: Tensor) -> Tensor:
-        """Normalise, (resize,) run the model and return logits at frame resolution."""
-        x = frames.permute(0, 3, 1, 2).to(self.mean.dtype)
-        x = (x - self.mean) / self.std  # (N, 3, H, W)
-        if self.input_size is None:
-            logits: Tensor = self.model(x)
-            return logits
-        size = frames.shape[1:3]
-        x = F.interpolate(x, size=self.input_size, mode='bilinear', align_corners=False)
-        return F.interpolate(self.model(x), size=size, mode='bilinear', align_corners=True)
 
 
 def _cast(value: Any, dtype: torch.dtype) -> Any:
@@ -109,9 +92,9 @@ def frame_graph(
     mask_dtype: torch.dtype = torch.uint8,
 ) -> FrameToMask:
     """Wrap a deployment model: a mask graph, or (``logits``) the gate's logits graph."""
-    if logits:
-        return FrameToLogits(model, bgr=bgr, input_size=input_size).eval()
-    return FrameToMask(model, bgr=bgr, input_size=input_size, mask_dtype=mask_dtype).eval()
+    return FrameToMask(
+        model, bgr=bgr, input_size=input_size, mask_dtype=mask_dtype, logits=logits
+    ).eval()
 
 
 STRIDE = 32  # dynamic frame sizes are multiples of the output stride
@@ -134,8 +117,8 @@ def export_program(
 ) -> torch.export.ExportedProgram:
     """``torch.export`` a frame graph on the example's device, static or with dynamic H/W.
 
-    Like :func:`segnode.model.deploy.export_frame_graph`, but the example (and so every
-    constant the trace creates, such as the flow grids' ``arange``) lives on the target device.
+    The example (and so every constant the trace creates, such as the flow grids' ``arange``)
+    lives on the target device.
     """
     _, height, width, _ = example.shape
     frame_dims(example.shape[0], height, width, dynamic=dynamic)

@@ -18,16 +18,30 @@ import torch
 from torch import nn, Tensor
 
 from segnode.engine.base import BuildOptions, Runner
-from segnode.engine.graph import FrameToLogits
 from segnode.errors import EngineBuildError, EngineUnavailable
+from segnode.model.deploy import FrameToMask
 
-__all__ = ['OPSET', 'OrtRunner', 'check_onnx', 'export_onnx', 'load_onnx']
+__all__ = [
+    'MASK_DTYPE',
+    'NAME',
+    'SUFFIX',
+    'OPSET',
+    'OrtRunner',
+    'build',
+    'check',
+    'export',
+    'load',
+]
+
+NAME = 'onnxruntime'
+MASK_DTYPE = torch.uint8
+SUFFIX = '.onnx'
 
 OPSET = 17
 INPUT, OUTPUT = 'frames', 'out'
 
 
-def check_onnx(options: BuildOptions) -> None:
+def check(options: BuildOptions) -> None:
     """Check that onnxruntime is installed and the precision is fp32.
 
     Raises:
@@ -46,7 +60,7 @@ def check_onnx(options: BuildOptions) -> None:
         )
 
 
-def export_onnx(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
+def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
     """Export the fp32 graph on the CPU to ``path`` (a temporary file the caller renames).
 
     Args:
@@ -55,7 +69,7 @@ def export_onnx(graph: nn.Module, example: Tensor, path: Path, options: BuildOpt
         path: Output file.
         options: ``dynamic`` makes H and W symbolic (the batch is always fixed).
     """
-    check_onnx(options)
+    check(options)
     graph = graph.to(device='cpu', dtype=torch.float32).eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # TracerWarnings about the size checks
@@ -73,7 +87,7 @@ def export_onnx(graph: nn.Module, example: Tensor, path: Path, options: BuildOpt
 
 def _dynamic_axes(graph: nn.Module) -> dict[str, dict[int, str]]:
     """H and W of the frames and of the output (mask (N, H, W) or logits (N, K, H, W))."""
-    rank = 4 if isinstance(graph, FrameToLogits) else 3
+    rank = 4 if isinstance(graph, FrameToMask) and graph.logits else 3
     return {INPUT: {1: 'height', 2: 'width'}, OUTPUT: {rank - 2: 'height', rank - 1: 'width'}}
 
 
@@ -88,7 +102,7 @@ class OrtRunner:
     def __init__(self, model: Path, options: BuildOptions) -> None:
         import onnxruntime as ort
 
-        check_onnx(options)
+        check(options)
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
@@ -135,6 +149,16 @@ class OrtRunner:
         return out
 
 
-def load_onnx(path: Path, options: BuildOptions) -> Runner:
+def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:
     """A runner for an exported ``.onnx`` file."""
     return OrtRunner(path, options)
+
+
+def build(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+    """Export to a temporary file, load it, delete the file (the session keeps the model)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix='segnode-onnx-') as folder:
+        path = Path(folder) / 'graph.onnx'
+        export(graph, example, path, options)
+        return load(path, options, example)

@@ -4,7 +4,7 @@ Reference: the unfolded model (equalizers and BatchNorm as trained), fp32, eager
 on the engine's frames. The engine passes when its masks agree with the reference argmax on at
 least ``min_agreement`` of the pixels and the cosine similarity of its logits (from a logits
 build of the same backend) is at least ``min_cosine`` on every frame (deploy.md section 3).
-Frames: CamVid val (``$SEGNODE_CAMVID_ROOT/val/*.png``) when present, otherwise synthetic
+Frames: the images of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise synthetic
 streets; resized to the engine's shape.
 """
 
@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +77,26 @@ def image_frames(
 
 
 def gate_frames(
-    count: int, height: int, width: int, *, bgr: bool = False
+    count: int, height: int, width: int, *, bgr: bool = False, folder: str = ''
 ) -> tuple[np.ndarray, str]:
-    """``count`` real frames (CamVid val) when available, else synthetic streets; and which."""
-    root = os.environ.get('SEGNODE_CAMVID_ROOT', '')
-    paths = sorted((Path(root) / 'val').glob('*.png'))[:count] if root else []
-    if len(paths) == count:
-        return image_frames(paths, height, width, bgr=bgr), 'CamVid val'
+    """``count`` frames from the images in ``folder`` (sorted), else synthetic streets.
+
+    Returns:
+        The uint8 frames (count, H, W, 3) and where they came from (the folder, or
+        ``'synthetic'``).
+
+    Raises:
+        EngineBuildError: ``folder`` holds fewer than ``count`` images, or an unreadable one.
+    """
+    if folder:
+        paths = sorted(
+            p for p in Path(folder).glob('*') if p.suffix.lower() in ('.png', '.jpg', '.jpeg')
+        )[:count]
+        if len(paths) < count:
+            raise EngineBuildError(
+                f'engine.parity_images {folder}: {len(paths)} images, the gate needs {count}'
+            )
+        return image_frames(paths, height, width, bgr=bgr), str(folder)
     from segnode.synthetic import synthetic_street
 
     frames = np.stack([synthetic_street(height, width, seed=i) for i in range(count)])

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 import time
 from typing import Any
 
@@ -79,7 +78,7 @@ class _Buffers:
 class Segmenter:
     """Segment frames with one engine.
 
-    Build one with :meth:`build` (a model) or :meth:`from_checkpoint`; the engine was built
+    Build one with :meth:`build` (a model); the engine was built
     for one frame shape and batch (one engine per camera resolution) unless it is dynamic.
 
     Args:
@@ -126,26 +125,6 @@ class Segmenter:
             checkpoint_sha256=checkpoint_sha256,
         )
         return cls(engine, encoding='bgr8' if config.bgr else 'rgb8', report=report)
-
-    @classmethod
-    def from_checkpoint(
-        cls,
-        path: str | Path,
-        config: EngineConfig,
-        *,
-        height: int,
-        width: int,
-        batch: int = 1,
-    ) -> Segmenter:
-        """Like :meth:`build`, for a segnode checkpoint (its file hash keys the artefacts)."""
-        from segnode.files import file_sha256
-        from segnode.model.checkpoint import build_from_checkpoint
-
-        model, _ = build_from_checkpoint(path)
-        digest = file_sha256(path)
-        return cls.build(
-            model, config, height=height, width=width, batch=batch, checkpoint_sha256=digest
-        )
 
     def segment(self, frame: np.ndarray, encoding: str | None = None) -> Segmentation:
         """Segment one frame (H, W, 3) uint8; ``encoding`` defaults to the engine's."""

@@ -59,6 +59,7 @@ def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
+
 def save_checkpoint(
     model: MFARANet,
     path: str | Path,

@@ -1,8 +1,10 @@
-"""The deployment graph: uint8 camera frames in, uint8 label masks out.
+"""The deployment graph: uint8 camera frames in, uint8 label masks (or logits) out.
 
 Normalisation, the optional resize to a fixed network size, the model, the upsample and the
 argmax all live in one module, so an exported or compiled engine holds the whole device-side
-path and the host only moves uint8 (deploy.md section 8).
+path and the host only moves uint8 (docs/engine.md, "The frame path"). The parity gate builds
+the same graph with ``logits=True``: the same normalisation and resizes, stopping before the
+argmax.
 """
 
 from __future__ import annotations
@@ -11,20 +13,21 @@ import copy
 
 import torch
 from torch import nn, Tensor
-from torch.export import Dim, ExportedProgram
 import torch.nn.functional as F
 
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['FrameToMask', 'IMAGENET_MEAN', 'IMAGENET_STD', 'export_frame_graph']
+__all__ = ['FrameToMask', 'IMAGENET_MEAN', 'IMAGENET_STD']
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-STRIDE = 32  # dynamic sizes are multiples of the output stride
 
 
 class FrameToMask(nn.Module):
     """Wrap a (folded) MFARANet: (N, H, W, 3) uint8 frames -> (N, H, W) uint8 class ids.
+
+    With ``logits=True`` the graph returns the (N, K, H, W) logits at frame resolution instead
+    (the parity gate compares them).
 
     Args:
         model: The network (normalised float RGB in, logits at input size out).
@@ -35,6 +38,7 @@ class FrameToMask(nn.Module):
         mask_dtype: uint8 (default) or int32. Torch-TensorRT 2.13 has no converter for a cast
             to uint8 (its ``_to_copy`` validator), so a TensorRT engine ends in int32 and the
             engine layer casts to uint8 on the device.
+        logits: Return logits instead of class ids.
     """
 
     def __init__(
@@ -44,6 +48,7 @@ class FrameToMask(nn.Module):
         bgr: bool = False,
         input_size: tuple[int, int] | None = None,
         mask_dtype: torch.dtype = torch.uint8,
+        logits: bool = False,
     ) -> None:
         super().__init__()
         self.model = copy.deepcopy(model).eval()
@@ -63,12 +68,13 @@ class FrameToMask(nn.Module):
         self.bgr = bgr
         self.input_size = input_size
         self.mask_dtype = mask_dtype
+        self.logits = logits
 
     mean: Tensor
     std: Tensor
 
     def forward(self, frames: Tensor) -> Tensor:
-        """Segment a uint8 batch (N, H, W, 3); returns masks (N, H, W) of ``mask_dtype``."""
+        """Segment a uint8 batch (N, H, W, 3): masks (N, H, W) of ``mask_dtype``, or logits."""
         x = frames.permute(0, 3, 1, 2).to(self.mean.dtype)
         x = (x - self.mean) / self.std  # (N, 3, H, W)
         if self.input_size is not None:
@@ -77,35 +83,6 @@ class FrameToMask(nn.Module):
             logits = F.interpolate(self.model(x), size=size, mode='bilinear', align_corners=True)
         else:
             logits = self.model(x)
+        if self.logits:
+            return logits
         return logits.argmax(dim=1).to(self.mask_dtype)
-
-
-def export_frame_graph(
-    graph: FrameToMask,
-    height: int,
-    width: int,
-    *,
-    batch: int = 1,
-    dynamic: bool = False,
-    max_side: int = 2048,
-) -> ExportedProgram:
-    """``torch.export`` the frame graph, static or with dynamic H and W (multiples of 32).
-
-    Args:
-        graph: The wrapped model.
-        height: Example frame height (a multiple of 32 when ``dynamic``).
-        width: Example frame width.
-        batch: Frames per call (one per camera).
-        dynamic: Export H and W as symbolic multiples of 32 in [64, ``max_side``].
-        max_side: Upper bound of the dynamic range.
-    """
-    example = torch.zeros(batch, height, width, 3, dtype=torch.uint8)
-    shapes = None
-    if dynamic:
-        if height % STRIDE or width % STRIDE:
-            raise ValueError(f'dynamic export needs H and W multiples of {STRIDE}')
-        h = STRIDE * Dim('h32', min=2, max=max_side // STRIDE)
-        w = STRIDE * Dim('w32', min=2, max=max_side // STRIDE)
-        shapes = {'frames': {1: h, 2: w}}
-    with torch.no_grad():
-        return torch.export.export(graph.eval(), (example,), dynamic_shapes=shapes, strict=False)

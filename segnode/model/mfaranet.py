@@ -18,7 +18,7 @@ from typing import Any, Literal, overload
 from torch import nn, Tensor
 import torch.nn.functional as F
 
-from segnode.config import config_from_dict, ModelConfig
+from segnode.config import config_from_dict, config_to_dict, ModelConfig
 from segnode.model.aggregation import MFAM
 from segnode.model.attention_fusion import ASFM
 from segnode.model.backbone import DeepStemResNet18
@@ -130,6 +130,6 @@ def build_mfaranet(config: ModelConfig | None = None, **options: Any) -> MFARANe
     """
     base = config_from_dict(ModelConfig, options, 'model.') if config is None else config
     if config is not None and options:
-        merged = {**config.__dict__, **options}
+        merged = {**config_to_dict(config), **options}
         base = config_from_dict(ModelConfig, merged, 'model.')
     return MFARANet(base)

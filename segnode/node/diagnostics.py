@@ -100,7 +100,9 @@ def gpu_memory() -> dict[str, str]:
     """CUDA memory allocated and reserved by torch (MiB); empty where CUDA is not in use."""
     import torch
 
-    if not (torch.cuda.is_available() and torch.cuda.is_initialized()):
+    if not torch.cuda.is_available():
+        return {}
+    if not torch.cuda.is_initialized():  # type: ignore[no-untyped-call]
         return {}
     mib = 1 << 20
     return {

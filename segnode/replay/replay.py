@@ -284,7 +284,7 @@ class _Run:
         self.truth = _load_truth(bag, self.cams, opts, label_topics)
         k = loaded.table.num_classes
         self.result = ReplayResult(
-            bag=str(bag_path_of(bag)),
+            bag=str(bag.info.path),
             mode=opts.rate,
             speed=opts.speed if opts.rate == 'realtime' else 1.0,
             engine='',
@@ -464,11 +464,6 @@ class _Run:
             t,
             make_diagnostics(header, f'segnode: {r.camera}', r.metrics.as_dict()),
         )
-
-
-def bag_path_of(bag: BagReader) -> Path:
-    """The path the bag was opened from."""
-    return bag.info.path
 
 
 def _describe(segmenters: Sequence[Any]) -> str:

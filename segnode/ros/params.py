@@ -21,7 +21,7 @@ import inspect
 import re
 from typing import Any, NamedTuple
 
-from segnode.config import ENGINE_BACKENDS, EngineConfig, PRECISIONS
+from segnode.config import BACKEND_CHOICES, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError
 from segnode.node.config import (
     CameraConfig,
@@ -54,8 +54,8 @@ _CHOICES = {
     'publish_color': COLOR_MODES,
     'input_qos': QOS_PRESETS,
     'output_qos': QOS_PRESETS,
-    'engine.backend': ENGINE_BACKENDS,
-    'engine.precision': PRECISIONS,
+    'engine.backend': BACKEND_CHOICES,
+    'engine.precision': PRECISION_CHOICES,
     'transport': TRANSPORTS,
     'qos': ('', *QOS_PRESETS),
 }

@@ -1,11 +1,16 @@
-"""Engine test fixtures: a small seeded model with calibrated equalizers (realistic logits)."""
+"""Engine test fixtures: a seeded model with calibrated equalizers; stand-in backends."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
+from segnode.engine.backends import BACKEND_TABLE
 from segnode.model import build_mfaranet, MFARANet
 from segnode.model.calibration import calibrate_equalizers
 from segnode.synthetic import synthetic_street
@@ -26,3 +31,18 @@ def model() -> MFARANet:
 def frame() -> np.ndarray:
     """A synthetic rgb8 street frame (H, W, 3)."""
     return synthetic_street(H, W, seed=3)
+
+
+@pytest.fixture(scope='session')
+def replaced() -> Callable[..., SimpleNamespace]:
+    """``replaced(name, build=f, ...)``: backend ``name`` with some functions swapped.
+
+    The result stands in for the backend's module in ``BACKEND_TABLE`` (monkeypatch.setitem).
+    """
+
+    def make(name: str, **functions: Any) -> SimpleNamespace:
+        spec = BACKEND_TABLE[name]
+        parts = ('NAME', 'MASK_DTYPE', 'SUFFIX', 'check', 'build', 'export', 'load')
+        return SimpleNamespace(**{**{k: getattr(spec, k) for k in parts}, **functions})
+
+    return make

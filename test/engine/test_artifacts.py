@@ -10,9 +10,7 @@ import torch
 from segnode.engine.artifacts import (
     artefact_key,
     artefact_path,
-    atomic_write,
     differences,
-    file_sha256,
     find_artefact,
     weights_sha256,
     write_manifest,
@@ -75,22 +73,7 @@ def test_differences_lists_only_changed_fields() -> None:
     ]
 
 
-def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
-    def write(tmp: Path) -> None:
-        tmp.write_text('half')
-        raise OSError('no space')
-
-    with pytest.raises(OSError, match='no space'):
-        atomic_write(tmp_path / 'engine.ep', write)
-    assert list(tmp_path.iterdir()) == []
-    atomic_write(tmp_path / 'engine.ep', lambda tmp: tmp.write_text('whole') and None)
-    assert (tmp_path / 'engine.ep').read_text() == 'whole'
-
-
 def test_hashes(tmp_path: Path, model: MFARANet) -> None:
-    (tmp_path / 'f').write_bytes(b'abc')
-    expected = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
-    assert file_sha256(tmp_path / 'f') == expected
     digest = weights_sha256(model)
     assert digest.startswith('weights:') and digest == weights_sha256(model)
     changed = MFARANet(model.config)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import copy
+from dataclasses import replace
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from segnode.config import EngineConfig
 from segnode.engine import build
-from segnode.engine.base import AUTO_ORDER
+from segnode.engine.backends import AUTO_ORDER, BACKEND_TABLE
 from segnode.engine.build import build_engine, export_engine
 from segnode.errors import EngineBuildError, EngineUnavailable
 from segnode.model import MFARANet
@@ -46,25 +49,30 @@ def test_a_wrong_engine_is_refused(model: MFARANet, broken: MFARANet, backend: s
         build_engine(broken, config, height=H, width=W, reference=model)
 
 
-def _failing(name: str, error: Exception) -> build.Backend:
+Replaced = Callable[..., SimpleNamespace]
+
+
+def _failing(replaced: Replaced, name: str, error: Exception) -> SimpleNamespace:
     def fail(*args: object) -> None:
         raise error
 
-    spec = build.BACKEND_TABLE[name]
-    return build.Backend(**{**spec.__dict__, 'build': fail})
+    return replaced(name, build=fail)
 
 
 def test_auto_falls_back_and_says_why(
-    model: MFARANet, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    model: MFARANet,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    replaced: Replaced,
 ) -> None:
     assert AUTO_ORDER['cpu'] == ('torch-compile', 'onnxruntime', 'eager')
     monkeypatch.setitem(
-        build.BACKEND_TABLE,
+        BACKEND_TABLE,
         'torch-compile',
-        _failing('torch-compile', EngineUnavailable('no C++ compiler')),
+        _failing(replaced, 'torch-compile', EngineUnavailable('no C++ compiler')),
     )
     monkeypatch.setitem(
-        build.BACKEND_TABLE, 'onnxruntime', _failing('onnxruntime', RuntimeError('boom'))
+        BACKEND_TABLE, 'onnxruntime', _failing(replaced, 'onnxruntime', RuntimeError('boom'))
     )
     with caplog.at_level(logging.WARNING, logger='segnode.engine.build'):
         engine, report = build_engine(model, EngineConfig(device='cpu'), height=H, width=W)
@@ -79,15 +87,15 @@ def test_auto_falls_back_and_says_why(
 
 
 def test_strict_auto_raises_on_a_failed_build_but_skips_unavailable(
-    model: MFARANet, monkeypatch: pytest.MonkeyPatch
+    model: MFARANet, monkeypatch: pytest.MonkeyPatch, replaced: Replaced
 ) -> None:
     monkeypatch.setitem(
-        build.BACKEND_TABLE,
+        BACKEND_TABLE,
         'torch-compile',
-        _failing('torch-compile', EngineUnavailable('absent')),
+        _failing(replaced, 'torch-compile', EngineUnavailable('absent')),
     )
     monkeypatch.setitem(
-        build.BACKEND_TABLE, 'onnxruntime', _failing('onnxruntime', RuntimeError('bad'))
+        BACKEND_TABLE, 'onnxruntime', _failing(replaced, 'onnxruntime', RuntimeError('bad'))
     )
     config = EngineConfig(device='cpu', strict=True)
     with pytest.raises(EngineBuildError, match='onnxruntime build failed: RuntimeError: bad'):
@@ -95,27 +103,27 @@ def test_strict_auto_raises_on_a_failed_build_but_skips_unavailable(
 
 
 def test_auto_refuses_a_wrong_engine_and_uses_the_next(
-    model: MFARANet, broken: MFARANet, monkeypatch: pytest.MonkeyPatch
+    model: MFARANet, broken: MFARANet, monkeypatch: pytest.MonkeyPatch, replaced: Replaced
 ) -> None:
     """A broken build is refused; eager from the reference weights is what runs."""
-    wrong = build.BACKEND_TABLE['onnxruntime']
+    wrong = BACKEND_TABLE['onnxruntime']
 
     def wrong_weights(graph: torch.nn.Module, example: torch.Tensor, options: object) -> object:
         broken_graph = build.frame_graph(
             build.deploy_model(broken, fold_bn=True),
-            logits=type(graph).__name__ == 'FrameToLogits',
+            logits=graph.logits,
         )
         return wrong.build(broken_graph, example, options)  # type: ignore[arg-type]
 
     monkeypatch.setitem(
-        build.BACKEND_TABLE,
+        BACKEND_TABLE,
         'onnxruntime',
-        build.Backend(**{**wrong.__dict__, 'build': wrong_weights}),
+        replaced('onnxruntime', build=wrong_weights),
     )
     monkeypatch.setitem(
-        build.BACKEND_TABLE,
+        BACKEND_TABLE,
         'torch-compile',
-        _failing('torch-compile', EngineUnavailable('skipped in this test')),
+        _failing(replaced, 'torch-compile', EngineUnavailable('skipped in this test')),
     )
     engine, report = build_engine(model, EngineConfig(device='cpu'), height=H, width=W)
     assert engine.backend == 'eager'
@@ -140,7 +148,7 @@ def test_eager_artefact_is_exported_then_loaded(model: MFARANet, tmp_path: Path)
     path, report = export_engine(model, config, tmp_path, height=H, width=W)
     assert path.suffix == '.pt2' and path.with_suffix('.json').is_file()
     assert report.parity['passed'] and report.artefact == str(path)
-    loaded = EngineConfig(**{**config.__dict__, 'artifact_dir': str(tmp_path)})
+    loaded = replace(config, artifact_dir=str(tmp_path))
     engine, report = build_engine(model, loaded, height=H, width=W)
     assert report.notes == [f'loaded {path.name}'] and report.parity['passed']
     masks = engine(torch.zeros(1, H, W, 3, dtype=torch.uint8))

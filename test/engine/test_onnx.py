@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import torch
 
 from segnode.config import EngineConfig
 from segnode.engine import onnx as onnx_backend
+from segnode.engine.backends import BACKEND_TABLE
 from segnode.engine.base import BuildOptions
 from segnode.engine.build import export_engine
 from segnode.engine.graph import deploy_model, frame_graph
@@ -59,9 +62,9 @@ def test_parity_at_a_resolution_other_than_the_exported_one(
     model: MFARANet, exported: Path, tmp_path: Path, h: int, w: int
 ) -> None:
     options = BuildOptions(device=torch.device('cpu'))
-    masks = onnx_backend.load_onnx(exported, options)
-    logits_graph = frame_graph(deploy_model(model, fold_bn=True), logits=True)
     example = torch.zeros(1, H, W, 3, dtype=torch.uint8)
+    masks = onnx_backend.load(exported, options, example)
+    logits_graph = frame_graph(deploy_model(model, fold_bn=True), logits=True)
     logits = onnx_backend.OrtRunner(_export_logits(logits_graph, example, tmp_path), options)
     frames = torch.from_numpy(np.stack([synthetic_street(h, w, seed=s) for s in (5, 6)]))
     result = check_parity(
@@ -82,14 +85,14 @@ def test_parity_at_a_resolution_other_than_the_exported_one(
 def _export_logits(graph: torch.nn.Module, example: torch.Tensor, folder: Path) -> Path:
     path = folder / 'logits.onnx'
     options = BuildOptions(device=torch.device('cpu'), dynamic=True)
-    onnx_backend.export_onnx(graph, example, path, options)
+    onnx_backend.export(graph, example, path, options)
     return path
 
 
 def test_segmenter_loads_the_artefact_without_rebuilding(
     model: MFARANet, exported: Path, frame: np.ndarray
 ) -> None:
-    config = EngineConfig(**{**ORT.__dict__, 'artifact_dir': str(exported.parent)})
+    config = replace(ORT, artifact_dir=str(exported.parent))
     seg = Segmenter.build(model, config, height=H, width=W)
     assert seg.report.artefact == str(exported)
     assert seg.report.notes == [f'loaded {exported.name}']
@@ -103,26 +106,23 @@ def test_segmenter_loads_the_artefact_without_rebuilding(
 def test_mismatching_artefact_is_refused_naming_what_differs(
     model: MFARANet, exported: Path
 ) -> None:
-    config = EngineConfig(**{**ORT.__dict__, 'artifact_dir': str(exported.parent), 'bgr': True})
+    config = replace(ORT, artifact_dir=str(exported.parent), bgr=True)
     message = 'refusing onnxruntime artefact .*bgr: artefact False, wanted True'
     with pytest.raises(EngineBuildError, match=message):
         Segmenter.build(model, config, height=H, width=W)
 
 
 def test_failed_export_leaves_nothing_behind(
-    model: MFARANet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    model: MFARANet, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, replaced: Any
 ) -> None:
-    from segnode.engine import build
-
     def half_written(graph: object, example: object, path: Path, options: object) -> None:
         path.write_bytes(b'partial')
         raise RuntimeError('disk full')
 
-    spec = build.BACKEND_TABLE['onnxruntime']
     monkeypatch.setitem(
-        build.BACKEND_TABLE,
+        BACKEND_TABLE,
         'onnxruntime',
-        build.Backend(**{**spec.__dict__, 'export': half_written}),
+        replaced('onnxruntime', export=half_written),
     )
     with pytest.raises(RuntimeError, match='disk full'):
         export_engine(model, ORT, tmp_path, height=H, width=W)

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from segnode.engine.parity import check_parity, gate_frames
+from segnode.errors import EngineBuildError
 
 CPU = torch.device('cpu')
 
@@ -69,17 +70,16 @@ def test_nan_logits_are_refused() -> None:
     assert result.max_abs is not None and math.isnan(result.max_abs)
 
 
-def test_gate_frames_prefer_camvid_val(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv('SEGNODE_CAMVID_ROOT', raising=False)
+def test_gate_frames_come_from_the_configured_folder(tmp_path: Path) -> None:
     frames, source = gate_frames(2, 32, 48)
     assert source == 'synthetic' and frames.shape == (2, 32, 48, 3)
-    (tmp_path / 'val').mkdir()
     for i in range(2):
         image = np.full((60, 80, 3), (10 * i, 100, 200), np.uint8)  # BGR on disk
-        cv2.imwrite(str(tmp_path / 'val' / f'{i}.png'), image)
-    monkeypatch.setenv('SEGNODE_CAMVID_ROOT', str(tmp_path))
-    frames, source = gate_frames(2, 32, 48)
-    assert source == 'CamVid val' and frames.shape == (2, 32, 48, 3)
+        cv2.imwrite(str(tmp_path / f'{i}.png'), image)
+    frames, source = gate_frames(2, 32, 48, folder=str(tmp_path))
+    assert source == str(tmp_path) and frames.shape == (2, 32, 48, 3)
     assert tuple(frames[1, 0, 0]) == (200, 100, 10)  # converted to RGB
-    bgr, _ = gate_frames(2, 32, 48, bgr=True)
+    bgr, _ = gate_frames(2, 32, 48, bgr=True, folder=str(tmp_path))
     assert tuple(bgr[1, 0, 0]) == (10, 100, 200)
+    with pytest.raises(EngineBuildError, match='2 images, the gate needs 3'):
+        gate_frames(3, 32, 48, folder=str(tmp_path))

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
+from segnode.engine.graph import export_program
 from segnode.engine.tensorrt.lowering import unconverted_ops
 from segnode.model import build_mfaranet
 from segnode.model.calibration import calibrate_equalizers
-from segnode.model.deploy import export_frame_graph, FrameToMask
+from segnode.model.deploy import FrameToMask
 from segnode.model.fold import fold_equalizers
 
 
@@ -18,6 +19,13 @@ def graph() -> FrameToMask:
     model = build_mfaranet(num_classes=11)
     calibrate_equalizers(model, [torch.randn(2, 3, 64, 96) for _ in range(2)])
     return FrameToMask(fold_equalizers(model))
+
+
+def export_frame_graph(
+    graph: FrameToMask, height: int, width: int, *, dynamic: bool = False
+) -> torch.export.ExportedProgram:
+    example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
+    return export_program(graph, example, dynamic=dynamic)
 
 
 def _frames(h: int, w: int, seed: int) -> torch.Tensor:
@@ -67,6 +75,15 @@ def test_every_op_has_a_torch_tensorrt_converter(graph: FrameToMask, dynamic: bo
 def test_uint8_cast_is_the_one_op_left_outside_an_engine(graph: FrameToMask) -> None:
     # why the TensorRT path ends the engine in int32 (Torch-TensorRT 2.13 _to_copy validator)
     assert unconverted_ops(export_frame_graph(graph, 64, 96)) == {'aten._to_copy.default': 1}
+
+
+def test_logits_graph_is_the_mask_graph_before_the_argmax(graph: FrameToMask) -> None:
+    frames = _frames(64, 96, 5)
+    logits_graph = FrameToMask(graph.model, logits=True)
+    with torch.no_grad():
+        logits = logits_graph(frames)
+        assert logits.shape == (1, 11, 64, 96)
+        assert torch.equal(logits.argmax(dim=1).to(torch.uint8), graph(frames))
 
 
 def test_bgr_and_fixed_input_size_variants(graph: FrameToMask) -> None:

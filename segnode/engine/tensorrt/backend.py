@@ -32,15 +32,22 @@ from segnode.engine.graph import export_program
 from segnode.errors import EngineBuildError, EngineUnavailable
 
 __all__ = [
-    'build_trt',
-    'check_trt',
+    'MASK_DTYPE',
+    'NAME',
+    'SUFFIX',
+    'build',
+    'check',
     'compile_settings',
     'engine_layer_info',
-    'export_trt',
+    'export',
     'import_torch_tensorrt',
-    'load_trt',
+    'load',
     'trt_versions',
 ]
+
+NAME = 'tensorrt'
+MASK_DTYPE = torch.int32  # no uint8 cast converter in Torch-TensorRT 2.13
+SUFFIX = '.ep'
 
 INSTALL_HINT = (
     'install torch-tensorrt matching torch {torch} exactly (x86: torch 2.13 + torch-tensorrt '
@@ -80,7 +87,7 @@ def trt_versions() -> dict[str, str]:
     return versions
 
 
-def check_trt(options: BuildOptions) -> None:
+def check(options: BuildOptions) -> None:
     """A CUDA device, an importable torch_tensorrt, and a precision it can build.
 
     Raises:
@@ -203,7 +210,7 @@ def compile_trt(graph: nn.Module, example: Tensor, options: BuildOptions) -> nn.
 
     Order: ``eval().to(device, dtype)``, (quantise,) ``torch.export``, ``dynamo.compile``.
     """
-    check_trt(options)
+    check(options)
     trt = import_torch_tensorrt()
     dtype, kwargs = compile_settings(
         str(trt.__version__), options.precision, strict=options.strict
@@ -241,12 +248,12 @@ class TrtRunner:
         return out
 
 
-def build_trt(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
+def build(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:
     """Build in memory (tests and the bench; the node loads saved engines)."""
     return TrtRunner(compile_trt(graph, example, options))
 
 
-def export_trt(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
+def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
     """Build and save an ExportedProgram (``path`` is a temporary file the caller renames)."""
     trt = import_torch_tensorrt()
     module = compile_trt(graph, example, options)
@@ -261,9 +268,9 @@ def export_trt(graph: nn.Module, example: Tensor, path: Path, options: BuildOpti
         raise EngineBuildError(f'cannot save the TensorRT engine: {err}') from err
 
 
-def load_trt(path: Path, options: BuildOptions) -> Runner:
+def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:
     """Load a saved engine without rebuilding it."""
-    check_trt(options)
+    check(options)
     trt = import_torch_tensorrt()
     try:
         program = trt.load(str(path))

@@ -1,0 +1,53 @@
+"""Atomic writes (nothing half-written, the umask honoured), hashes and NaN-safe JSON."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segnode.files import atomic_write, file_sha256, write_json
+
+
+def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
+    def write(tmp: Path) -> None:
+        tmp.write_text('half')
+        raise OSError('no space')
+
+    with pytest.raises(OSError, match='no space'):
+        atomic_write(tmp_path / 'engine.ep', write)
+    assert list(tmp_path.iterdir()) == []
+    atomic_write(tmp_path / 'engine.ep', lambda tmp: tmp.write_text('whole'))
+    assert (tmp_path / 'engine.ep').read_text() == 'whole'
+
+
+@pytest.mark.parametrize('umask', [0o022, 0o077])
+def test_atomic_write_honours_the_umask(tmp_path: Path, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        path = atomic_write(tmp_path / 'report.json', lambda tmp: tmp.write_text('{}'))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_file_sha256(tmp_path: Path) -> None:
+    (tmp_path / 'f').write_bytes(b'abc')
+    expected = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad'
+    assert file_sha256(tmp_path / 'f') == expected
+
+
+def test_write_json_turns_nan_and_numpy_into_plain_json(tmp_path: Path) -> None:
+    data = {'miou': math.nan, 'p99': math.inf, 'ids': np.arange(3), 'n': np.int64(4), 1: 'x'}
+    path = write_json(data, tmp_path / 'out' / 'r.json')
+    assert json.loads(path.read_text()) == {
+        'miou': None,
+        'p99': None,
+        'ids': [0, 1, 2],
+        'n': 4,
+        '1': 'x',
+    }
