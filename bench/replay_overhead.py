@@ -31,7 +31,8 @@ from segnode.config import EngineConfig
 from segnode.node.assemble import load_labelled_model, segmenter_factory
 from segnode.node.config import NodeConfig
 from segnode.replay.bag_from_images import bag_from_images
-from segnode.replay.replay import replay, ReplayOptions
+from segnode.replay.options import ReplayOptions
+from segnode.replay.replay import replay
 from segnode.synthetic import synthetic_drive
 
 

@@ -1,8 +1,9 @@
-"""Frozen configuration dataclasses and the one place that turns mappings into them.
+"""Configuration: frozen dataclasses, the one YAML reader, mappings turned into configs.
 
-Defaults live only in the dataclasses. Mappings (YAML files, checkpoint metadata, command-line
-overrides) become configs through ``config_from_dict``, which rejects unknown keys and wrong
-types with an error naming the key.
+Defaults live only in the dataclasses. Every YAML file segnode reads (params files, training
+configs, class tables, bag metadata) goes through :func:`read_yaml`; mappings (YAML, checkpoint
+metadata, command-line overrides) become configs through ``config_from_dict``, which rejects
+unknown keys and wrong types with an error naming the key.
 """
 
 from __future__ import annotations
@@ -10,9 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 import types
 import typing
 from typing import Any, TypeVar
+
+import yaml
 
 from segnode.errors import ConfigError
 
@@ -25,6 +29,8 @@ __all__ = [
     'ModelConfig',
     'config_from_dict',
     'config_to_dict',
+    'load_yaml',
+    'read_yaml',
 ]
 
 T = TypeVar('T')
@@ -229,3 +235,58 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain-data view of a config dataclass (for YAML, JSON and checkpoint metadata)."""
     return dataclasses.asdict(config)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses duplicate keys (the last would silently win)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, typing.Hashable) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f'duplicate key {key!r}', key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def read_yaml(path: str | Path, what: str = 'YAML file') -> Any:
+    """Parse one YAML file with the safe loader; duplicate keys are an error.
+
+    Args:
+        path: The file.
+        what: What the file is, for messages (``'params file'``, ``'class table'``, ...).
+
+    Raises:
+        ConfigError: The file cannot be read, is not UTF-8 or is not valid YAML (one line
+            naming the file and the problem).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding='utf-8')
+    except UnicodeDecodeError as err:
+        raise ConfigError(f'{what} {path} is not UTF-8 text ({err.reason})') from err
+    except OSError as err:
+        raise ConfigError(f'cannot read {what} {path}: {err.strerror or err}') from err
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except yaml.YAMLError as err:
+        problem = ' '.join(str(err).split())
+        raise ConfigError(f'{what} {path} is not valid YAML: {problem}') from err
+    except RecursionError as err:
+        raise ConfigError(f'{what} {path} is nested too deeply') from err
+
+
+def load_yaml(path: str | Path, cls: type[T], what: str = 'config') -> T:
+    """The config dataclass ``cls`` from a YAML mapping (empty file: the defaults).
+
+    Raises:
+        ConfigError: Unreadable or invalid file, not a mapping, unknown key or bad value.
+    """
+    data = read_yaml(path, what) or {}
+    try:
+        return config_from_dict(cls, data, '')
+    except ConfigError as err:
+        raise ConfigError(f'{path}: {err}') from err

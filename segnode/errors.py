@@ -7,9 +7,11 @@ __all__ = [
     'BagWriteError',
     'CheckpointError',
     'ConfigError',
+    'DatasetError',
     'EngineBuildError',
     'EngineUnavailable',
     'ImageFormatError',
+    'ReplayError',
     'SegnodeError',
 ]
 
@@ -44,3 +46,11 @@ class BagReadError(SegnodeError):
 
 class BagWriteError(SegnodeError):
     """A rosbag2 bag cannot be written (the output exists, or writing failed)."""
+
+
+class ReplayError(SegnodeError):
+    """A replay cannot run as asked (labels, topics, options)."""
+
+
+class DatasetError(SegnodeError):
+    """A dataset folder, file or label is missing, unreadable or inconsistent."""

@@ -158,15 +158,22 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         '--checkpoint', help='segnode checkpoint (default: the bundled model, or random weights)'
     )
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N (default auto)')
+    p.add_argument(
+        '--device', default=EngineConfig.device, help='auto, cpu, cuda or cuda:N (default auto)'
+    )
     p.add_argument(
         '--precision',
-        default='auto',
+        default=EngineConfig.precision,
         choices=PRECISION_CHOICES,
         help='auto: fp16 on CUDA, fp32 on a CPU',
     )
     p.add_argument('--batch', type=int, default=1, help='frames per call (one per camera)')
-    p.add_argument('--threads', type=int, default=0, help='CPU threads (0: library default)')
+    p.add_argument(
+        '--threads',
+        type=int,
+        default=EngineConfig.threads,
+        help='CPU threads (0: library default)',
+    )
     p.add_argument(
         '--gate-images',
         default='',
@@ -192,7 +199,9 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         help='camera frame size (the optimal size of a dynamic engine)',
     )
     p.add_argument('--dynamic', action='store_true', help='dynamic H/W (multiples of 32)')
-    p.add_argument('--max-side', type=int, default=2048, help='dynamic range upper bound')
+    p.add_argument(
+        '--max-side', type=int, default=EngineConfig.max_side, help='dynamic range upper bound'
+    )
     p.add_argument(
         '--input-size',
         type=int,

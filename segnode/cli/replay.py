@@ -1,10 +1,13 @@
-"""Subcommands of bag evaluation: replay and bag-from-images (heavy imports in the handlers)."""
+"""Subcommands of bag evaluation: replay, bag-from-images and demo (heavy imports in handlers)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 from typing import Any
+
+from segnode.config import BACKEND_CHOICES
+from segnode.replay.options import RATES, ReplayOptions
 
 __all__ = ['add_commands']
 
@@ -84,7 +87,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from segnode.files import write_json
-    from segnode.replay.replay import replay, ReplayOptions
+    from segnode.replay.options import ReplayOptions
+    from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report
 
     options = ReplayOptions(
@@ -131,11 +135,13 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--label-topic', action='append', help='ground-truth topic (repeatable)')
     p.add_argument('--labels', help='folder of label PNGs (instead of a label topic)')
     p.add_argument(
-        '--label-match', choices=('stamp', 'order'), default='stamp',
+        '--label-match', choices=('stamp', 'order'), default=ReplayOptions.label_match,
         help='match label PNGs by <stamp_ns>.png (default) or by order',
     )  # fmt: skip
-    p.add_argument('--rate', choices=('max', 'realtime'), default='max', help='default max')
-    p.add_argument('--speed', type=float, default=1.0, help='realtime speed factor')
+    p.add_argument('--rate', choices=RATES, default=ReplayOptions.rate, help='default %(default)s')
+    p.add_argument(
+        '--speed', type=float, default=ReplayOptions.speed, help='realtime speed factor'
+    )
     p.add_argument('--checkpoint', help='segnode checkpoint (default: the bundled model)')
     p.add_argument('--params', help='node params YAML for the engine and model settings')
     p.add_argument('--backend', help='engine backend (auto, tensorrt, torch-compile, ...)')
@@ -143,16 +149,53 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--precision', help='fp32, fp16, bf16 or int8')
     p.add_argument('--classes', choices=('camvid', 'cityscapes'), help='class names table')
     p.add_argument('--out', help='output bag with images, labels and metrics (must not exist)')
-    p.add_argument('--out-storage', choices=('mcap', 'sqlite3'), default='mcap')
+    p.add_argument('--out-storage', choices=('mcap', 'sqlite3'), default=ReplayOptions.out_storage)
     p.add_argument('--color', action='store_true', help='also write colour masks to --out')
     p.add_argument('--json', help='write the JSON report here too')
     p.add_argument('--report', help='report folder (default outputs/replay/<bag name>)')
-    p.add_argument('--max-frames', type=int, default=0, help='stop after N frames')
+    p.add_argument(
+        '--max-frames', type=int, default=ReplayOptions.max_frames, help='stop after N frames'
+    )
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     handlers['replay'] = _cmd_replay
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from segnode.replay.demo import run_demo
+
+    h, w = args.size
+    return run_demo(
+        frames=args.frames, size=(h, w), rate=args.rate, backend=args.backend, out_dir=args.out
+    )
+
+
+def _add_demo(sub: Any, handlers: dict[str, Handler]) -> None:
+    p = sub.add_parser(
+        'demo',
+        help='record a synthetic drive into a bag and replay it in realtime (default model)',
+    )
+    p.add_argument(
+        '--size',
+        type=int,
+        nargs=2,
+        default=(360, 480),
+        metavar=('H', 'W'),
+        help='frame size (default: 360 480, CamVid)',
+    )
+    p.add_argument('--frames', type=int, default=30, help='frames in the drive (default: 30)')
+    p.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz (default: 10)')
+    p.add_argument(
+        '--backend',
+        default='eager',
+        choices=BACKEND_CHOICES,
+        help='engine backend (default: eager, which starts at once)',
+    )
+    p.add_argument('--out', default='outputs/demo', help='folder for the bag and the report')
+    handlers['demo'] = _cmd_demo
+
+
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
-    """Register ``replay`` and ``bag-from-images`` on the ``segnode`` parser."""
+    """Register ``replay``, ``bag-from-images`` and ``demo`` on the ``segnode`` parser."""
     _add_replay(sub, handlers)
     _add_bag_from_images(sub, handlers)
+    _add_demo(sub, handlers)

@@ -6,6 +6,8 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from segnode.train.config import DATASETS, EvalConfig
+
 __all__ = ['add_commands']
 
 Handler = Callable[[argparse.Namespace], int]
@@ -47,16 +49,64 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from segnode.train.standalone import calibrate_command
+    from segnode.train.calibrate import calibrate_checkpoint
+    from segnode.train.config import load_train_config
 
     _setup_logging()
-    return calibrate_command(args.config, args.overrides, args.out, args.checkpoint)
+    cfg = load_train_config(args.config, args.overrides)
+    provenance, seconds = calibrate_checkpoint(cfg, args.out, args.checkpoint)
+    for name, stats in provenance['equalizers'].items():
+        print(
+            f'{name:<28} level {stats["depth"]}  mean {stats["mean"]:+.4f}  std {stats["std"]:.4f}'
+        )
+    print(
+        f'calibrated {len(provenance["equalizers"])} equalizers on '
+        f'{provenance["data"]["images"]} images in {seconds:.1f} s -> {args.out}'
+    )
+    return 0
+
+
+def _eval_config(args: argparse.Namespace) -> Any:
+    from segnode.config import config_from_dict
+    from segnode.train.config import EvalConfig
+
+    values = {
+        'checkpoint': args.checkpoint,
+        'dataset': args.dataset,
+        'data_root': args.data_root,
+        'split': args.split,
+        'classes': args.classes,
+        'scales': list(args.scales),
+        'flip': args.flip,
+        'window': list(args.window or ()),
+        'stride_ratio': args.stride_ratio,
+        'resize': list(args.resize or ()),
+        'limit': args.limit,
+        'device': args.device,
+    }
+    return config_from_dict(EvalConfig, values, '--')
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from segnode.train.standalone import eval_command
+    from pathlib import Path
 
-    return eval_command(args)
+    from segnode.files import write_json
+    from segnode.metrics import format_table, save_confusion_png
+    from segnode.train.evaluate import evaluate_checkpoint
+
+    cfg = _eval_config(args)
+    summary, matrix = evaluate_checkpoint(cfg)
+    print(format_table(summary))
+    if args.json:
+        print(f'wrote {write_json(summary, args.json)}')
+    png = args.confusion or (
+        str(Path(args.json).with_suffix('')) + '_confusion.png'
+        if args.json
+        else 'outputs/eval/confusion.png'
+    )
+    title = f'{cfg.dataset} {cfg.split}: mIoU {100 * summary["miou"]:.2f}'
+    print(f'wrote {save_confusion_png(matrix.matrix, list(summary["per_class_iou"]), png, title)}')
+    return 0
 
 
 def _add_train(sub: Any) -> None:
@@ -90,11 +140,15 @@ def _add_eval(sub: Any) -> None:
     p.add_argument(
         '--dataset',
         required=True,
-        choices=('cityscapes', 'camvid', 'camvid32', 'folder'),
+        choices=DATASETS,
         help='dataset layout',
     )
     p.add_argument('--data-root', required=True, help='dataset root folder')
-    p.add_argument('--split', default='val', help='split to evaluate (default: val)')
+    p.add_argument(
+        p.add_argument(
+            '--split', default=EvalConfig.split, help='split to evaluate (default: %(default)s)'
+        )
+    )
     p.add_argument('--classes', default='', help='class table YAML (folder dataset)')
     p.add_argument('--json', help='write the results (miou, per_class_iou, ...) to this file')
     p.add_argument(
@@ -105,7 +159,7 @@ def _add_eval(sub: Any) -> None:
         '--scales',
         type=float,
         nargs='+',
-        default=[1.0],
+        default=list(EvalConfig.scales),
         help='image scales averaged (e.g. 0.5 0.75 1.0 1.25 1.5 1.75)',
     )
     p.add_argument('--flip', action='store_true', help='also average the flipped image')
@@ -119,7 +173,7 @@ def _add_eval(sub: Any) -> None:
     p.add_argument(
         '--stride-ratio',
         type=float,
-        default=2 / 3,
+        default=EvalConfig.stride_ratio,
         help='window stride / window size (default 2/3)',
     )
     p.add_argument(
@@ -129,8 +183,10 @@ def _add_eval(sub: Any) -> None:
         metavar=('H', 'W'),
         help='resize images and labels first (labels nearest)',
     )
-    p.add_argument('--limit', type=int, default=0, help='evaluate the first N images only')
-    p.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    p.add_argument(
+        '--limit', type=int, default=EvalConfig.limit, help='evaluate the first N images only'
+    )
+    p.add_argument('--device', default=EvalConfig.device, help='auto, cpu, cuda or cuda:N')
 
 
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:

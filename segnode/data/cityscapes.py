@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from segnode.data.dataset import check_pair_sizes, DatasetSpec, LutDecoder
-from segnode.data.errors import DatasetError
 from segnode.data.labels import CITYSCAPES, CITYSCAPES_LABEL_TO_TRAIN, lookup_table
 from segnode.data.scan import images_in, require_dir
+from segnode.errors import DatasetError
 
 __all__ = ['scan_cityscapes']
 

@@ -13,10 +13,10 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from segnode.data.boundary import binary_boundary
-from segnode.data.errors import DatasetError
 from segnode.data.io import image_size, read_image, read_label, read_rgb_label
 from segnode.data.labels import ClassTable, IGNORE_ID
 from segnode.data.transforms import normalise, resize_pair, TrainAugment
+from segnode.errors import DatasetError
 
 __all__ = [
     'ColourDecoder',

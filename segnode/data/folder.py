@@ -16,12 +16,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from segnode.config import read_yaml
 from segnode.data.dataset import check_pair_sizes, DatasetSpec, LutDecoder
-from segnode.data.errors import DatasetError
 from segnode.data.labels import class_table, ClassTable, IGNORE_ID, lookup_table
 from segnode.data.scan import images_in, pair_files, require_dir
+from segnode.errors import ConfigError, DatasetError
 
 __all__ = ['load_class_table', 'scan_folder']
 
@@ -48,9 +47,9 @@ def load_class_table(path: Path) -> tuple[ClassTable, dict[int, int]]:
         DatasetError: Missing or malformed file.
     """
     try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as err:
-        raise DatasetError(f'cannot read class table {path}: {err}') from err
+        data = read_yaml(path, 'class table')
+    except ConfigError as err:
+        raise DatasetError(str(err)) from err
     if not isinstance(data, dict) or not isinstance(data.get('classes'), list):
         raise DatasetError(f'{path}: expected a mapping with a list under "classes"')
     entries = [_class_entry(e, k, path) for k, e in enumerate(data['classes'])]

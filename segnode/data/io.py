@@ -8,7 +8,7 @@ import struct
 import cv2
 import numpy as np
 
-from segnode.data.errors import DatasetError
+from segnode.errors import DatasetError
 
 __all__ = ['IMAGE_SUFFIXES', 'image_size', 'read_image', 'read_label', 'read_rgb_label']
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from segnode.data.errors import DatasetError
 from segnode.data.io import IMAGE_SUFFIXES
+from segnode.errors import DatasetError
 
 __all__ = ['images_in', 'pair_files', 'require_dir']
 

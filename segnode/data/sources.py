@@ -7,8 +7,8 @@ from pathlib import Path
 from segnode.data.camvid import scan_camvid, scan_camvid32
 from segnode.data.cityscapes import scan_cityscapes
 from segnode.data.dataset import DatasetSpec
-from segnode.data.errors import DatasetError
 from segnode.data.folder import scan_folder
+from segnode.errors import DatasetError
 
 __all__ = ['DATASETS', 'scan_dataset']
 

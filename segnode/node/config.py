@@ -19,9 +19,7 @@ from pathlib import Path
 import re
 from typing import Any
 
-import yaml
-
-from segnode.config import config_from_dict, config_to_dict, EngineConfig
+from segnode.config import config_from_dict, config_to_dict, EngineConfig, read_yaml
 from segnode.errors import ConfigError
 
 __all__ = [
@@ -306,12 +304,7 @@ def load_node_config(path: str | Path) -> NodeConfig:
         ConfigError: Missing or malformed file, several node entries, unknown or invalid keys.
     """
     path = Path(path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except OSError as err:
-        raise ConfigError(f'cannot read params file {path}: {err.strerror}') from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f'{path} is not valid YAML: {err}') from err
+    doc = read_yaml(path, 'params file')
     if not isinstance(doc, Mapping) or len(doc) != 1:
         raise ConfigError(
             f'{path}: expected one node entry such as "/**:" holding "ros__parameters:", '

@@ -21,10 +21,10 @@ worker goes on with the next frame.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 import threading
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,7 +33,6 @@ from segnode.node import imaging
 from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
 
 __all__ = [
-    'Arrival',
     'CameraStats',
     'FrameMetrics',
     'FrameResult',
@@ -41,7 +40,6 @@ __all__ = [
     'SegmentBatch',
     'SegmentationService',
     'SegmenterFactory',
-    'run_timeline',
 ]
 
 _MS = 1e-6  # nanoseconds -> milliseconds
@@ -389,47 +387,3 @@ class _Decoded:
     encoding: str
     t_take: int
     t_decoded: int
-
-
-class Arrival(NamedTuple):
-    """A frame arriving at ``t_ns`` on the clock's monotonic timeline."""
-
-    t_ns: int
-    camera: str
-    msg: Any
-
-
-def run_timeline(
-    service: SegmentationService,
-    arrivals: Iterable[Arrival],
-    *,
-    wait_until: Callable[[int], None],
-    stop: Callable[[], bool] = lambda: False,
-) -> None:
-    """Deliver frames at their arrival times and run the worker on this thread.
-
-    Frames that arrive while the worker is busy wait in their slot and replace each other,
-    exactly as on a vehicle, so a slow model drops frames here as it would there. Used with a
-    :class:`~segnode.node.scheduler.ManualClock` (tests, simulations) and by realtime replay.
-
-    Args:
-        service: The service (its worker thread must not be running).
-        arrivals: Frames in arrival order.
-        wait_until: Blocks until the clock reads ``t_ns`` (``ManualClock.advance_to``, or a
-            sleep on a real clock).
-        stop: Polled between frames; True ends the run early.
-    """
-    if service.running:
-        raise RuntimeError('run_timeline drives the worker itself; stop the worker thread first')
-    clock = service.clock
-    pending = iter(arrivals)
-    nxt = next(pending, None)
-    while (nxt is not None or service.waiting()) and not stop():
-        now = clock.monotonic_ns()
-        while nxt is not None and nxt.t_ns <= now:
-            service.submit(nxt.camera, nxt.msg, received_ns=nxt.t_ns)
-            nxt = next(pending, None)
-        if service.waiting():
-            service.process_once()
-        elif nxt is not None:
-            wait_until(nxt.t_ns)

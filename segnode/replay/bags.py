@@ -32,9 +32,9 @@ from rosbags.interfaces import Connection
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.serde import SerdeError
 from rosbags.typesys import get_typestore, Stores
-import yaml
 
-from segnode.errors import BagReadError
+from segnode.config import read_yaml
+from segnode.errors import BagReadError, ConfigError
 
 __all__ = [
     'IMAGE_TYPES',
@@ -57,7 +57,7 @@ TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 _READ_ERRORS = (
     ReaderError,
     SerdeError,
-    yaml.YAMLError,
+    ConfigError,
     apsw.Error,
     OSError,
     EOFError,
@@ -231,7 +231,7 @@ class BagReader:
         version = 0
         if folder is not None:
             with _reading(folder / 'metadata.yaml', 'read'):
-                meta = yaml.safe_load((folder / 'metadata.yaml').read_text())
+                meta = read_yaml(folder / 'metadata.yaml', 'bag metadata')
                 meta = meta['rosbag2_bagfile_information']
                 version, storage = int(meta['version']), str(meta['storage_identifier'])
                 files = [folder / PurePath(name).name for name in meta['relative_file_paths']]

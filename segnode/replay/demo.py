@@ -19,7 +19,8 @@ from segnode.node.assemble import load_labelled_model
 from segnode.node.config import LabelModelConfig, NodeConfig
 from segnode.replay.bag_from_images import write_frames
 from segnode.replay.bag_writer import BagWriter
-from segnode.replay.replay import replay, ReplayOptions
+from segnode.replay.options import ReplayOptions
+from segnode.replay.replay import replay
 from segnode.replay.report import headline, write_report
 from segnode.synthetic import synthetic_drive
 

@@ -6,8 +6,8 @@ One pipeline, no second implementation: frames from the bag go through
 - ``max`` rate: every frame, one after another, as fast as the engine goes (quality and
   throughput; nothing is dropped).
 - ``realtime`` rate: frames arrive on the bag's own log-time timeline scaled by ``speed``
-  (:func:`~segnode.node.service.run_timeline`); frames that arrive while the model is busy replace
-  each other in the latest-frame slot and are dropped, as on the vehicle. Accuracy is also
+  (:func:`~segnode.replay.timeline.run_timeline`); frames that arrive while the model is busy
+  replace each other in the latest-frame slot and are dropped, as on the vehicle. Accuracy is also
   reported over every frame, a dropped one scored with the newest mask published before it
   (what a consumer would have used).
 
@@ -17,199 +17,29 @@ folder of label PNGs (matched by stamp in the file name, or by order).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
 from pathlib import Path
 import time
 from typing import Any
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
-from segnode.errors import SegnodeError
+from segnode.errors import ReplayError, SegnodeError
 from segnode.metrics import confusion_matrix
 from segnode.node import imaging
 from segnode.node.assemble import build_service, load_labelled_model, LoadedModel
 from segnode.node.config import NodeConfig
-from segnode.node.service import (
-    Arrival,
-    FrameResult,
-    Outputs,
-    run_timeline,
-    SegmenterFactory,
-)
+from segnode.node.service import FrameResult, Outputs, SegmenterFactory
 from segnode.replay.bag_writer import BagWriter, make_diagnostics, make_image
 from segnode.replay.bags import BagReader, camera_names, open_bag
+from segnode.replay.options import ReplayOptions
 from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
+from segnode.replay.timeline import Arrival, ReplayClock, run_timeline
+from segnode.replay.truth import is_label_topic, load_truth
 
-__all__ = ['RATES', 'ReplayClock', 'ReplayError', 'ReplayOptions', 'replay']
-
-RATES = ('max', 'realtime')
-
-
-class ReplayError(SegnodeError):
-    """The replay cannot run as asked (labels, topics, options)."""
-
-
-@dataclass(frozen=True)
-class ReplayOptions:
-    """How to replay.
-
-    Attributes:
-        rate: ``max`` or ``realtime``.
-        speed: Realtime speed factor (2.0 plays twice as fast).
-        image_topics: Image topics to segment; empty finds them (topics named like labels
-            are ground truth, not cameras).
-        label_topics: Ground-truth topics; empty finds ``.../labels`` topics of the cameras.
-        labels_dir: Folder of label PNGs instead of a label topic (single camera).
-        label_match: ``stamp`` (file stem is the header stamp in ns) or ``order``.
-        out_bag: Output bag with the images, labels, colour masks and metrics ('' for none).
-        out_storage: ``mcap`` or ``sqlite3``.
-        out_prefix: Namespace of the output topics (the node's default name).
-        color: Also write colour masks to the output bag.
-        overlays: Sample frames kept for the report.
-        max_frames: Stop after this many frames (0: all).
-        progress: Show a progress bar.
-    """
-
-    rate: str = 'max'
-    speed: float = 1.0
-    image_topics: tuple[str, ...] = ()
-    label_topics: tuple[str, ...] = ()
-    labels_dir: str = ''
-    label_match: str = 'stamp'
-    out_bag: str = ''
-    out_storage: str = 'mcap'
-    out_prefix: str = '/segnode'
-    color: bool = False
-    overlays: int = 4
-    max_frames: int = 0
-    progress: bool = True
-
-    def __post_init__(self) -> None:
-        """Validate choices."""
-        if self.rate not in RATES:
-            raise ReplayError(f'--rate must be max or realtime, got {self.rate!r}')
-        if self.speed <= 0:
-            raise ReplayError(f'--speed must be > 0, got {self.speed}')
-        if self.label_match not in ('stamp', 'order'):
-            raise ReplayError(f'label matching must be stamp or order, got {self.label_match!r}')
-
-
-def _is_label_topic(topic: str) -> bool:
-    last = topic.rstrip('/').rsplit('/', 1)[-1]
-    return 'label' in last or 'annot' in last
-
-
-def _prefix(topic: str) -> str:
-    return topic.rstrip('/').rsplit('/', 1)[0]
-
-
-class _Truth:
-    """Ground-truth masks per camera, keyed by header stamp (or by frame order)."""
-
-    def __init__(self) -> None:
-        self.by_stamp: dict[str, dict[int, np.ndarray]] = {}
-        self.by_order: list[np.ndarray] = []
-        self.order_of: dict[tuple[str, int], int] = {}
-
-    def get(self, camera: str, stamp_ns: int) -> np.ndarray | None:
-        if self.by_order:
-            index = self.order_of.get((camera, stamp_ns))
-            return (
-                self.by_order[index] if index is not None and index < len(self.by_order) else None
-            )
-        return self.by_stamp.get(camera, {}).get(stamp_ns)
-
-    def __bool__(self) -> bool:
-        return bool(self.by_stamp or self.by_order)
-
-
-def _load_truth(
-    bag: BagReader, cams: dict[str, str], opts: ReplayOptions, label_topics: Sequence[str]
-) -> _Truth:
-    truth = _Truth()
-    if opts.labels_dir:
-        if len(cams) != 1:
-            raise ReplayError('--labels DIR needs exactly one camera; use a label topic instead')
-        camera = next(iter(cams.values()))
-        files = sorted(Path(opts.labels_dir).glob('*.png'))
-        if not files:
-            raise ReplayError(f'no label PNGs in {opts.labels_dir}')
-        for f in files:
-            label = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-            if label is None or label.ndim != 2:
-                raise ReplayError(f'{f} is not a single-channel label PNG')
-            if opts.label_match == 'order':
-                truth.by_order.append(label)
-            elif f.stem.isdigit():
-                truth.by_stamp.setdefault(camera, {})[int(f.stem)] = label
-            else:
-                raise ReplayError(
-                    f'{f.name}: matching by stamp needs file names like <stamp_ns>.png; '
-                    'use --label-match order'
-                )
-        return truth
-    owner = {_prefix(t): cam for t, cam in cams.items()}
-    for msg in bag.messages(label_topics):
-        only = next(iter(cams.values())) if len(cams) == 1 else None
-        cam = owner.get(_prefix(msg.topic), only)
-        if cam is None:
-            raise ReplayError(
-                f'cannot tell which camera label topic {msg.topic} belongs to; name both with '
-                '--image-topic and --label-topic in the same namespace'
-            )
-        mask = imaging.image_to_array(msg.msg)
-        if mask.ndim != 2 or mask.dtype != np.uint8:
-            raise ReplayError(f'label topic {msg.topic} must be mono8, got {msg.msg.encoding}')
-        truth.by_stamp.setdefault(cam, {})[imaging.stamp_ns(msg.msg.header)] = mask.copy()
-    return truth
-
-
-class ReplayClock:
-    """Durations from a monotonic source; ``now_ns`` on the bag's timeline from an anchor.
-
-    Args:
-        speed: Bag nanoseconds per monotonic nanosecond.
-        monotonic_ns: The monotonic source (``time.perf_counter_ns``; a ManualClock's in
-            tests).
-        sleep_until: Blocks until the source reads the given value.
-    """
-
-    def __init__(
-        self,
-        speed: float = 1.0,
-        *,
-        monotonic_ns: Callable[[], int] = time.perf_counter_ns,
-        sleep_until: Callable[[int], None] | None = None,
-    ) -> None:
-        self.speed = speed
-        self._source = monotonic_ns
-        self.sleep_until = sleep_until or self._sleep
-        self.anchor(0)
-
-    def anchor(self, bag_ns: int) -> None:
-        """Make the present moment correspond to ``bag_ns`` on the bag's timeline."""
-        self._bag, self._mono = bag_ns, self._source()
-
-    def monotonic_ns(self) -> int:
-        """The monotonic source."""
-        return self._source()
-
-    def now_ns(self) -> int:
-        """Bag time now."""
-        return self._bag + int((self._source() - self._mono) * self.speed)
-
-    def to_monotonic(self, bag_ns: int) -> int:
-        """When bag time ``bag_ns`` comes, on the monotonic source."""
-        return self._mono + int((bag_ns - self._bag) / self.speed)
-
-    def _sleep(self, t_ns: int) -> None:
-        delay = (t_ns - self._source()) * 1e-9
-        if delay > 0:
-            time.sleep(delay)
+__all__ = ['replay']
 
 
 def replay(
@@ -271,17 +101,17 @@ class _Run:
         requested = opts.image_topics or None
         topics = bag.image_topics(requested)
         if not requested:
-            topics = [t for t in topics if not _is_label_topic(t.topic)] or topics
+            topics = [t for t in topics if not is_label_topic(t.topic)] or topics
         self.cams = camera_names([t.topic for t in topics])
         label_topics = list(opts.label_topics) or [
             t.topic
             for t in bag.image_topics()
-            if _is_label_topic(t.topic) and t.topic not in self.cams
+            if is_label_topic(t.topic) and t.topic not in self.cams
         ]
         missing = sorted(set(label_topics) - set(bag.info.topics))
         if missing:
             raise ReplayError(f'label topic {missing[0]} is not in the bag')
-        self.truth = _load_truth(bag, self.cams, opts, label_topics)
+        self.truth = load_truth(bag, self.cams, opts, label_topics)
         k = loaded.table.num_classes
         self.result = ReplayResult(
             bag=str(bag.info.path),

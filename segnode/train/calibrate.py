@@ -8,19 +8,23 @@ its shard and the statistics are merged exactly.
 from __future__ import annotations
 
 from collections.abc import Iterator
+import time
 from typing import Any
 
 from torch import nn, Tensor
 
 from segnode.data.dataset import SegmentationDataset
-from segnode.errors import ConfigError
+from segnode.errors import ConfigError, SegnodeError
 from segnode.model.calibration import calibrate_equalizers
+from segnode.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from segnode.model.mfaranet import MFARANet
+from segnode.train.build import build_training_model
 from segnode.train.config import TrainConfig
-from segnode.train.distributed import Context
-from segnode.train.loader import make_loader
+from segnode.train.distributed import Context, init_distributed, shutdown
+from segnode.train.loader import make_loader, open_datasets
 from segnode.train.sampler import ShardSampler
 
-__all__ = ['CALIBRATION_STREAM', 'calibrate_for_training']
+__all__ = ['CALIBRATION_STREAM', 'calibrate_checkpoint', 'calibrate_for_training']
 
 CALIBRATION_STREAM = 1
 
@@ -63,3 +67,48 @@ def calibrate_for_training(
         'seed': cfg.seed,
     }
     return calibrate_equalizers(model, batches, description=description)
+
+
+def _model_to_calibrate(
+    checkpoint: str | None, cfg: TrainConfig, num_classes: int
+) -> tuple[MFARANet, str]:
+    if not checkpoint:
+        return build_training_model(cfg, num_classes), 'segnode calibrate (new model)'
+    _, meta = read_checkpoint(checkpoint)
+    heads = bool(meta.get('model', {}).get('boundary_heads', False))
+    model, meta = build_from_checkpoint(checkpoint, num_classes=num_classes, boundary_heads=heads)
+    if not model.config.equalizers:
+        raise SegnodeError(f'{checkpoint} was built without scale equalizers')
+    return model, f'{meta.get("source") or checkpoint}; calibrated by segnode calibrate'
+
+
+def calibrate_checkpoint(
+    cfg: TrainConfig, out: str, checkpoint: str | None = None
+) -> tuple[dict[str, Any], float]:
+    """Calibrate a new model (or ``checkpoint``) on ``cfg``'s training batches; save to ``out``.
+
+    Runs under torchrun as well (each rank calibrates on its shard; rank 0 writes).
+
+    Returns:
+        The equalizer provenance and the seconds the calibration took.
+    """
+    ctx = init_distributed(cfg.device)
+    try:
+        data = open_datasets(cfg, with_val=False)
+        model, source = _model_to_calibrate(checkpoint, cfg, data.table.num_classes)
+        model.to(ctx.device)
+        t0 = time.perf_counter()
+        provenance = calibrate_for_training(model, data.train, cfg, ctx)
+        seconds = time.perf_counter() - t0
+        if ctx.is_main:
+            save_checkpoint(
+                model.cpu(),
+                out,
+                class_names=data.table.names,
+                palette=data.table.palette,
+                dataset=data.table.dataset,
+                source=source,
+            )
+    finally:
+        shutdown(ctx)
+    return provenance, seconds

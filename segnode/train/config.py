@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from segnode.config import config_from_dict
+from segnode.config import config_from_dict, read_yaml
 from segnode.errors import ConfigError
 
 __all__ = [
@@ -262,12 +262,7 @@ def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except OSError as err:
-        raise ConfigError(f'cannot read config {path}: {err}') from err
-    except yaml.YAMLError as err:
-        raise ConfigError(f'{path} is not valid YAML: {err}') from err
+    data = read_yaml(path, 'training config') or {}
     if not isinstance(data, dict):
         raise ConfigError(f'{path}: expected a mapping of keys to values')
     return data

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from typing import Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from segnode.data.dataset import SegmentationDataset
+from segnode.data.sources import scan_dataset
+from segnode.engine.base import resolve_device
+from segnode.errors import SegnodeError
 from segnode.metrics import ConfusionMatrix
+from segnode.model.checkpoint import build_from_checkpoint
+from segnode.train.config import EvalConfig
 from segnode.train.distributed import all_reduce_sum, Context
 from segnode.train.inference import predict_probs
 
-__all__ = ['EvalOptions', 'evaluate']
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """Inference protocol: scales, flip and sliding window (None: whole image)."""
-
-    scales: Sequence[float] = (1.0,)
-    flip: bool = False
-    window: tuple[int, int] | None = None
-    stride_ratio: float = 2 / 3
+__all__ = ['evaluate', 'evaluate_checkpoint']
 
 
 @torch.no_grad()
@@ -33,16 +28,20 @@ def evaluate(
     dataset: SegmentationDataset,
     num_classes: int,
     device: torch.device,
-    options: EvalOptions = EvalOptions(),
+    protocol: EvalConfig | None = None,
     *,
     ctx: Context | None = None,
     progress: bool = True,
 ) -> ConfusionMatrix:
     """Accumulate the confusion matrix of ``model`` (switched to eval mode) over ``dataset``.
 
-    One image at a time at its own size. With a distributed ``ctx`` every rank takes every
-    ``world_size``-th image and the matrices are summed, so every rank gets the full result.
+    One image at a time at its own size, with the scales, flip and sliding window of
+    ``protocol`` (default: single scale, whole image). With a distributed ``ctx`` every rank
+    takes every ``world_size``-th image and the matrices are summed, so every rank gets the
+    full result.
     """
+    protocol = protocol or EvalConfig()
+    window = (protocol.window[0], protocol.window[1]) if protocol.window else None
     ctx = ctx or Context(device=device)
     was_training = model.training
     model.eval()
@@ -63,10 +62,10 @@ def evaluate(
             model,
             image,
             num_classes,
-            scales=options.scales,
-            flip=options.flip,
-            window=options.window,
-            stride_ratio=options.stride_ratio,
+            scales=protocol.scales,
+            flip=protocol.flip,
+            window=window,
+            stride_ratio=protocol.stride_ratio,
         )
         matrix.update(probs.argmax(1)[0].cpu(), sample['label'])
         if ctx.is_main:
@@ -75,3 +74,44 @@ def evaluate(
     reduced = all_reduce_sum(ctx, torch.from_numpy(matrix.matrix))
     matrix.matrix = reduced.numpy().copy()
     return matrix
+
+
+def evaluate_checkpoint(
+    cfg: EvalConfig, progress: bool = True
+) -> tuple[dict[str, Any], ConfusionMatrix]:
+    """Evaluate ``cfg.checkpoint`` on ``cfg``'s split; the JSON summary and the matrix.
+
+    Raises:
+        SegnodeError: Unreadable checkpoint or dataset, or class counts that differ.
+    """
+    spec = scan_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.classes)
+    model, meta = build_from_checkpoint(cfg.checkpoint)
+    k = model.config.num_classes
+    if k != spec.table.num_classes:
+        raise SegnodeError(
+            f'{cfg.checkpoint} predicts {k} classes but {cfg.dataset} has {spec.table.num_classes}'
+        )
+    resize = (cfg.resize[0], cfg.resize[1]) if cfg.resize else None
+    dataset = SegmentationDataset(spec, resize=resize, boundary=False, limit=cfg.limit)
+    device = resolve_device(cfg.device)
+    t0 = time.perf_counter()
+    matrix = evaluate(model.to(device), dataset, k, device, cfg, progress=progress)
+    summary = matrix.summary(list(meta['classes']['names']))
+    summary.update(
+        {
+            'checkpoint': cfg.checkpoint,
+            'dataset': cfg.dataset,
+            'split': cfg.split,
+            'images': len(dataset),
+            'protocol': {
+                'scales': list(cfg.scales),
+                'flip': cfg.flip,
+                'window': list(cfg.window) or None,
+                'stride_ratio': cfg.stride_ratio,
+                'resize': list(cfg.resize) or None,
+            },
+            'seconds': round(time.perf_counter() - t0, 2),
+            'confusion_matrix': matrix.matrix.tolist(),
+        }
+    )
+    return summary, matrix

@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 
 from segnode.data.dataset import SegmentationDataset
-from segnode.data.errors import DatasetError
 from segnode.data.labels import CAMVID32_COLOURS, CITYSCAPES_LABEL_TO_TRAIN
 from segnode.data.sources import scan_dataset
 from segnode.data.transforms import TrainAugment
-from segnode.errors import SegnodeError
+from segnode.errors import DatasetError, SegnodeError
 
 
 def _write(path: Path, array: np.ndarray) -> None:

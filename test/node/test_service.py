@@ -17,7 +17,8 @@ import pytest
 from segnode.errors import EngineBuildError
 from segnode.node import imaging
 from segnode.node.scheduler import ManualClock
-from segnode.node.service import Arrival, FrameResult, Outputs, run_timeline, SegmentationService
+from segnode.node.service import FrameResult, Outputs, SegmentationService
+from segnode.replay.timeline import Arrival, run_timeline
 
 PERIOD_NS = 33_333_333  # 30 Hz
 COST_NS = 50_000_000  # the model takes 50 ms

@@ -14,13 +14,16 @@ import pytest
 from segnode.cli import main
 from segnode.config import EngineConfig
 from segnode.data.labels import CAMVID
+from segnode.errors import ReplayError
 from segnode.node import imaging
 from segnode.node.assemble import LoadedModel
 from segnode.node.config import NodeConfig
 from segnode.node.scheduler import ManualClock
 from segnode.replay.bag_writer import BagWriter, make_compressed, make_header, make_image
 from segnode.replay.bags import open_bag
-from segnode.replay.replay import replay, ReplayClock, ReplayError, ReplayOptions
+from segnode.replay.options import ReplayOptions
+from segnode.replay.replay import replay
+from segnode.replay.timeline import ReplayClock
 
 PERIOD_NS = 33_333_333  # 30 Hz
 T0 = 1_700_000_000 * 10**9

@@ -12,17 +12,16 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from segnode.engine.tensorrt import lowering as trt_ops
+from segnode.engine.tensorrt import converters
+from segnode.engine.tensorrt.converters import load_converter_table, op_name
 from segnode.engine.tensorrt.lowering import (
     decompose_for_trt,
     graph_op_counts,
-    load_converter_table,
-    op_name,
     trt_decomposition_table,
     unconverted_ops,
 )
 
-TABLE_PATH = Path(trt_ops.__file__).with_name(trt_ops.TABLE_FILE)
+TABLE_PATH = Path(converters.__file__).with_name(converters.TABLE_FILE)
 INPUT_SHAPE = (1, 3, 64, 96)
 
 # The ops of SegNet after decompose_for_trt with static shapes.

@@ -1,0 +1,128 @@
+"""Subcommands about checkpoints: ``segnode info`` and ``segnode convert-official``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import json
+from typing import Any
+
+from segnode.errors import SegnodeError
+
+__all__ = ['add_commands']
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from segnode.model.checkpoint import build_from_checkpoint
+    from segnode.model.complexity import conv_macs, count_parameters
+    from segnode.model.fold import count_residual_scales, fold_equalizers
+
+    model, meta = build_from_checkpoint(args.checkpoint)
+    h, w = args.size
+    eq = meta.get('equalizers', {})
+    folded = fold_equalizers(model)
+    summary: dict[str, Any] = {
+        'checkpoint': str(args.checkpoint),
+        'architecture': {'name': 'MFARANet', **meta['model']},
+        'dataset': meta.get('dataset', ''),
+        'classes': meta['classes']['names'],
+        'equalizers': {
+            'state': eq.get('state', 'unknown'),
+            'count': sum(type(m).__name__ == 'ScaleEqualizer' for m in model.modules()),
+            'residual_multiplies_after_fold': count_residual_scales(folded),
+            **{k: v for k, v in eq.items() if k not in ('state', 'equalizers')},
+        },
+        'parameters': count_parameters(model),
+        'macs': {'size': [h, w], 'gmac': round(conv_macs(model, h, w) / 1e9, 3)},
+        'metrics': meta.get('metrics', {}),
+        'recipe': meta.get('recipe', {}),
+        'source': meta.get('source', ''),
+        'git_revision': meta.get('git_revision', ''),
+        'created': meta.get('created', ''),
+        'dtype': meta.get('dtype', 'float32'),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return 0
+    arch = summary['architecture']
+    print(f'checkpoint    {summary["checkpoint"]}')
+    print(
+        f'architecture  MFARANet (deep-stem ResNet-18, MFAM, RAM, ASFM), width {arch["width"]}'
+        f'{", pruned 1/8 branch" if arch["pruned"] else ""}'
+    )
+    print(f'dataset       {summary["dataset"] or "-"}')
+    print(f'classes       {len(summary["classes"])}: {", ".join(summary["classes"])}')
+    e = summary['equalizers']
+    print(
+        f'equalizers    {e["state"]}: {e["count"]} equalizers, '
+        f'{e["residual_multiplies_after_fold"]} scalar multiplies left after folding'
+    )
+    for key in ('levels', 'batches_per_pass', 'calibrated_at', 'data', 'note'):
+        if key in e:
+            print(f'  {key:<12}{e[key]}')
+    print(f'parameters    {summary["parameters"]:,} (without training-only heads)')
+    print(f'MACs          {summary["macs"]["gmac"]} G at {h}x{w} (convolutions only)')
+    for key in ('metrics', 'recipe'):
+        if summary[key]:
+            print(f'{key:<14}{json.dumps(summary[key])}')
+    print(f'source        {summary["source"] or "-"}')
+    print(f'git revision  {summary["git_revision"] or "-"}   created {summary["created"] or "-"}')
+    return 0
+
+
+def _cmd_convert_official(args: argparse.Namespace) -> int:
+    from segnode.data.labels import class_table
+    from segnode.model.checkpoint import save_checkpoint
+    from segnode.model.official import load_official
+
+    model, report = load_official(args.src, keep_boundary=args.keep_boundary)
+    k = report['num_classes']
+    default = {19: 'cityscapes', 11: 'camvid'}.get(k)
+    table = class_table(args.dataset or default or k)
+    if table.num_classes != k:
+        raise SegnodeError(
+            f'--dataset {args.dataset} has {table.num_classes} classes, the checkpoint has {k}'
+        )
+    save_checkpoint(
+        model,
+        args.dst,
+        class_names=table.names,
+        palette=table.palette,
+        dataset=table.dataset,
+        source=f'official MFARANet checkpoint {args.src} ({report["layout"]} layout)',
+        half=args.half,
+    )
+    dropped = ', '.join(f'{n} {p}*' for p, n in report['dropped'].items()) or 'nothing'
+    print(
+        f'converted {args.src} ({report["layout"]} layout, {k} classes) -> {args.dst}; '
+        f'dropped {dropped}; equalizers: identity'
+    )
+    return 0
+
+
+def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
+    """Register ``info`` and ``convert-official`` on the ``segnode`` parser."""
+    p = sub.add_parser('info', help='describe a checkpoint: model, classes, equalizers, cost')
+    p.add_argument('checkpoint', help='segnode checkpoint (.pt)')
+    p.add_argument('--size', type=int, nargs=2, default=(1024, 2048), metavar=('H', 'W'),
+                   help='input size for the MAC count (default: 1024 2048)')  # fmt: skip
+    p.add_argument('--json', action='store_true', help='print JSON instead of text')
+    handlers['info'] = _cmd_info
+
+    p = sub.add_parser('convert-official', help='import a released official MFARANet .pth')
+    p.add_argument('src', help='official checkpoint (.pth)')
+    p.add_argument('dst', help='segnode checkpoint to write')
+    p.add_argument(
+        '--dataset',
+        choices=('cityscapes', 'camvid'),
+        help='class table (default: cityscapes for 19 classes, camvid for 11, else generic)',
+    )
+    p.add_argument(
+        '--keep-boundary',
+        action='store_true',
+        help='keep the training-only boundary heads (to resume training)',
+    )
+    p.add_argument('--half', action='store_true', help='store weights as fp16')  # fmt: skip
+    handlers['convert-official'] = _cmd_convert_official

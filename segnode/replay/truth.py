@@ -1,0 +1,90 @@
+"""Ground truth for a replay: a mono8 label topic of the bag, or a folder of label PNGs.
+
+Masks are matched to frames by header stamp (a topic, or PNGs named ``<stamp_ns>.png``) or by
+frame order (``--label-match order``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from segnode.errors import ReplayError
+from segnode.node import imaging
+from segnode.replay.bags import BagReader
+from segnode.replay.options import ReplayOptions
+
+__all__ = ['Truth', 'is_label_topic', 'load_truth']
+
+
+def is_label_topic(topic: str) -> bool:
+    last = topic.rstrip('/').rsplit('/', 1)[-1]
+    return 'label' in last or 'annot' in last
+
+
+def _prefix(topic: str) -> str:
+    return topic.rstrip('/').rsplit('/', 1)[0]
+
+
+class Truth:
+    """Ground-truth masks per camera, keyed by header stamp (or by frame order)."""
+
+    def __init__(self) -> None:
+        self.by_stamp: dict[str, dict[int, np.ndarray]] = {}
+        self.by_order: list[np.ndarray] = []
+        self.order_of: dict[tuple[str, int], int] = {}
+
+    def get(self, camera: str, stamp_ns: int) -> np.ndarray | None:
+        if self.by_order:
+            index = self.order_of.get((camera, stamp_ns))
+            return (
+                self.by_order[index] if index is not None and index < len(self.by_order) else None
+            )
+        return self.by_stamp.get(camera, {}).get(stamp_ns)
+
+    def __bool__(self) -> bool:
+        return bool(self.by_stamp or self.by_order)
+
+
+def load_truth(
+    bag: BagReader, cams: dict[str, str], opts: ReplayOptions, label_topics: Sequence[str]
+) -> Truth:
+    truth = Truth()
+    if opts.labels_dir:
+        if len(cams) != 1:
+            raise ReplayError('--labels DIR needs exactly one camera; use a label topic instead')
+        camera = next(iter(cams.values()))
+        files = sorted(Path(opts.labels_dir).glob('*.png'))
+        if not files:
+            raise ReplayError(f'no label PNGs in {opts.labels_dir}')
+        for f in files:
+            label = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
+            if label is None or label.ndim != 2:
+                raise ReplayError(f'{f} is not a single-channel label PNG')
+            if opts.label_match == 'order':
+                truth.by_order.append(label)
+            elif f.stem.isdigit():
+                truth.by_stamp.setdefault(camera, {})[int(f.stem)] = label
+            else:
+                raise ReplayError(
+                    f'{f.name}: matching by stamp needs file names like <stamp_ns>.png; '
+                    'use --label-match order'
+                )
+        return truth
+    owner = {_prefix(t): cam for t, cam in cams.items()}
+    for msg in bag.messages(label_topics):
+        only = next(iter(cams.values())) if len(cams) == 1 else None
+        cam = owner.get(_prefix(msg.topic), only)
+        if cam is None:
+            raise ReplayError(
+                f'cannot tell which camera label topic {msg.topic} belongs to; name both with '
+                '--image-topic and --label-topic in the same namespace'
+            )
+        mask = imaging.image_to_array(msg.msg)
+        if mask.ndim != 2 or mask.dtype != np.uint8:
+            raise ReplayError(f'label topic {msg.topic} must be mono8, got {msg.msg.encoding}')
+        truth.by_stamp.setdefault(cam, {})[imaging.stamp_ns(msg.msg.header)] = mask.copy()
+    return truth
