@@ -14,11 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 import types
 import typing
-from typing import Any, TypeVar
+from typing import Any, TYPE_CHECKING, TypeVar
 
 import yaml
 
-from segnode.errors import ConfigError
+from segnode.errors import ConfigError, EngineUnavailable
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = [
     'BACKENDS',
@@ -31,6 +34,7 @@ __all__ = [
     'config_to_dict',
     'load_yaml',
     'read_yaml',
+    'resolve_device',
 ]
 
 T = TypeVar('T')
@@ -235,6 +239,36 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
 def config_to_dict(config: Any) -> dict[str, Any]:
     """Plain-data view of a config dataclass (for YAML, JSON and checkpoint metadata)."""
     return dataclasses.asdict(config)
+
+
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """The torch device that ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` names.
+
+    ``auto`` is ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU; ``cuda`` is
+    ``cuda:LOCAL_RANK``. The one device resolver of segnode: engines, training and evaluation
+    use it.
+
+    Raises:
+        EngineUnavailable: Another name, or a CUDA device this machine does not have.
+    """
+    import torch
+
+    kind, sep, index = name.partition(':')
+    if kind not in ('auto', 'cpu', 'cuda') or (sep and (kind != 'cuda' or not index.isdigit())):
+        raise EngineUnavailable(f'device must be auto, cpu, cuda or cuda:N, got {name!r}')
+    if kind == 'auto':
+        kind = 'cuda' if torch.cuda.is_available() else 'cpu'
+    if kind == 'cpu':
+        return torch.device('cpu')
+    if not torch.cuda.is_available():
+        raise EngineUnavailable(
+            f'device {name} requested but this torch has no CUDA device '
+            f'(torch {torch.__version__}); use cpu'
+        )
+    number = int(index) if index else local_rank
+    if number >= torch.cuda.device_count():
+        raise EngineUnavailable(f'device {name}: only {torch.cuda.device_count()} GPU(s)')
+    return torch.device('cuda', number)
 
 
 class _StrictLoader(yaml.SafeLoader):

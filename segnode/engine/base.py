@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from segnode.config import EngineConfig
-from segnode.errors import EngineBuildError, EngineUnavailable
+from segnode.errors import EngineBuildError
 
 __all__ = [
     'DTYPES',
@@ -26,7 +26,6 @@ __all__ = [
     'EngineReport',
     'Runner',
     'canonical',
-    'resolve_device',
     'resolve_precision',
 ]
 
@@ -74,34 +73,6 @@ class BuildOptions:
     def dtype(self) -> torch.dtype:
         """The compute dtype of the wrapped model."""
         return DTYPES[self.precision]
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """The torch device that ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` names.
-
-    ``auto`` is ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU; ``cuda`` is
-    ``cuda:LOCAL_RANK``. The one device resolver of segnode: engines, training and evaluation
-    use it.
-
-    Raises:
-        EngineUnavailable: Another name, or a CUDA device this machine does not have.
-    """
-    kind, sep, index = name.partition(':')
-    if kind not in ('auto', 'cpu', 'cuda') or (sep and (kind != 'cuda' or not index.isdigit())):
-        raise EngineUnavailable(f'device must be auto, cpu, cuda or cuda:N, got {name!r}')
-    if kind == 'auto':
-        kind = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if kind == 'cpu':
-        return torch.device('cpu')
-    if not torch.cuda.is_available():
-        raise EngineUnavailable(
-            f'device {name} requested but this torch has no CUDA device '
-            f'(torch {torch.__version__}); use cpu'
-        )
-    number = int(index) if index else local_rank
-    if number >= torch.cuda.device_count():
-        raise EngineUnavailable(f'device {name}: only {torch.cuda.device_count()} GPU(s)')
-    return torch.device('cuda', number)
 
 
 def resolve_precision(config: EngineConfig, device: torch.device) -> str:

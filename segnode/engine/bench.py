@@ -22,8 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from segnode.config import EngineConfig
-from segnode.engine.base import resolve_device
+from segnode.config import EngineConfig, resolve_device
 from segnode.engine.segmenter import Segmenter
 from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import SegnodeError

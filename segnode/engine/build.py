@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn, Tensor
 
-from segnode.config import EngineConfig
+from segnode.config import EngineConfig, resolve_device
 from segnode.engine.artifacts import (
     artefact_key,
     artefact_path,
@@ -46,7 +46,6 @@ from segnode.engine.base import (
     BuildOptions,
     Engine,
     EngineReport,
-    resolve_device,
     resolve_precision,
     Runner,
 )

@@ -14,14 +14,13 @@ import os
 import torch
 import torch.distributed as dist
 
-from segnode.errors import ConfigError
+from segnode.config import resolve_device
 
 __all__ = [
     'Context',
     'all_reduce_sum',
     'barrier',
     'init_distributed',
-    'resolve_device',
     'shutdown',
 ]
 
@@ -44,18 +43,6 @@ class Context:
     def distributed(self) -> bool:
         """More than one process."""
         return self.world_size > 1
-
-
-def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> cuda:LOCAL_RANK when CUDA is available, else cpu; ``cuda[:N]``; ``cpu``."""
-    kind, _, index = preference.partition(':')
-    if kind == 'auto':
-        kind = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if kind == 'cpu':
-        return torch.device('cpu')
-    if not torch.cuda.is_available():
-        raise ConfigError(f'device {preference!r} requested but CUDA is not available')
-    return torch.device('cuda', int(index) if index else local_rank)
 
 
 def init_distributed(device: str = 'auto', timeout_s: float = 1800.0) -> Context:

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from segnode.config import resolve_device
 from segnode.data.dataset import SegmentationDataset
 from segnode.data.sources import scan_dataset
-from segnode.engine.base import resolve_device
 from segnode.errors import SegnodeError
 from segnode.metrics import ConfusionMatrix
 from segnode.model.checkpoint import build_from_checkpoint

@@ -43,3 +43,33 @@ def test_invalid_values_name_the_field(values: dict[str, object], message: str) 
 def test_unknown_key_is_refused() -> None:
     with pytest.raises(ConfigError, match="unknown key 'engine.backends'"):
         config_from_dict(EngineConfig, {'backends': 'eager'}, 'engine.')
+
+
+def test_one_backend_table_for_the_one_backend_list() -> None:
+    from segnode.config import BACKENDS
+    from segnode.engine.backends import AUTO_ORDER, BACKEND_TABLE
+
+    assert tuple(BACKEND_TABLE) == BACKENDS
+    for name, module in BACKEND_TABLE.items():
+        assert module.NAME == name
+        assert all(callable(getattr(module, f)) for f in ('check', 'build', 'export', 'load'))
+    assert set(AUTO_ORDER['cuda']) == set(BACKENDS) and 'tensorrt' not in AUTO_ORDER['cpu']
+
+
+@pytest.mark.parametrize('name', ['banana', 'cuda:x', 'cpu:0', 'gpu'])
+def test_device_names_are_checked(name: str) -> None:
+    from segnode.config import resolve_device
+    from segnode.errors import EngineUnavailable
+
+    with pytest.raises(EngineUnavailable, match='device must be auto, cpu, cuda or cuda:N'):
+        resolve_device(name)
+
+
+def test_cpu_and_auto_resolve_without_cuda() -> None:
+    import torch
+
+    from segnode.config import resolve_device
+
+    assert resolve_device('cpu') == torch.device('cpu')
+    if not torch.cuda.is_available():
+        assert resolve_device('auto') == torch.device('cpu')

@@ -1,0 +1,54 @@
+"""The one YAML reader (one-line errors, duplicate keys refused) and config loading."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from segnode.config import load_yaml, read_yaml
+from segnode.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class _Small:
+    rate: float = 1.0
+    name: str = 'a'
+
+
+def test_read_yaml_parses_a_mapping(tmp_path: Path) -> None:
+    path = tmp_path / 'a.yaml'
+    path.write_text('rate: 2.5\nname: b\n')
+    assert read_yaml(path) == {'rate': 2.5, 'name': 'b'}
+    assert load_yaml(path, _Small) == _Small(2.5, 'b')
+
+
+@pytest.mark.parametrize(
+    ('content', 'message'),
+    [
+        (b'rate: 1\nrate: 2\n', "duplicate key 'rate'"),
+        (b'rate: [1, 2\n', 'is not valid YAML'),
+        (b'\xff\xfe\x00binary', 'is not UTF-8 text'),
+    ],
+)
+def test_read_yaml_errors_are_one_line(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / 'bad.yaml'
+    path.write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as info:
+        read_yaml(path, 'params file')
+    assert '\n' not in str(info.value) and str(path) in str(info.value)
+
+
+def test_read_yaml_missing_file_and_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='cannot read params file .*missing.yaml'):
+        read_yaml(tmp_path / 'missing.yaml', 'params file')
+    with pytest.raises(ConfigError, match='cannot read'):
+        read_yaml(tmp_path, 'params file')
+
+
+def test_load_yaml_names_the_file_and_the_key(tmp_path: Path) -> None:
+    path = tmp_path / 'c.yaml'
+    path.write_text('speed: 3\n')
+    with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'speed'"):
+        load_yaml(path, _Small)
