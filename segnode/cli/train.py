@@ -145,9 +145,7 @@ def _add_eval(sub: Any) -> None:
     )
     p.add_argument('--data-root', required=True, help='dataset root folder')
     p.add_argument(
-        p.add_argument(
-            '--split', default=EvalConfig.split, help='split to evaluate (default: %(default)s)'
-        )
+        '--split', default=EvalConfig.split, help='split to evaluate (default: %(default)s)'
     )
     p.add_argument('--classes', default='', help='class table YAML (folder dataset)')
     p.add_argument('--json', help='write the results (miou, per_class_iou, ...) to this file')
