@@ -1,7 +1,8 @@
 """segnode: real-time semantic segmentation (MFARANet) for ROS 2 vehicles.
 
-The core (model, engine, data, metrics, replay, training) imports without ROS 2;
-``segnode.ros`` is the thin rclpy adapter.
+The core (model, data, engine, node, replay, train, cli) imports without ROS 2;
+``segnode.ros`` is the thin rclpy adapter. The layers and what each may import are in the
+README ("Layout") and enforced by test/test_layout.py.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def load_model(path: str | Path, fold_equalizers: bool = False) -> nn.Module:
 
     Returns:
         An eval-mode module whose forward takes normalised float NCHW RGB (ImageNet mean and
-        std) and returns ``{'out': logits}`` at input resolution.
+        std) and returns the logits (N, K, H, W) at input resolution as one tensor.
     """
     from segnode.model.checkpoint import load_model as _load
 

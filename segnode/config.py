@@ -32,7 +32,6 @@ __all__ = [
     'ModelConfig',
     'config_from_dict',
     'config_to_dict',
-    'load_yaml',
     'read_yaml',
     'resolve_device',
 ]
@@ -311,16 +310,3 @@ def read_yaml(path: str | Path, what: str = 'YAML file') -> Any:
         raise ConfigError(f'{what} {path} is not valid YAML: {problem}') from err
     except RecursionError as err:
         raise ConfigError(f'{what} {path} is nested too deeply') from err
-
-
-def load_yaml(path: str | Path, cls: type[T], what: str = 'config') -> T:
-    """The config dataclass ``cls`` from a YAML mapping (empty file: the defaults).
-
-    Raises:
-        ConfigError: Unreadable or invalid file, not a mapping, unknown key or bad value.
-    """
-    data = read_yaml(path, what) or {}
-    try:
-        return config_from_dict(cls, data, '')
-    except ConfigError as err:
-        raise ConfigError(f'{path}: {err}') from err

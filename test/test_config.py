@@ -1,4 +1,4 @@
-"""The one YAML reader (one-line errors, duplicate keys refused) and config loading."""
+"""The one YAML reader (one-line errors, duplicate keys refused), config loading, devices."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
-from segnode.config import load_yaml, read_yaml
-from segnode.errors import ConfigError
+from segnode.config import load_yaml, read_yaml, resolve_device
+from segnode.errors import ConfigError, EngineUnavailable
 
 
 @dataclass(frozen=True)
@@ -52,3 +53,15 @@ def test_load_yaml_names_the_file_and_the_key(tmp_path: Path) -> None:
     path.write_text('speed: 3\n')
     with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'speed'"):
         load_yaml(path, _Small)
+
+
+@pytest.mark.parametrize('name', ['banana', 'cuda:x', 'cpu:0', 'gpu'])
+def test_device_names_are_checked(name: str) -> None:
+    with pytest.raises(EngineUnavailable, match='device must be auto, cpu, cuda or cuda:N'):
+        resolve_device(name)
+
+
+def test_cpu_and_auto_resolve_without_cuda() -> None:
+    assert resolve_device('cpu') == torch.device('cpu')
+    if not torch.cuda.is_available():
+        assert resolve_device('auto') == torch.device('cpu')

@@ -26,7 +26,14 @@ from segnode.engine.base import Engine, EngineReport
 from segnode.errors import ImageFormatError
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['ENCODINGS', 'FrameTimings', 'Segmentation', 'Segmenter']
+__all__ = [
+    'ENCODINGS',
+    'FrameTimings',
+    'Segmentation',
+    'Segmenter',
+    'describe_engine',
+    'describe_engines',
+]
 
 ENCODINGS = ('rgb8', 'bgr8')
 
@@ -229,3 +236,33 @@ class Segmenter:
     def __repr__(self) -> str:
         """The engine and the encoding."""
         return f'Segmenter({self.engine!r}, {self.encoding})'
+
+
+def describe_engine(segmenter: Any) -> tuple[str, str]:
+    """``('1x360x480', 'eager fp32 on cpu')``: the shape and the engine of a segmenter.
+
+    Takes anything with ``engine`` and ``report`` attributes (stand-ins in tests too); what is
+    missing reads ``?``. The node's diagnostics and the replay report both describe engines
+    with it.
+    """
+    engine = getattr(segmenter, 'engine', None)
+    report = getattr(segmenter, 'report', None)
+    shape = 'x'.join(str(getattr(engine, k, '?')) for k in ('batch', 'height', 'width'))
+    if getattr(engine, 'dynamic', False):
+        shape += ' dynamic'
+    backend = getattr(report, 'backend', '') or getattr(engine, 'backend', '?')
+    precision = getattr(report, 'precision', '') or getattr(engine, 'precision', '?')
+    device = getattr(report, 'device', '') or str(getattr(engine, 'device', '?'))
+    return shape, f'{backend} {precision} on {device}'
+
+
+def describe_engines(segmenters: Sequence[Any]) -> str:
+    """Every engine in one line, and the backends refused on the way to the first one.
+
+    E.g. ``eager fp32 on cpu (1x360x480); torch-compile not used: no C++ compiler``.
+    """
+    parts = [f'{what} ({shape})' for shape, what in map(describe_engine, segmenters)]
+    for s in segmenters[:1]:
+        refused = [a for a in getattr(getattr(s, 'report', None), 'attempts', []) if not a.ok]
+        parts += [f'{a.backend} not used: {a.reason}' for a in refused]
+    return '; '.join(parts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+from segnode.engine.segmenter import describe_engine
 from segnode.metrics import percentiles
 from segnode.node.service import CameraStats
 
@@ -80,16 +81,8 @@ def engine_summary(segmenters: Sequence[Any], model_description: str) -> Summary
         model_description: ``LoadedModel.description``.
     """
     values = {'model': model_description}
-    for segmenter in segmenters:
-        engine = getattr(segmenter, 'engine', None)
-        report = getattr(segmenter, 'report', None)
-        shape = 'x'.join(str(getattr(engine, k, '?')) for k in ('batch', 'height', 'width'))
-        if getattr(engine, 'dynamic', False):
-            shape += ' dynamic'
-        backend = getattr(report, 'backend', '') or getattr(engine, 'backend', '?')
-        precision = getattr(report, 'precision', '') or getattr(engine, 'precision', '?')
-        device = getattr(report, 'device', '') or str(getattr(engine, 'device', '?'))
-        values[f'engine {shape}'] = f'{backend} {precision} on {device}'
+    for shape, what in map(describe_engine, segmenters):
+        values[f'engine {shape}'] = what
     if not segmenters:
         return Summary(True, 'no engine yet (built at the first frame of each size)', values)
     engines = sorted({v for k, v in values.items() if k.startswith('engine ')})

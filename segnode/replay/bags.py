@@ -42,7 +42,6 @@ __all__ = [
     'BagMessage',
     'BagReader',
     'TopicInfo',
-    'camera_name',
     'camera_names',
     'open_bag',
 ]
@@ -346,15 +345,6 @@ def _candidates(topic: str) -> list[str]:
         parts = parts[:-1]
     names = [_sanitize('_'.join(parts[-k:])) for k in range(1, len(parts) + 1)]
     return list(dict.fromkeys([*names, whole]))
-
-
-def camera_name(topic: str) -> str:
-    """A camera name from an image topic (a ROS parameter name part: ``[A-Za-z][A-Za-z0-9_]*``).
-
-    '/front/image_raw' -> 'front', '/cam_left/image_rect_color/compressed' -> 'cam_left',
-    '/camera/image' -> 'camera', '/image_raw' -> 'image_raw'.
-    """
-    return _candidates(topic)[0]
 
 
 def camera_names(topics: Sequence[str]) -> dict[str, str]:

@@ -17,7 +17,7 @@ folder of label PNGs (matched by stamp in the file name, or by order).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 import time
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from segnode.engine.segmenter import describe_engines
 from segnode.errors import ReplayError, SegnodeError
 from segnode.metrics import confusion_matrix
 from segnode.node import imaging
@@ -185,7 +186,7 @@ class _Run:
                     )
             finally:
                 self.result.wall_s = time.perf_counter() - start
-                self.result.engine = _describe(self.service.segmenters())
+                self.result.engine = describe_engines(self.service.segmenters())
                 for name, stats in self.service.stats().items():  # the service's own counts
                     counts = self.by_cam[name]
                     counts.frames, counts.processed = stats.received, stats.processed
@@ -294,13 +295,3 @@ class _Run:
             t,
             make_diagnostics(header, f'segnode: {r.camera}', r.metrics.as_dict()),
         )
-
-
-def _describe(segmenters: Sequence[Any]) -> str:
-    """The engines used, e.g. ``Engine(eager, cpu, fp32, 1x360x480)``, and refused backends."""
-    parts = [repr(getattr(s, 'engine', s)) for s in segmenters]
-    for s in segmenters[:1]:
-        report = getattr(s, 'report', None)
-        refused = [a for a in getattr(report, 'attempts', []) if not a.ok]
-        parts += [f'{a.backend} not used: {a.reason}' for a in refused]
-    return '; '.join(parts)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import torch
-from torch import nn
 
 from segnode.errors import CheckpointError
 from segnode.model.backbone import load_imagenet_backbone
@@ -13,7 +12,7 @@ from segnode.model.checkpoint import read_checkpoint
 from segnode.model.mfaranet import build_mfaranet, MFARANet
 from segnode.train.config import TrainConfig
 
-__all__ = ['build_optimizer', 'build_training_model', 'poly_schedule', 'unwrap']
+__all__ = ['build_optimizer', 'build_training_model', 'poly_schedule']
 
 _LOG = logging.getLogger('segnode.train')
 
@@ -103,10 +102,3 @@ def poly_schedule(
         return float(poly)
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (or the module itself)."""
-    inner = getattr(model, 'module', model)
-    assert isinstance(inner, nn.Module)
-    return inner

@@ -54,22 +54,3 @@ def test_one_backend_table_for_the_one_backend_list() -> None:
         assert module.NAME == name
         assert all(callable(getattr(module, f)) for f in ('check', 'build', 'export', 'load'))
     assert set(AUTO_ORDER['cuda']) == set(BACKENDS) and 'tensorrt' not in AUTO_ORDER['cpu']
-
-
-@pytest.mark.parametrize('name', ['banana', 'cuda:x', 'cpu:0', 'gpu'])
-def test_device_names_are_checked(name: str) -> None:
-    from segnode.config import resolve_device
-    from segnode.errors import EngineUnavailable
-
-    with pytest.raises(EngineUnavailable, match='device must be auto, cpu, cuda or cuda:N'):
-        resolve_device(name)
-
-
-def test_cpu_and_auto_resolve_without_cuda() -> None:
-    import torch
-
-    from segnode.config import resolve_device
-
-    assert resolve_device('cpu') == torch.device('cpu')
-    if not torch.cuda.is_available():
-        assert resolve_device('auto') == torch.device('cpu')

@@ -23,7 +23,7 @@ from segnode.replay.bag_writer import (
     make_header,
     make_image,
 )
-from segnode.replay.bags import camera_name, camera_names, open_bag
+from segnode.replay.bags import camera_names, open_bag
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 T0 = 1_700_000_000_000_000_000
@@ -289,7 +289,7 @@ def test_garbage_storage_file(tmp_path: Path) -> None:
     ],
 )
 def test_camera_name(topic: str, name: str) -> None:
-    assert camera_name(topic) == name
+    assert camera_names([topic]) == {topic: name}
 
 
 def test_camera_names_disambiguate() -> None:

@@ -38,7 +38,6 @@ __all__ = [
     'build',
     'check',
     'compile_settings',
-    'engine_layer_info',
     'export',
     'import_torch_tensorrt',
     'load',
@@ -278,18 +277,3 @@ def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:
         raise EngineBuildError(f'cannot load TensorRT engine {path}: {err}') from err
     module = program.module() if hasattr(program, 'module') else program
     return TrtRunner(module)
-
-
-def engine_layer_info(module: Any) -> str:
-    """The TensorRT layer descriptions of every engine inside a compiled module (JSON text).
-
-    Used by the GPU tests to check that an fp16 build really runs fp16 layers.
-    """
-    if isinstance(module, TrtRunner):
-        module = module.module
-    infos = []
-    for sub in module.modules() if isinstance(module, nn.Module) else []:
-        get = getattr(sub, 'get_layer_info', None)
-        if callable(get):
-            infos.append(str(get()))
-    return '\n'.join(infos)

@@ -35,7 +35,6 @@ from segnode.engine.tensorrt.converters import (
 
 __all__ = [
     'decompose_for_trt',
-    'graph_op_counts',
     'trt_decomposition_table',
     'unconverted_ops',
 ]
@@ -329,19 +328,6 @@ def _graph_modules(ep: ExportedProgram) -> Iterator[GraphModule]:
 def _call_nodes(ep: ExportedProgram) -> Iterator[Node]:
     for module in _graph_modules(ep):
         yield from (node for node in module.graph.nodes if node.op == 'call_function')
-
-
-def graph_op_counts(ep: ExportedProgram) -> dict[str, int]:
-    """Count the ``call_function`` nodes of a program by op name, without decomposing it.
-
-    Args:
-        ep: An exported program; subgraphs of higher-order operators are counted too.
-
-    Returns:
-        Op name (see :func:`op_name`) to node count, sorted by name.
-    """
-    counts = Counter(op_name(node.target) for node in _call_nodes(ep))
-    return dict(sorted(counts.items()))
 
 
 def _erased_by_lowering(nodes: list[Node]) -> set[Node]:

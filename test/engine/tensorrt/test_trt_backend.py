@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 import sys
+from typing import Any
 
 import numpy as np
 import pytest
@@ -19,7 +20,6 @@ from segnode.config import EngineConfig
 from segnode.engine.graph import deploy_model, export_program, frame_graph
 from segnode.engine.tensorrt.backend import (
     compile_settings,
-    engine_layer_info,
     import_torch_tensorrt,
 )
 from segnode.engine.tensorrt.lowering import unconverted_ops
@@ -169,3 +169,14 @@ def test_dynamic_engine_runs_other_resolutions(model: MFARANet) -> None:
     for h, w in [(128, 192), (96, 320)]:
         masks = engine(torch.zeros(1, h, w, 3, dtype=torch.uint8, device='cuda'))
         assert masks.shape == (1, h, w)
+
+
+def engine_layer_info(runner: Any) -> str:
+    """The TensorRT layer descriptions of every engine inside a built runner (JSON text)."""
+    module = getattr(runner, 'module', runner)
+    infos = []
+    for sub in module.modules() if isinstance(module, torch.nn.Module) else []:
+        get = getattr(sub, 'get_layer_info', None)
+        if callable(get):
+            infos.append(str(get()))
+    return '\n'.join(infos)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 import importlib
 import operator
@@ -10,16 +11,29 @@ from pathlib import Path
 import pytest
 import torch
 from torch import nn
+from torch.fx import GraphModule
 import torch.nn.functional as F
 
 from segnode.engine.tensorrt import converters
 from segnode.engine.tensorrt.converters import load_converter_table, op_name
 from segnode.engine.tensorrt.lowering import (
     decompose_for_trt,
-    graph_op_counts,
     trt_decomposition_table,
     unconverted_ops,
 )
+
+
+def graph_op_counts(ep: torch.export.ExportedProgram) -> dict[str, int]:
+    """The ``call_function`` nodes of a program (and its subgraphs) by op name."""
+    counts = Counter(
+        op_name(node.target)
+        for module in ep.graph_module.modules()
+        if isinstance(module, GraphModule)
+        for node in module.graph.nodes
+        if node.op == 'call_function'
+    )
+    return dict(sorted(counts.items()))
+
 
 TABLE_PATH = Path(converters.__file__).with_name(converters.TABLE_FILE)
 INPUT_SHAPE = (1, 3, 64, 96)
