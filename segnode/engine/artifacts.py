@@ -25,6 +25,7 @@ from segnode import __version__
 from segnode.engine.backends import BACKEND_TABLE
 from segnode.errors import EngineBuildError
 from segnode.files import atomic_write
+from segnode.model.checkpoint import state_sha256
 
 __all__ = [
     'artefact_key',
@@ -44,12 +45,7 @@ def weights_sha256(model: nn.Module) -> str:
 
     Keys models that did not come from a checkpoint file.
     """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f'{name}:{t.dtype}:{tuple(t.shape)}'.encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return 'weights:' + digest.hexdigest()
+    return 'weights:' + state_sha256(model.state_dict())
 
 
 def _gpu(device: torch.device) -> dict[str, str]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 import datetime
+import hashlib
 from pathlib import Path
 import subprocess
 from typing import Any
@@ -36,6 +37,7 @@ __all__ = [
     'load_model',
     'read_checkpoint',
     'save_checkpoint',
+    'state_sha256',
 ]
 
 FORMAT = 'segnode-checkpoint'
@@ -58,6 +60,20 @@ def git_revision() -> str:
 def atomic_save(obj: Any, path: str | Path) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename it into place."""
     atomic_write(path, lambda tmp: torch.save(obj, tmp))
+
+
+def state_sha256(state: Mapping[str, Tensor]) -> str:
+    """SHA-256 of a state dict: every tensor's name, dtype, shape and bytes, in name order.
+
+    Recorded as ``meta['weights_sha256']`` when a checkpoint is saved and checked when it is
+    read, so a flipped byte inside the weights is refused instead of loaded.
+    """
+    digest = hashlib.sha256()
+    for name, tensor in sorted(state.items()):
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f'{name}:{t.dtype}:{tuple(t.shape)}'.encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def save_checkpoint(
@@ -108,6 +124,7 @@ def save_checkpoint(
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'folded': False,
         'dtype': 'float16' if half else 'float32',
+        'weights_sha256': state_sha256(state),
     }
     atomic_save({'format': FORMAT, 'version': VERSION, 'state_dict': state, 'meta': meta}, path)
     return meta
@@ -136,7 +153,31 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
         raise CheckpointError(f'{path} is not a segnode checkpoint')
     if raw.get('version') != VERSION:
         raise CheckpointError(f'{path}: checkpoint version {raw.get("version")} unsupported')
-    return raw['state_dict'], raw['meta']
+    state, meta = raw.get('state_dict'), raw.get('meta')
+    if not isinstance(state, dict) or not isinstance(meta, dict):
+        raise CheckpointError(f'{path}: a segnode checkpoint needs a state_dict and a meta dict')
+    _check_tensors(state, path)
+    recorded = meta.get('weights_sha256')
+    if recorded is not None and recorded != state_sha256(state):
+        raise CheckpointError(
+            f'{path}: the weights do not match the sha256 recorded when the file was saved '
+            '(the file is corrupt or was altered)'
+        )
+    return state, meta
+
+
+def _check_tensors(state: Mapping[str, Any], path: Path) -> None:
+    """Every value a finite floating-point tensor, or an integer tensor (counters)."""
+    for name, value in state.items():
+        if not isinstance(value, Tensor):
+            raise CheckpointError(f'{path}: {name} is a {type(value).__name__}, not a tensor')
+        if value.is_floating_point():
+            if value.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
+                raise CheckpointError(f'{path}: {name} has unsupported dtype {value.dtype}')
+            if not bool(torch.isfinite(value).all()):
+                raise CheckpointError(f'{path}: {name} holds NaN or infinite values')
+        elif value.is_complex() or value.dtype == torch.bool:
+            raise CheckpointError(f'{path}: {name} has unsupported dtype {value.dtype}')
 
 
 def _check_state(model: nn.Module, state: Mapping[str, Tensor], path: Path) -> None:

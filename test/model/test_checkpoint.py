@@ -10,7 +10,12 @@ import torch
 from segnode import load_model
 from segnode.errors import CheckpointError
 from segnode.model import build_mfaranet
-from segnode.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from segnode.model.checkpoint import (
+    build_from_checkpoint,
+    read_checkpoint,
+    save_checkpoint,
+    state_sha256,
+)
 from segnode.model.fold import fold_equalizers
 from segnode.model.scale_equalizer import ScaleEqualizer
 
@@ -86,9 +91,47 @@ def test_missing_equalizer_constants_fail_loudly(tmp_path: Path) -> None:
     _save(build_mfaranet(num_classes=3), path)
     raw = torch.load(path, weights_only=True)
     raw['state_dict'] = {k: v for k, v in raw['state_dict'].items() if 'equalizers.' not in k}
+    raw['meta']['weights_sha256'] = state_sha256(raw['state_dict'])  # written that way
     torch.save(raw, path)
     with pytest.raises(CheckpointError, match='no equalizer constants'):
         build_from_checkpoint(path)
+
+
+def test_altered_weights_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    raw = torch.load(path, weights_only=True)
+    name = next(k for k, v in raw['state_dict'].items() if v.is_floating_point() and v.numel())
+    raw['state_dict'][name].view(-1)[0] += 1.0
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match='do not match the sha256 recorded'):
+        read_checkpoint(path)
+
+
+@pytest.mark.parametrize(
+    ('value', 'message'),
+    [
+        (torch.tensor([1.0, float('nan')]), 'holds NaN or infinite values'),
+        (torch.zeros(2, dtype=torch.complex64), 'has unsupported dtype'),
+        (3, 'is a int, not a tensor'),
+    ],
+)
+def test_bad_tensors_are_named(tmp_path: Path, value: object, message: str) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    raw = torch.load(path, weights_only=True)
+    raw['state_dict']['bad.weight'] = value
+    del raw['meta']['weights_sha256']
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f'bad.weight {message}'):
+        read_checkpoint(path)
+
+
+def test_a_checkpoint_without_meta_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    torch.save({'format': 'segnode-checkpoint', 'version': 1, 'state_dict': {}}, path)
+    with pytest.raises(CheckpointError, match='needs a state_dict and a meta dict'):
+        read_checkpoint(path)
 
 
 def test_official_file_gets_a_conversion_hint(tmp_path: Path) -> None:
