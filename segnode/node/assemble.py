@@ -31,7 +31,8 @@ __all__ = [
     'segmenter_factory',
 ]
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / 'weights' / 'camvid_mfaranet.pt'
+# The bundled default model (package data: segnode/weights/, docs/model-card.md).
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / 'weights' / 'camvid_mfaranet.pt'
 RANDOM_WEIGHTS = (
     'RANDOM weights (no checkpoint given and none bundled): timings are real, masks not'
 )
