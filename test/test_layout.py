@@ -274,3 +274,21 @@ def test_setup_cfg_puts_scripts_where_ros2_run_looks() -> None:
     cfg.read(REPO / 'setup.cfg')
     assert cfg['develop']['script_dir'] == '$base/lib/segnode'
     assert cfg['install']['install_scripts'] == '$base/lib/segnode'
+
+
+def test_the_bundled_model_path_is_package_data(setup_kwargs: dict[str, Any]) -> None:
+    from segnode.node.assemble import DEFAULT_CHECKPOINT
+
+    package = Path(segnode.__file__).resolve().parent
+    relative = DEFAULT_CHECKPOINT.relative_to(package)
+    patterns = setup_kwargs['package_data']['segnode']
+    assert any(relative.match(pattern) for pattern in patterns), (relative, patterns)
+
+
+def test_engine_package_data_is_where_the_code_reads_it(setup_kwargs: dict[str, Any]) -> None:
+    from segnode.engine.tensorrt import converters
+
+    table = Path(converters.__file__).with_name(converters.TABLE_FILE)
+    relative = table.relative_to(Path(segnode.__file__).resolve().parent)
+    assert table.is_file()
+    assert any(relative.match(p) for p in setup_kwargs['package_data']['segnode'])
