@@ -1,4 +1,4 @@
-"""The one YAML reader (one-line errors, duplicate keys refused), config loading, devices."""
+"""The one YAML reader (one-line errors, duplicate keys refused), configs from it, devices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from segnode.config import load_yaml, read_yaml, resolve_device
+from segnode.config import config_from_dict, read_yaml, resolve_device
 from segnode.errors import ConfigError, EngineUnavailable
 
 
@@ -22,7 +22,7 @@ def test_read_yaml_parses_a_mapping(tmp_path: Path) -> None:
     path = tmp_path / 'a.yaml'
     path.write_text('rate: 2.5\nname: b\n')
     assert read_yaml(path) == {'rate': 2.5, 'name': 'b'}
-    assert load_yaml(path, _Small) == _Small(2.5, 'b')
+    assert config_from_dict(_Small, read_yaml(path)) == _Small(2.5, 'b')
 
 
 @pytest.mark.parametrize(
@@ -48,11 +48,11 @@ def test_read_yaml_missing_file_and_folder(tmp_path: Path) -> None:
         read_yaml(tmp_path, 'params file')
 
 
-def test_load_yaml_names_the_file_and_the_key(tmp_path: Path) -> None:
+def test_unknown_keys_are_named(tmp_path: Path) -> None:
     path = tmp_path / 'c.yaml'
     path.write_text('speed: 3\n')
-    with pytest.raises(ConfigError, match=r"c.yaml: unknown key 'speed'"):
-        load_yaml(path, _Small)
+    with pytest.raises(ConfigError, match=r"unknown key 'speed'; allowed keys: name, rate"):
+        config_from_dict(_Small, read_yaml(path))
 
 
 @pytest.mark.parametrize('name', ['banana', 'cuda:x', 'cpu:0', 'gpu'])

@@ -1,4 +1,7 @@
-"""Calibration of MFARANet's Scale Equalizers (scale-equalizer.md sections 4, 5 and 7.3-7.4).
+"""Calibration of MFARANet's Scale Equalizers: checks 3-4 of docs/model.md.
+
+Calibration is described in docs/model.md, "Calibration"; the checks in "Verification
+checklist".
 
 The expensive calibration runs once per module (8 batches of 2 random-normal 64x64 images,
 4 passes). Random-normal images stand in for the training pipeline: train-mode BatchNorm
@@ -113,7 +116,7 @@ def calibrated() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# 7.3 Calibration leaves the model untouched
+# Check 3: calibration leaves the model untouched
 # --------------------------------------------------------------------------------------------
 
 
@@ -156,7 +159,7 @@ def test_calibration_restores_train_mode_and_is_reproducible() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# 7.4 Calibration correctness
+# Check 4: calibration correctness
 # --------------------------------------------------------------------------------------------
 
 

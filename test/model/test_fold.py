@@ -1,4 +1,6 @@
-"""Folding Scale Equalizers into MFARANet's weights (scale-equalizer.md sections 5, 6, 7.6-7.8).
+"""Folding Scale Equalizers into MFARANet's weights: checks 6-8 of docs/model.md.
+
+The folds are described in docs/model.md, "Folding"; the checks in "Verification checklist".
 
 Single-layer constructions are checked in float64 (1e-10) and float32 (1e-5), both relative
 to the output RMS, for stride 1/2, dilation 1/2 and odd H and W; the whole model is checked
@@ -84,7 +86,8 @@ def _outside_padding_sum(
 ) -> torch.Tensor:
     """D[o, y, x] = sum over the taps that fall in the zero padding of sum_c W[o,c,i,j] m_c/s_c.
 
-    Computed analytically from the tap positions (section 6, case b), not by convolution.
+    Computed analytically from the tap positions (the zero-padding fold's ring error), not by
+    convolution.
     """
     weight = weight.detach()
     k, pad = weight.shape[-1], dilation
@@ -102,7 +105,7 @@ def _outside_padding_sum(
 
 
 # --------------------------------------------------------------------------------------------
-# Single layers (checklist 7.6)
+# Single layers (check 6)
 # --------------------------------------------------------------------------------------------
 
 
@@ -133,7 +136,7 @@ def test_fold_into_head(stride: int, per_channel: bool, dtype: torch.dtype) -> N
 def test_fold_into_conv_bn_with_mu_padding_is_exact_everywhere(
     stride: int, dilation: int, per_channel: bool, dtype: torch.dtype
 ) -> None:
-    """B3: conv(BN) of the normalised input at every pixel, the border ring included."""
+    """Constant-padding fold: conv(BN) of the normalised input at every pixel, ring included."""
     gen = torch.Generator().manual_seed(100 + 10 * stride + 2 * dilation + per_channel)
     block = _conv_bn(5, 6, stride, dilation, gen).to(dtype)
     mean, std = _affine(5, per_channel, gen)
@@ -157,7 +160,7 @@ def test_fold_into_conv_bn_with_mu_padding_is_exact_everywhere(
 @pytest.mark.parametrize('dilation', [1, 2])
 @pytest.mark.parametrize('stride', [1, 2])
 def test_naive_scalar_fold_is_wrong_on_the_ring_by_minus_d(stride: int, dilation: int) -> None:
-    """B1 (W*scale, S into the BN, zero padding kept): exact inside, -D on the ring."""
+    """Zero-padding fold (W*scale, S into the BN): exact inside, -D on the ring."""
     gen = torch.Generator().manual_seed(200 + 10 * stride + dilation)
     block = _conv_bn(5, 6, stride, dilation, gen).double()
     mean, std = torch.tensor(0.4, dtype=F64), torch.tensor(0.58, dtype=F64)  # post-ReLU-like
@@ -167,7 +170,7 @@ def test_naive_scalar_fold_is_wrong_on_the_ring_by_minus_d(stride: int, dilation
         naive = copy.deepcopy(block)
         fold_affine_into_conv_bn(naive, 0, torch.tensor(0.0), mean, 1.0 / std)  # pad with 0
         actual = naive(x)
-    assert isinstance(naive[0], nn.Conv2d)  # zero padding kept: B1
+    assert isinstance(naive[0], nn.Conv2d)  # zero padding kept: the zero-padding fold
     bn = block[1]
     gain = (bn.weight / torch.sqrt(bn.running_var + bn.eps)).detach().double()
     d = _outside_padding_sum(block[0].weight.double(), mean / std, ODD, stride, dilation)
@@ -260,8 +263,9 @@ def test_float64_fold_keeps_float64_constants(case: str) -> None:
     ``PaddedConv2d`` keeps a scalar pad value as a Python float (exact), but stores a
     per-channel pad value with ``.float()``, and ``Scale`` stores its factor with ``.float()``:
     values such as 0.1 or 1/3 are rounded to float32 (relative 6e-8), so the float64 result is
-    off by ~1e-8 of the output RMS on the border ring (B3) or everywhere (Scale) instead of
-    ~1e-15, and a float64 check of the per-channel B3 fold or the residual multiply fails.
+    off by ~1e-8 of the output RMS on the border ring (constant padding) or everywhere (Scale)
+    instead of ~1e-15, and a float64 check of the per-channel constant-padding fold or the
+    residual multiply fails.
     """
     gen = torch.Generator().manual_seed(500)
     if case == 'scale':
@@ -285,7 +289,7 @@ def test_float64_fold_keeps_float64_constants(case: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Whole model (checklist 7.8)
+# Whole model (check 8)
 # --------------------------------------------------------------------------------------------
 
 SIZES = [(64, 96), (65, 97), (75, 101)]

@@ -19,7 +19,7 @@ GOLDEN = Path(__file__).parents[1] / 'golden' / 'mfaranet_logits.json'
 
 
 def test_parameter_counts_match_the_official_network() -> None:
-    # mfaranet.md section 9, measured on the official class
+    # measured on the official class (docs/model.md, "Measured")
     assert count_parameters(build_mfaranet(num_classes=19)) == 12_996_748
     assert count_parameters(build_mfaranet(num_classes=11)) == 12_990_572
     with_heads = build_mfaranet(num_classes=19, boundary_heads=True)

@@ -1,9 +1,10 @@
-"""ScaleEqualizer, RunningMoments and the variance theory (scale-equalizer.md sections 2 and 7).
+"""ScaleEqualizer, RunningMoments and the variance theory of Scale Equalizers.
 
-Checklist items 7.1 (module), 7.2 (accumulator, including a two-rank gloo merge) and 7.5
-(theory regression: bilinear resizing keeps the mean, shrinks the variance by factors computed
-exactly from the interpolation weights, and commutes with per-channel affine maps; zero-padded
-``grid_sample`` commutes with a scale but not with a shift).
+Checks 1 (module), 2 (accumulator, including a two-rank gloo merge) and 5 (theory
+regression) of docs/model.md, "Verification checklist". Theory regression: bilinear resizing
+keeps the mean, shrinks the variance by factors computed exactly from the interpolation
+weights, and commutes with per-channel affine maps; zero-padded ``grid_sample`` commutes with
+a scale but not with a shift.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ def _post_relu_like(shape: tuple[int, ...], seed: int) -> torch.Tensor:
 
 
 # --------------------------------------------------------------------------------------------
-# 7.1 Module
+# Check 1: module
 # --------------------------------------------------------------------------------------------
 
 
@@ -216,7 +217,7 @@ def test_per_channel_dead_channel_is_clamped() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# 7.2 RunningMoments
+# Check 2: RunningMoments
 # --------------------------------------------------------------------------------------------
 
 
@@ -381,7 +382,7 @@ def test_all_reduce_across_two_gloo_ranks_equals_single_process_merge() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# 7.5 Theory regression (pure torch)
+# Check 5: theory regression (pure torch)
 # --------------------------------------------------------------------------------------------
 
 
@@ -420,7 +421,7 @@ def test_bilinear_is_separable_linear_interpolation() -> None:
 def test_exact_kept_fractions(factor: int, interior: float, edge32: float, edge128: float) -> None:
     # Interior: 2-D (sum of squared 1-D weights)^2; x2 = (5/8)^2 = 0.390625, x4 0.4307, x8 0.4410.
     assert _kept_fraction(64, factor, interior=True) == pytest.approx(interior, abs=1e-15)
-    # Whole finite maps (edge rows copy pixels): the values quoted in section 2.
+    # Whole finite maps (edge rows copy pixels): reference values for 32- and 128-pixel maps.
     assert _kept_fraction(32, factor, interior=False) == pytest.approx(edge32, abs=5e-5)
     assert _kept_fraction(128, factor, interior=False) == pytest.approx(edge128, abs=5e-5)
 

@@ -17,7 +17,7 @@ from segnode.node.config import (
     NodeConfig,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -26,7 +26,14 @@ def write(tmp_path: Path, body: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize('name', sorted(p.name for p in (REPO / 'config').glob('*.yaml')))
+SHIPPED = sorted(p.name for p in (REPO / 'config').glob('*.yaml'))
+
+
+def test_the_shipped_params_files_are_found() -> None:
+    assert {'segnode.yaml', 'multi_camera.yaml'} <= set(SHIPPED)
+
+
+@pytest.mark.parametrize('name', SHIPPED)
 def test_shipped_params_files_load(name: str) -> None:
     config = load_node_config(REPO / 'config' / name)
     assert config.camera_names

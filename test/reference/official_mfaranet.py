@@ -2,8 +2,9 @@
 
 This module re-creates the network of the official ``MFARANet`` class
 (github.com/Yanhua-Zhang/MFARANet, configured as in every released config: deep-stem
-ResNet-18, ``use_dilation=True``, no PPM, no aux head, four branches) from the project's
-MFARANet specification ``mfaranet.md`` (sections 1-5, 9 and 12). It is used only by tests,
+ResNet-18, ``use_dilation=True``, no PPM, no aux head, four branches) from the description
+of the official code in docs/model.md ("Architecture", "Official-code quirks", "Measured",
+"Official checkpoints"). It is used only by tests,
 to check that the checkpoint importer and the project's own model reproduce the official
 logits.
 
@@ -13,7 +14,8 @@ flow warp uses the official SFNet-style grid construction (``torch.linspace`` ba
 it breaks dynamic-shape export.
 
 Module names and indices match the official class exactly, so ``state_dict()`` keys are the
-ones of the specification's section 5 table (without the DDP ``module.`` prefix).
+ones of the official layout (docs/model.md, "Official checkpoints"; without the DDP
+``module.`` prefix).
 """
 
 from __future__ import annotations
@@ -42,15 +44,15 @@ __all__ = [
     'to_scale_choice_layout',
 ]
 
-#: Parameters of the inference network (boundary heads excluded), K = 19 (spec section 9).
+#: Parameters of the inference network (boundary heads excluded), K = 19 (docs/model.md).
 PARAMS_19 = 12_996_748
-#: Parameters of the inference network (boundary heads excluded), K = 11 (spec section 9).
+#: Parameters of the inference network (boundary heads excluded), K = 11 (docs/model.md).
 PARAMS_11 = 12_990_572
-#: Parameters including the four training-only boundary heads, K = 19 (spec section 9).
+#: Parameters including the four training-only boundary heads, K = 19 (docs/model.md).
 PARAMS_19_WITH_BOUNDARY = 12_997_264
-#: state_dict entries of the official class with boundary heads, K = 19 (spec section 5).
+#: state_dict entries of the official class with boundary heads, K = 19 (docs/model.md).
 STATE_DICT_ENTRIES_19 = 263
-#: Number of BatchNorm layers, i.e. of ``num_batches_tracked`` entries (spec section 5).
+#: Number of BatchNorm layers, i.e. of ``num_batches_tracked`` entries (docs/model.md).
 NUM_BATCHES_TRACKED = 39
 
 FAM_DIM = 128
@@ -376,7 +378,8 @@ def to_scale_choice_layout(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor
     """Renames ``MFARANet`` keys to the ``MFARANet_Scale_Choice`` layout.
 
     ``layerK.`` -> ``layerK.0.`` (K = 1..4) and ``HMSA_attentions`` -> ``ASFM_attentions``;
-    a leading ``module.`` is kept. The inverse of spec section 5, importer rule 3.
+    a leading ``module.`` is kept. The inverse of importer rule 3 (docs/model.md, "Official
+    checkpoints").
 
     Args:
         state_dict: Keys in the ``MFARANet`` layout.
@@ -398,7 +401,7 @@ def to_scale_choice_layout(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor
 
 
 def from_scale_choice_layout(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Inverse of :func:`to_scale_choice_layout` (spec section 5, importer rule 3).
+    """Inverse of :func:`to_scale_choice_layout` (importer rule 3 of docs/model.md).
 
     Args:
         state_dict: Keys in the ``MFARANet_Scale_Choice`` layout.

@@ -1,7 +1,8 @@
 """Tests of the independent official-MFARANet reference (test/reference/official_mfaranet.py).
 
-These check the reference itself against the numbers and layout of the MFARANet specification
-(mfaranet.md), so that tests of the checkpoint importer and of segnode's model can trust it.
+These check the reference itself against the numbers and layout of the official class
+(docs/model.md: "Architecture", "Measured", "Official checkpoints"), so that tests of the
+checkpoint importer and of segnode's model can trust it.
 
 Import it from any test as ``from reference import official_mfaranet`` (or
 ``from reference.official_mfaranet import OfficialMFARANet``): pytest's default ``prepend``
@@ -39,7 +40,7 @@ def image() -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------------------
-# Parameter counts and state_dict layout (spec sections 1-5 and 9)
+# Parameter counts and state_dict layout (docs/model.md, "Measured", "Official checkpoints")
 
 
 def test_parameter_counts() -> None:
