@@ -33,7 +33,7 @@ setup(
     ],
     python_requires='>=3.10',
     # torch stays out: it comes pinned from the Makefile, pip, or an NGC/JetPack build that
-    # pip must never replace (ros-interface.md section 5)
+    # pip must never replace (docs/node.md, "Packaging")
     install_requires=['numpy', 'PyYAML', 'opencv-python-headless'],
     extras_require={
         'train': ['tqdm', 'matplotlib'],

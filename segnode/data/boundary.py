@@ -1,4 +1,4 @@
-"""Binary boundary ground truth of the MJS loss (mfaranet.md §6)."""
+"""Binary boundary ground truth of the MJS loss (docs/model.md, "Boundary ground truth")."""
 
 from __future__ import annotations
 

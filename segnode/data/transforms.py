@@ -1,4 +1,4 @@
-"""Training augmentation and normalisation of the official recipe (mfaranet.md §7).
+"""Training augmentation and normalisation of the official recipe (docs/model.md, "Augmentation").
 
 Order: random scale 0.5-2.0 (same factor on both axes; linear image, nearest label), random
 rotation within +-10 degrees with probability 0.5 (image padded with the mean colour, label

@@ -1,7 +1,8 @@
 """``segnode bench``: the paper's protocol and each backend, side by side, on the same frames.
 
-Baseline (mfaranet.md section 8): eager fp32, batch 1, ``eval()`` without ``no_grad``, the
-model alone on a normalised float tensor (no preprocessing, argmax or copies), synchronised.
+Baseline (the official code's speed protocol; docs/model.md, "Counting conventions and MAC
+shares"): eager fp32, batch 1, ``eval()`` without ``no_grad``, the model alone on a normalised
+float tensor (no preprocessing, argmax or copies), synchronised.
 Backends: the whole frame path through :class:`~segnode.engine.segmenter.Segmenter` (uint8 frames
 in, uint8 masks out) built with the parity gate; "engine" is the engine stage of those same
 calls (CUDA events on a GPU) and "host overhead" the rest of each call (staging, copies, mask
@@ -231,7 +232,7 @@ def run_bench(
     base = percentile_ms(base_times)
     result['baseline'] = {
         'protocol': 'eager fp32, batch 1, eval() with autograd on, model only on a float '
-        'input (no normalisation, argmax or copies); mfaranet.md section 8',
+        'input (no normalisation, argmax or copies): the official speed protocol, docs/model.md',
         **base,
         'fps': round(1e3 / base['p50_ms'], 3),
     }

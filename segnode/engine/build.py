@@ -323,7 +323,7 @@ def build_engine(
                 raise
             log.warning('engine %s not used: %s', name, err)
             continue
-        except Exception as err:  # the one broad except: the engine fallback (arch. §4)
+        except Exception as err:  # the one broad except: the engine fallback (docs/engine.md)
             report.refused(name, err, time.perf_counter() - start)
             if not auto or config.strict:
                 raise EngineBuildError(

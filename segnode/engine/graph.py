@@ -65,7 +65,8 @@ def reduced_precision(graph: FrameToMask, dtype: torch.dtype) -> FrameToMask:
     grids lie in [-1, 1], where a bf16 step is 2^-8, about half a pixel on a 256-pixel-wide
     /4 map; a whole-bf16 graph also produced non-finite logits at 512x1024), the heads, the
     score fusion, the upsample and the argmax. The encoder holds about 80 % of the MACs
-    (mfaranet.md section 9), so most of the speed of the low dtype is kept.
+    (docs/model.md, "Counting conventions and MAC shares"), so most of the speed of the low
+    dtype is kept.
     """
     if dtype == torch.float32:
         return graph

@@ -1,10 +1,11 @@
 """ONNX at opset 17 run by onnxruntime: the fast CPU path, and the route to ``trtexec``.
 
-Opset 17, not 20: TensorRT mis-evaluates the opset-20 GridSample (NVIDIA/TensorRT#4646,
-deploy.md section 4). The legacy (TorchScript) exporter keeps H and W symbolic with the arange
-flow grid, so one file serves every resolution when exported ``dynamic``; the dynamo exporter
-produced a static model. The graph is uint8 frames in, uint8 mask (ArgMax then Cast) out.
-onnxruntime folds BatchNorm itself. onnxruntime is imported inside functions only.
+Opset 17, not 20: TensorRT mis-evaluates the opset-20 GridSample (NVIDIA/TensorRT#4646;
+docs/engine.md, "onnxruntime"). The legacy (TorchScript) exporter keeps H and W symbolic with
+the arange flow grid, so one file serves every resolution when exported ``dynamic``; the
+dynamo exporter produced a static model. The graph is uint8 frames in, uint8 mask (ArgMax
+then Cast) out. onnxruntime folds BatchNorm itself. onnxruntime is imported inside functions
+only.
 """
 
 from __future__ import annotations

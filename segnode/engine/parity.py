@@ -3,9 +3,9 @@
 Reference: the unfolded model (equalizers and BatchNorm as trained), fp32, eager, TF32 off,
 on the engine's frames. The engine passes when its masks agree with the reference argmax on at
 least ``min_agreement`` of the pixels and the cosine similarity of its logits (from a logits
-build of the same backend) is at least ``min_cosine`` on every frame (deploy.md section 3).
-Frames: the images of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise synthetic
-streets; resized to the engine's shape.
+build of the same backend) is at least ``min_cosine`` on every frame (docs/engine.md, "The
+parity gate"). Frames: the images of ``engine.parity_images`` (e.g. CamVid val) when set,
+otherwise synthetic streets; resized to the engine's shape.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Segmenter: uint8 camera frames in, uint8 label masks out, with per-stage timings.
 
-The host only moves uint8 (deploy.md section 8): a frame (H, W, 3), or a batch of one frame
-per camera, is copied into a pinned staging buffer (CUDA) or wrapped without a copy (CPU),
-uploaded asynchronously, segmented by the engine (normalisation, resize, model, upsample,
+The host only moves uint8 (docs/engine.md, "The frame path"): a frame (H, W, 3), or a batch of
+one frame per camera, is copied into a pinned staging buffer (CUDA) or wrapped without a copy
+(CPU), uploaded asynchronously, segmented by the engine (normalisation, resize, model, upsample,
 argmax and the uint8 cast all run on the device) and the uint8 mask is downloaded into a
 pinned buffer and handed back as a numpy array at frame resolution.
 

@@ -1,14 +1,14 @@
 """MFAM: multi-level feature aggregation over a top-down and a bottom-up pyramid.
 
-Stages are numbered 1..4 (strides 4, 8, 16, 32) as in the paper and mfaranet.md section 2::
+Stages are numbered 1..4 (strides 4, 8, 16, 32) as in the paper (docs/model.md, "MFAM")::
 
     c_i = CBR1(C_i)                                  laterals, 128 channels
     u4 = c4;  u_k = CBR3(up(u_{k+1}) + c_k)          top-down   (k = 3, 2, 1)
     d1 = c1;  d_k = CBR3(down(d_{k-1}) + c_k)        bottom-up  (k = 2, 3, 4), bilinear down
     F1 = u1;  F2 = CBR3(u2 + d2);  F3 = CBR3(u3 + d3);  F4 = d4   (asymmetric merge)
 
-With Scale Equalizers every input of every sum is equalized (scale-equalizer.md section 5,
-sites a-c). ``c2`` and ``c3`` enter two sums unchanged and share one equalizer, so 14 distinct
+With Scale Equalizers every input of every sum is equalized (sites a-c of docs/model.md,
+"Sites"). ``c2`` and ``c3`` enter two sums unchanged and share one equalizer, so 14 distinct
 equalizers serve 16 sum inputs. ``depth`` orders calibration: an equalizer is calibrated after
 the ones its input depends on.
 """

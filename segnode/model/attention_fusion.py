@@ -1,4 +1,7 @@
-"""ASFM: adaptive score fusion with per-class sigmoid attention (mfaranet.md section 4)."""
+"""ASFM: adaptive score fusion with per-class sigmoid attention.
+
+Structure: docs/model.md, "Heads and ASFM".
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ class AttentionBranch(nn.Sequential):
     """conv3x3 (no bias) -> BN -> ReLU -> Dropout(0.5) -> conv1x1 (no bias) -> sigmoid.
 
     Element-wise ``Dropout`` (not ``Dropout2d``) and no bias on the last conv, as in the
-    official code (quirks 8 and 9); indices match its ``Sequential``.
+    official code (docs/model.md, "Official-code quirks": ASFM, biases); indices match its
+    ``Sequential``.
     """
 
     def __init__(self, width: int, num_classes: int, hidden: int = 64) -> None:

@@ -22,7 +22,7 @@ def conv3x3(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Conv2
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block; only ``conv2`` is dilated (MFARANet quirk 2)."""
+    """ResNet basic block; only ``conv2`` is dilated (the dilation quirk of docs/model.md)."""
 
     def __init__(self, cin: int, cout: int, stride: int = 1, dilation: int = 1) -> None:
         super().__init__()

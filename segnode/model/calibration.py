@@ -1,4 +1,4 @@
-"""Calibrate Scale Equalizers: one statistics pass per depth level (scale-equalizer.md §4).
+"""Calibrate Scale Equalizers: one statistics pass per depth level (docs/model.md, "Calibration").
 
 BatchNorm runs in train mode (what the first training iterations see) with its running
 statistics restored afterwards; dropout is off; statistics are float64 and merged exactly

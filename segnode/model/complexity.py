@@ -1,8 +1,9 @@
 """Parameter and multiply-accumulate counts, with the official code's conventions.
 
 MACs count convolutions (and linear layers) only: weight elements x output positions; BN,
-interpolation and grid_sample are not counted (mfaranet.md section 8). The count runs on the
-``meta`` device, so it costs no memory or time even at 1024x2048.
+interpolation and grid_sample are not counted (docs/model.md, "Counting conventions and MAC
+shares"). The count runs on the ``meta`` device, so it costs no memory or time even at
+1024x2048.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""RAM: recursive flow alignment of the four MFAM outputs to stride 4 (mfaranet.md section 3).
+"""RAM: recursive flow alignment of the four MFAM outputs to stride 4 (docs/model.md, "RAM").
 
 Three flow predictors, one per adjacent pair of levels, are all evaluated on the un-warped
 features first; each coarse level is then warped one level at a time with the flows of the
@@ -22,7 +22,8 @@ def sampling_grid(flow: Tensor) -> Tensor:
 
     The base grid follows the align_corners=True convention (-1 and +1 at the centres of the
     corner pixels, x first). As in the official code (inherited from SFNet) the flow is
-    divided by (w, h), not by (w - 1) / 2 as the paper's Eq. 2 would suggest (quirk 4).
+    divided by (w, h), not by (w - 1) / 2 as the paper's Eq. 2 would suggest (docs/model.md,
+    "Official-code quirks": flow normalisation).
 
     The grid is built from ``arange`` on the flow's device and dtype and the map's symbolic
     sizes, never from ``linspace`` or a tensor made of shapes: that is what lets the graph
@@ -45,7 +46,8 @@ def warp(x: Tensor, grid: Tensor) -> Tensor:
 class FlowPredictor(nn.Module):
     """Predict the flow that aligns a coarse map to the next finer one.
 
-    flow = conv3x3(cat[conv1x1(fine), up(conv1x1(coarse))]), no biases, no BN (quirk 5).
+    flow = conv3x3(cat[conv1x1(fine), up(conv1x1(coarse))]), no biases, no BN (docs/model.md,
+    "Official-code quirks": flow predictor).
     """
 
     def __init__(self, width: int = 128) -> None:

@@ -1,13 +1,13 @@
 """Fold Scale Equalizers (and BatchNorm) into MFARANet's weights for deployment.
 
-The constructions are those of scale-equalizer.md sections 5 and 6, all exact:
+The constructions (docs/model.md, "Folding") are all exact:
 
 * Sum fusions (sites a-c): the consumer sees eq_a(p) + eq_b(q) = p/s_a + q/s_b - m with
   m = mu_a/s_a + mu_b/s_b. Each 1/s is pushed upstream into the producer's last BN (it commutes
   with ReLU, since s > 0, and with bilinear resizing). A producer that feeds two fusions takes
   one scale in its BN and keeps an explicit scalar multiply s_1/s_2 on its other use. The shift
-  goes into the consumer: its 3x3 conv pads with m instead of zero (B3, exact at the borders)
-  and its BN running mean absorbs S = m * sum(W).
+  goes into the consumer: its 3x3 conv pads with m instead of zero (the constant-padding fold,
+  exact at the borders too) and its BN running mean absorbs S = m * sum(W).
 * Aligned features (site d): scale and shift go straight into the per-branch consumers: the
   score and boundary heads (1x1 with bias: W/s, b - S) and the attention's 3x3 conv (W/s,
   padding with mu, S into its BN).
@@ -56,7 +56,10 @@ class Scale(nn.Module):
 
 
 class PaddedConv2d(nn.Module):
-    """A zero-padded conv turned into: pad with a constant, then conv without padding (B3)."""
+    """A zero-padded conv turned into: pad with a constant, then conv without padding.
+
+    The constant-padding fold of docs/model.md, "Folding".
+    """
 
     def __init__(self, conv: nn.Conv2d, pad_value: Tensor) -> None:
         super().__init__()
@@ -206,7 +209,7 @@ def _fold_aligned(model: MFARANet) -> None:
 def fold_equalizers(model: MFARANet, inplace: bool = False) -> MFARANet:
     """Return an eval-mode MFARANet without equalizer ops and with the same logits.
 
-    Exact in real arithmetic at every pixel, borders included (B3 constant padding). A model
+    Exact in real arithmetic at every pixel, borders included (constant padding). A model
     built without equalizers is returned unchanged (as an eval-mode copy unless ``inplace``).
     """
     if not inplace:

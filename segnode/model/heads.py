@@ -8,7 +8,7 @@ __all__ = ['boundary_heads', 'score_heads']
 
 
 def score_heads(width: int, num_classes: int, branches: int = 4) -> nn.ModuleList:
-    """One 1x1 conv with bias per scale, 128 -> K (quirk 9: the score head has a bias)."""
+    """One 1x1 conv with bias per scale, 128 -> K (the biases quirk of docs/model.md)."""
     return nn.ModuleList(nn.Conv2d(width, num_classes, 1) for _ in range(branches))
 
 

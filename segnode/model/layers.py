@@ -23,5 +23,8 @@ class ConvBNReLU(nn.Sequential):
 
 
 def resize_to(x: Tensor, like: Tensor) -> Tensor:
-    """Bilinear resize of ``x`` to the spatial size of ``like`` (align_corners=True, quirk 3)."""
+    """Bilinear resize of ``x`` to the spatial size of ``like``, with align_corners=True.
+
+    As every resize of the official code (docs/model.md, "Official-code quirks": align_corners).
+    """
     return F.interpolate(x, size=like.shape[-2:], mode='bilinear', align_corners=True)

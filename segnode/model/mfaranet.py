@@ -1,6 +1,6 @@
 """MFARANet (arXiv 2402.02286) with Scale Equalizers, read top to bottom.
 
-Data flow (mfaranet.md)::
+Data flow (docs/model.md, "Architecture")::
 
     x (N,3,H,W), ImageNet-normalised RGB
       backbone  -> C1..C4  64@/4 128@/8 256@/16 512@/32   deep-stem ResNet-18, dilated
@@ -34,7 +34,7 @@ MIN_SIDE = 32
 
 
 def upsample_to(x: Tensor, size: tuple[int, int] | Any) -> Tensor:
-    """Bilinear resize to ``size`` with align_corners=True (quirk 3)."""
+    """Bilinear resize to ``size`` with align_corners=True (a quirk of docs/model.md)."""
     return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
 
 

@@ -1,4 +1,4 @@
-"""Import the released official MFARANet checkpoints (mfaranet.md section 5).
+"""Import the released official MFARANet checkpoints (docs/model.md, "Official checkpoints").
 
 Official files are ``{'epoch', 'state_dict', 'optimizer'}`` from a DDP model: every key starts
 with ``module.``. Two key layouts exist: the ``MFARANet`` class and ``MFARANet_Scale_Choice``

@@ -1,7 +1,7 @@
 """ROS-free codec between image message fields and numpy arrays.
 
 Works on any object with the ROS 2 attribute names, so rclpy and rosbags messages alike
-(ros-interface.md section 4): ``sensor_msgs/Image`` (``header``, ``height``, ``width``,
+(docs/node.md, "ROS conventions"): ``sensor_msgs/Image`` (``header``, ``height``, ``width``,
 ``encoding``, ``is_bigendian``, ``step``, ``data``) and ``sensor_msgs/CompressedImage``
 (``header``, ``format``, ``data``). ``data`` may be a numpy uint8 array (rosbags), an
 ``array.array('B')`` (rclpy), ``bytes``, ``bytearray`` or ``memoryview``.

@@ -2,9 +2,9 @@
 
 A camera callback puts its frame into the camera's slot; a frame still waiting there is
 replaced and counted as dropped, so at most one frame per camera ever waits and a slow model
-sees the newest frame instead of a growing backlog (ros-interface.md section 2, stale frames).
-The worker takes frames round-robin across cameras, or the newest of every camera at once
-when batching.
+sees the newest frame instead of a growing backlog that makes every mask seconds late
+(docs/node.md, "Processing model"). The worker takes frames round-robin across cameras, or
+the newest of every camera at once when batching.
 
 Time comes from a :class:`Clock`: the system clock on a vehicle, a :class:`ManualClock` in
 tests (deterministic drop counts), a bag's timeline in replay. Standard library only.

@@ -1,8 +1,9 @@
 """Make a test bag from a folder of images or a video, optionally with ground-truth labels.
 
 No public rosbag2 with camera images and ground truth is readily available, so evaluation bags
-are generated (ros-interface.md section 7): e.g. CamVid frames as rgb8 ``sensor_msgs/Image`` at
-10 Hz with their ``trainannot/`` label PNGs as mono8 images on a second topic, stamped alike.
+are generated (docs/replay.md, "segnode bag-from-images"): e.g. CamVid frames as rgb8
+``sensor_msgs/Image`` at 10 Hz with their ``trainannot/`` label PNGs as mono8 images on a
+second topic, stamped alike.
 """
 
 from __future__ import annotations

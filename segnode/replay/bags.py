@@ -1,4 +1,4 @@
-"""Reading rosbag2 bags with rosbags, without ROS (ros-interface.md section 7).
+"""Reading rosbag2 bags with rosbags, without ROS (docs/replay.md, "Input bags").
 
 Reading: :func:`open_bag` takes a bag folder, its ``metadata.yaml`` or one storage file
 (``.db3`` sqlite3 or ``.mcap``) of any metadata version rosbags reads (4 to 9; Humble writes

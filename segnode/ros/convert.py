@@ -3,7 +3,7 @@
 Plain functions of their arguments (the node calls them on the worker thread) and a clock.
 Image data goes into the message as one ``array.array('B')`` filled with ``frombytes`` from the
 array's buffer and handed to the constructor, so rosidl never checks it element by element
-(ros-interface.md section 4: vision_opencv#443, rosidl_python#156).
+(docs/node.md, "ROS conventions"; vision_opencv#443, rosidl_python#156).
 """
 
 from __future__ import annotations

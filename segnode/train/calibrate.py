@@ -1,4 +1,4 @@
-"""Scale Equalizer calibration as a training stage (scale-equalizer.md §4).
+"""Scale Equalizer calibration as a training stage (docs/model.md, "Calibration").
 
 Training batches through the training augmentation, seeded by the run seed on their own stream
 (the same batches in every pass), at the per-GPU batch size; under DDP each rank calibrates on

@@ -1,4 +1,4 @@
-"""The MFARANet training loss ("Multi-scale Joint Supervision", mfaranet.md §6).
+"""The MFARANet training loss ("Multi-scale Joint Supervision"; docs/model.md, "Loss (MJS)").
 
 ``L = CE(out, y) + sum_i [OHEM(S_i, y) + 0.3 BalancedBCE(E_i, B) + 0.1 EdgeAttnCE(S_i, y, E_i)]``
 computed per GPU batch, with every map at input resolution. One deliberate deviation: when no

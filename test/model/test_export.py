@@ -21,7 +21,7 @@ def graph() -> FrameToMask:
     return FrameToMask(fold_equalizers(model))
 
 
-def export_frame_graph(
+def export_graph(
     graph: FrameToMask, height: int, width: int, *, dynamic: bool = False
 ) -> torch.export.ExportedProgram:
     example = torch.zeros(1, height, width, 3, dtype=torch.uint8)
@@ -41,7 +41,7 @@ def test_frame_graph_maps_uint8_frames_to_uint8_masks(graph: FrameToMask) -> Non
 
 
 def test_dynamic_export_matches_eager_at_three_resolutions(graph: FrameToMask) -> None:
-    program = export_frame_graph(graph, 128, 192, dynamic=True)
+    program = export_graph(graph, 128, 192, dynamic=True)
     module = program.module()
     with torch.no_grad():
         for seed, (h, w) in enumerate([(128, 192), (96, 320), (224, 160)]):
@@ -51,14 +51,14 @@ def test_dynamic_export_matches_eager_at_three_resolutions(graph: FrameToMask) -
 
 def test_static_export_matches_eager(graph: FrameToMask) -> None:
     frames = _frames(96, 128, 7)
-    program = export_frame_graph(graph, 96, 128)
+    program = export_graph(graph, 96, 128)
     with torch.no_grad():
         assert torch.equal(program.module()(frames), graph(frames))
 
 
 def test_dynamic_export_needs_multiples_of_32(graph: FrameToMask) -> None:
     with pytest.raises(ValueError, match='multiples of 32'):
-        export_frame_graph(graph, 100, 128, dynamic=True)
+        export_graph(graph, 100, 128, dynamic=True)
 
 
 def test_no_graph_breaks(graph: FrameToMask) -> None:
@@ -69,12 +69,12 @@ def test_no_graph_breaks(graph: FrameToMask) -> None:
 @pytest.mark.parametrize('dynamic', [False, True])
 def test_every_op_has_a_torch_tensorrt_converter(graph: FrameToMask, dynamic: bool) -> None:
     trt_graph = FrameToMask(graph.model, mask_dtype=torch.int32)
-    assert unconverted_ops(export_frame_graph(trt_graph, 128, 192, dynamic=dynamic)) == {}
+    assert unconverted_ops(export_graph(trt_graph, 128, 192, dynamic=dynamic)) == {}
 
 
 def test_uint8_cast_is_the_one_op_left_outside_an_engine(graph: FrameToMask) -> None:
     # why the TensorRT path ends the engine in int32 (Torch-TensorRT 2.13 _to_copy validator)
-    assert unconverted_ops(export_frame_graph(graph, 64, 96)) == {'aten._to_copy.default': 1}
+    assert unconverted_ops(export_graph(graph, 64, 96)) == {'aten._to_copy.default': 1}
 
 
 def test_logits_graph_is_the_mask_graph_before_the_argmax(graph: FrameToMask) -> None:

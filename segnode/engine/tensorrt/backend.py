@@ -1,7 +1,8 @@
 """Torch-TensorRT ahead of time: ``torch.export`` -> ``dynamo.compile`` -> ``.ep`` file.
 
 ``torch_tensorrt`` (and ModelOpt) are imported inside functions only, so this module imports
-on machines without them. Facts this code relies on (deploy.md sections 1-3):
+on machines without them. Facts this code relies on (docs/engine.md, "TensorRT facts and
+traps"):
 
 * The graph ends in int32 (``FrameToMask(mask_dtype=torch.int32)``): 2.13 has no converter
   for a cast to uint8; :class:`~segnode.engine.base.Engine` casts on the device afterwards.
