@@ -148,6 +148,8 @@ def build_service(
         clock=clock,
         max_age_ms=config.max_age_ms,
         batch=config.batch,
+        max_side=config.max_frame_side,
+        max_engines=config.max_engines,
     )
     service.enabled = config.enable
     return service, loaded

@@ -146,6 +146,10 @@ class NodeConfig:
         max_age_ms: Drop a frame whose header stamp is older than this when the worker takes
             it (needs synchronised clocks); 0 disables the guard.
         batch: Segment the newest frame of every camera in one engine call.
+        max_frame_side: Largest frame height or width accepted; bigger frames are counted as
+            bad before they are decoded (a 4 KB JPEG can claim 30000x30000 pixels).
+        max_engines: Engines kept at once, one per frame shape; beyond it the least recently
+            used one is dropped (a stream whose size keeps changing cannot fill the memory).
         autostart: Configure and activate at start-up (a plain ``ros2 run`` works).
         enable: Start with inference enabled (``~/enable`` toggles it).
         diagnostics_period_s: Period of the ``/diagnostics`` updates.
@@ -163,6 +167,8 @@ class NodeConfig:
     output_depth: int = 1
     max_age_ms: float = 0.0
     batch: bool = False
+    max_frame_side: int = 4096
+    max_engines: int = 8
     autostart: bool = True
     enable: bool = True
     diagnostics_period_s: float = 1.0
@@ -199,6 +205,12 @@ class NodeConfig:
         for key in ('input_depth', 'output_depth'):
             if getattr(self, key) < 1:
                 raise ConfigError(f'{key} must be >= 1, got {getattr(self, key)}')
+        if not 32 <= self.max_frame_side <= 65535:
+            raise ConfigError(
+                f'max_frame_side must be in 32..65535, got {self.max_frame_side}'
+            )
+        if not 1 <= self.max_engines <= 1024:
+            raise ConfigError(f'max_engines must be in 1..1024, got {self.max_engines}')
         for key in ('max_age_ms', 'diagnostics_period_s', 'warn_period_s'):
             if getattr(self, key) < 0:
                 raise ConfigError(f'{key} must be >= 0, got {getattr(self, key)}')

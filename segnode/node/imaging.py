@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import sys
 from typing import Any
+import warnings
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ __all__ = [
     'array_to_fields',
     'colorize',
     'compressed_to_array',
+    'declared_size',
     'encode_compressed',
     'image_to_array',
     'is_compressed',
@@ -64,14 +66,37 @@ def _encoding(encoding: str) -> tuple[int, np.dtype[Any]]:
 
 
 def _byte_view(data: Any) -> np.ndarray:
-    """A flat uint8 view of a message's ``data`` (a copy only for a non-contiguous array)."""
+    """A flat uint8 view of a message's ``data`` (a copy only for a non-contiguous buffer).
+
+    Raises:
+        ImageFormatError: ``data`` is neither bytes-like nor a sequence of integers in 0..255.
+    """
     if isinstance(data, np.ndarray):
+        if data.dtype.kind not in 'uib' or data.dtype == object:
+            raise ImageFormatError(f'image data must hold bytes, got a {data.dtype} array')
         flat: np.ndarray = np.ascontiguousarray(data).reshape(-1).view(np.uint8)
         return flat
+    if isinstance(data, (bytes, bytearray, memoryview)):
+        try:
+            return np.frombuffer(data, dtype=np.uint8)
+        except (BufferError, ValueError):  # a strided or non-byte memoryview: copy it
+            return np.frombuffer(memoryview(data).tobytes(), dtype=np.uint8)
+    if isinstance(data, (str, dict)) or data is None:
+        raise ImageFormatError(f'image data must be bytes, got {type(data).__name__}')
     try:
-        return np.frombuffer(data, dtype=np.uint8)
-    except TypeError:  # a plain sequence of ints
-        return np.asarray(data, dtype=np.uint8).reshape(-1)
+        return np.frombuffer(data, dtype=np.uint8)  # array.array('B') from rclpy
+    except (TypeError, ValueError, BufferError):
+        pass
+    try:
+        values = np.asarray(data)
+    except (TypeError, ValueError) as err:
+        raise ImageFormatError(f'image data must be bytes, got {type(data).__name__}') from err
+    if values.dtype.kind not in 'ui' or (values.size and (values.min() < 0 or values.max() > 255)):
+        raise ImageFormatError(
+            f'image data must be bytes or integers in 0..255, got {type(data).__name__} of '
+            f'{values.dtype}' + (f' in {values.min()}..{values.max()}' if values.size else '')
+        )
+    return values.astype(np.uint8).reshape(-1)
 
 
 def stamp_ns(header: Any) -> int:
@@ -146,6 +171,41 @@ def _parse_format(fmt: str) -> str:
     )
 
 
+def declared_size(msg: Any) -> tuple[int, int]:
+    """The (height, width) a message claims, read without decoding its pixels.
+
+    Raw images give their ``height`` and ``width`` fields; compressed ones the size in the
+    JPEG or PNG header (Pillow reads only the header). A frame too large to decode is refused
+    on this size before any memory is spent on it.
+
+    Raises:
+        ImageFormatError: The size fields are not integers, or the header is not readable.
+    """
+    if not is_compressed(msg):
+        try:
+            return int(msg.height), int(msg.width)
+        except (TypeError, ValueError, OverflowError) as err:
+            raise ImageFormatError(f'image height and width must be integers: {err}') from err
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    kind = _parse_format(str(msg.format))
+    data = _byte_view(msg.data)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data.tobytes())) as header:
+                width, height = header.size
+    except Image.DecompressionBombError as err:
+        raise ImageFormatError(f'{kind} CompressedImage declares a huge size: {err}') from err
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        raise ImageFormatError(
+            f'cannot read the {kind} header of a CompressedImage ({data.size} bytes)'
+        ) from err
+    return int(height), int(width)
+
+
 def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
     """Decode a ``sensor_msgs/CompressedImage`` with ``cv2.imdecode``.
 
@@ -158,7 +218,11 @@ def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
     """
     kind = _parse_format(str(msg.format))
     buf = _byte_view(msg.data)
-    image = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR) if buf.size else None
+    try:
+        image = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR) if buf.size else None
+    except cv2.error as err:  # e.g. a header claiming more than CV_IO_MAX_IMAGE_PIXELS
+        reason = ' '.join(str(err).split())
+        raise ImageFormatError(f'cannot decode {kind} CompressedImage data: {reason}') from err
     if image is None:
         raise ImageFormatError(f'cannot decode {kind} CompressedImage data ({buf.size} bytes)')
     decoded: np.ndarray = image

@@ -14,13 +14,17 @@ The node and the replay tool both run this one pipeline::
 Per frame the service measures receipt, queue wait, preprocess, inference, postprocess and
 publish times; ``total_ms`` is publish minus receipt and ``pipeline_latency_ms`` is now minus
 the header stamp (meaningful only with synchronised clocks). A frame that cannot be decoded,
-segmented or published is counted as bad and reported through ``Outputs.bad_frame``; the
-worker goes on with the next frame.
+segmented or published is counted as bad and reported through ``Outputs.bad_frame``, whatever
+went wrong with it; the worker goes on with the next frame. Frames are refused before decoding
+when the size they declare is below the network's minimum or above ``max_side``. Engines are
+kept per frame shape, at most ``max_engines`` of them (least recently used evicted). Should the
+worker thread ever stop on an error all the same, :attr:`SegmentationService.failure` says why
+and :attr:`~SegmentationService.running` turns false.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import deque, OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 import threading
@@ -29,6 +33,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from segnode.errors import SegnodeError
+from segnode.model.mfaranet import MIN_SIDE
 from segnode.node import imaging
 from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
 
@@ -43,6 +48,14 @@ __all__ = [
 ]
 
 _MS = 1e-6  # nanoseconds -> milliseconds
+MAX_SIDE = 4096  # default largest frame side accepted (node parameter max_frame_side)
+MAX_ENGINES = 8  # default number of engines kept (node parameter max_engines)
+
+
+def _reason(err: BaseException) -> str:
+    """One line naming what went wrong (SegnodeError messages as they are)."""
+    text = ' '.join(str(err).split())
+    return text if isinstance(err, SegnodeError) else f'{type(err).__name__}: {text}'
 
 
 class SegmentBatch(Protocol):
@@ -156,6 +169,9 @@ class SegmentationService:
         clock: Time source (:class:`SystemClock` by default).
         max_age_ms: Drop frames whose stamp is older than this when taken; 0 disables.
         batch: Take the newest frame of every camera and segment them in one call.
+        max_side: Refuse frames whose height or width exceeds this (before decoding them).
+        max_engines: Engines kept at once (one per frame shape and batch); the least
+            recently used one is dropped beyond it (:attr:`engines_evicted` counts them).
     """
 
     def __init__(
@@ -168,6 +184,8 @@ class SegmentationService:
         clock: Clock | None = None,
         max_age_ms: float = 0.0,
         batch: bool = False,
+        max_side: int = MAX_SIDE,
+        max_engines: int = MAX_ENGINES,
     ) -> None:
         self.cameras = tuple(cameras)
         self.outputs = outputs
@@ -175,8 +193,12 @@ class SegmentationService:
         self.max_age_ns = int(max_age_ms * 1e6)
         self.batch = batch
         self.enabled = True
+        self.max_side = max_side
+        self.max_engines = max(1, max_engines)
+        self.engines_evicted = 0
+        self.failure = ''
         self._factory = segmenter
-        self._segmenters: dict[tuple[int, int, int], SegmentBatch] = {}
+        self._segmenters: OrderedDict[tuple[int, int, int], SegmentBatch] = OrderedDict()
         self._lut = imaging.palette_lut(palette)
         self._slots = LatestSlots(self.cameras)
         self._stats = {cam: CameraStats() for cam in self.cameras}
@@ -198,7 +220,12 @@ class SegmentationService:
         now = self.clock.monotonic_ns()
         received = now if received_ns is None else received_ns
         wall = self.clock.now_ns() - (now - received)
-        item = Pending(camera, msg, imaging.stamp_ns(msg.header), received, wall)
+        try:
+            stamp = imaging.stamp_ns(msg.header)
+        except Exception as err:  # noqa: BLE001 - a message without a usable header
+            self._bad(camera, f'unusable header: {_reason(err)}', received=True)
+            return
+        item = Pending(camera, msg, stamp, received, wall)
         replaced = self._slots.put(item)
         with self._lock:
             stats = self._stats[camera]
@@ -256,23 +283,46 @@ class SegmentationService:
     def _decode(self, p: Pending) -> _Decoded | None:
         t0 = self.clock.monotonic_ns()
         try:
+            self.check_size(*imaging.declared_size(p.msg))
             frame, encoding = imaging.to_rgb_frame(p.msg)
-        except SegnodeError as err:
-            self._bad(p.camera, str(err))
+            self.check_size(frame.shape[0], frame.shape[1])
+        except Exception as err:  # noqa: BLE001 - any bad frame is counted, never fatal
+            self._bad(p.camera, _reason(err))
             return None
         return _Decoded(p, frame, encoding, t0, self.clock.monotonic_ns())
 
-    def _bad(self, camera: str, reason: str) -> None:
+    def _check_size(self, height: int, width: int) -> None:
+        if height > self.max_side or width > self.max_side:
+            raise SegnodeError(
+                f'frame is {width}x{height}, larger than max_frame_side {self.max_side} '
+                '(raise max_frame_side to accept it)'
+            )
+        if height < MIN_SIDE or width < MIN_SIDE:
+            raise SegnodeError(
+                f"frame is {width}x{height}, smaller than the network's minimum "
+                f'{MIN_SIDE}x{MIN_SIDE}'
+            )
+
+    def _bad(self, camera: str, reason: str, *, received: bool = False) -> None:
         with self._lock:
-            self._stats[camera].bad += 1
+            stats = self._stats.get(camera)
+            if stats is not None:
+                stats.bad += 1
+                stats.received += received
         if self.outputs.bad_frame:
             self.outputs.bad_frame(camera, reason)
 
     def _segmenter(self, n: int, h: int, w: int) -> SegmentBatch:
         key = (n, h, w)
-        if key not in self._segmenters:
-            self._segmenters[key] = self._factory(n, h, w)
-        return self._segmenters[key]
+        if key in self._segmenters:
+            self._segmenters.move_to_end(key)
+            return self._segmenters[key]
+        segmenter = self._factory(n, h, w)
+        self._segmenters[key] = segmenter
+        while len(self._segmenters) > self.max_engines:
+            self._segmenters.popitem(last=False)
+            self.engines_evicted += 1
+        return segmenter
 
     def _segment_and_publish(
         self, group: list[_Decoded], shape: tuple[int, ...], encoding: str
@@ -283,18 +333,18 @@ class SegmentationService:
             masks = segmenter.segment_batch([d.frame for d in group], encoding).masks
         except SegnodeError as err:
             for d in group:
-                self._bad(d.pending.camera, str(err))
+                self._bad(d.pending.camera, _reason(err))
             return
         except Exception as err:  # noqa: BLE001 - e.g. CUDA out of memory: drop, keep serving
             for d in group:
-                self._bad(d.pending.camera, f'segmentation failed: {type(err).__name__}: {err}')
+                self._bad(d.pending.camera, f'segmentation failed: {_reason(err)}')
             return
         t_done = self.clock.monotonic_ns()
         for d, mask in zip(group, masks):
             try:
                 self._publish(d, mask, t_infer, t_done)
             except Exception as err:  # noqa: BLE001 - one failing output must not stop the rest
-                self._bad(d.pending.camera, f'publishing failed: {type(err).__name__}: {err}')
+                self._bad(d.pending.camera, f'publishing failed: {_reason(err)}')
 
     def _publish(self, d: _Decoded, mask: np.ndarray, t_infer: int, t_done: int) -> None:
         p, out, clock = d.pending, self.outputs, self.clock
@@ -348,8 +398,11 @@ class SegmentationService:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            self.process_once(timeout=0.1)
+        try:
+            while not self._stop.is_set():
+                self.process_once(timeout=0.1)
+        except BaseException as err:  # noqa: BLE001 - the last guard: say why the worker stopped
+            self.failure = _reason(err)
 
     def stop(self) -> None:
         """Stop the worker thread and discard frames still waiting (not counted as drops)."""
@@ -362,8 +415,8 @@ class SegmentationService:
 
     @property
     def running(self) -> bool:
-        """Whether the worker thread runs."""
-        return self._thread is not None
+        """Whether the worker thread runs (false once it has stopped on an error)."""
+        return self._thread is not None and self._thread.is_alive()
 
     def segmenters(self) -> list[SegmentBatch]:
         """The segmenters built so far (one per frame shape and batch)."""

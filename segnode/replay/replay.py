@@ -27,7 +27,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segnode.engine.segmenter import describe_engines
-from segnode.errors import ReplayError, SegnodeError
+from segnode.errors import ReplayError
 from segnode.metrics import confusion_matrix
 from segnode.node import imaging
 from segnode.node.assemble import build_service, load_labelled_model, LoadedModel
@@ -158,8 +158,9 @@ class _Run:
                 continue
             try:
                 frame, _ = imaging.to_rgb_frame(first.msg)
-            except SegnodeError:
-                continue  # reported as a bad frame when it is replayed
+                self.service.check_size(frame.shape[0], frame.shape[1])
+            except Exception:  # noqa: BLE001 - reported as a bad frame when it is replayed
+                continue
             self.service.prepare(frame.shape[0], frame.shape[1])
 
     def run(self) -> None:

@@ -25,7 +25,7 @@ COST_NS = 50_000_000  # the model takes 50 ms
 PALETTE = np.array([[10, 20, 30], [40, 50, 60], [70, 80, 90]], np.uint8)
 
 
-def image(stamp_ns: int, h: int = 4, w: int = 6, encoding: str = 'rgb8', value: int = 0) -> Any:
+def image(stamp_ns: int, h: int = 32, w: int = 48, encoding: str = 'rgb8', value: int = 0) -> Any:
     channels = 1 if encoding.startswith('mono') else 3
     fields = imaging.array_to_fields(
         np.full((h, w, channels) if channels > 1 else (h, w), value, np.uint8), encoding
@@ -192,7 +192,7 @@ def test_engine_errors_count_as_bad_frames() -> None:
     )
     svc.submit('cam', image(0))
     svc.process_once()
-    assert rec.bad == [('cam', 'no engine for 4x6; run segnode export')]
+    assert rec.bad == [('cam', 'no engine for 32x48; run segnode export')]
 
 
 def test_colour_only_when_wanted_and_palette_exact() -> None:
@@ -204,7 +204,7 @@ def test_colour_only_when_wanted_and_palette_exact() -> None:
         assert len(rec.colors) == int(wanted)
         cam, header, mask = rec.labels[0]
         assert header is rec.results[0].header  # the input header, not a copy or now()
-        assert mask.shape == (4, 6) and mask.dtype == np.uint8
+        assert mask.shape == (32, 48) and mask.dtype == np.uint8
     assert (rec.colors[0] == PALETTE[1]).all()
 
 
@@ -214,11 +214,11 @@ def test_batching_segments_every_camera_in_one_call() -> None:
     svc.submit('a', image(0))
     svc.submit('b', image(0))
     assert svc.process_once() == 2
-    assert shapes == [(2, 4, 6)]
+    assert shapes == [(2, 32, 48)]
     assert sorted(r.camera for r in rec.results) == ['a', 'b']
-    svc.submit('a', image(1, h=8))  # another shape: its own segmenter
+    svc.submit('a', image(1, h=64))  # another shape: its own segmenter
     svc.process_once()
-    assert shapes == [(2, 4, 6), (1, 8, 6)]
+    assert shapes == [(2, 32, 48), (1, 64, 48)]
 
 
 def test_disabled_service_ignores_frames() -> None:

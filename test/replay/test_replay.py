@@ -27,7 +27,7 @@ from segnode.replay.timeline import ReplayClock
 
 PERIOD_NS = 33_333_333  # 30 Hz
 T0 = 1_700_000_000 * 10**9
-H, W = 4, 6
+H, W = 32, 48
 CONFIG = NodeConfig(engine=EngineConfig(backend='eager', device='cpu', parity_gate=False))
 LOADED = LoadedModel(model=None, table=CAMVID, sha256='', description='fake', trained=False)  # type: ignore[arg-type]
 
@@ -147,21 +147,22 @@ def test_accuracy_against_a_hand_computed_case(tmp_path: Path) -> None:
     truth[0, 0] = 255  # ignored
     bag = write_bag(tmp_path / 'in', 3, labels=truth)
     result = run(bag)
-    # Frames 0, 1, 2 predict 0, 1, 2. Confusion rows truth, columns prediction:
-    # class 0 pixels (11 scored): predicted 0 in frame 0, 1 in frame 1, 2 in frame 2;
-    # class 1 pixels (12): likewise.
+    # Frames 0, 1, 2 predict 0, 1, 2. Confusion rows truth, columns prediction: the n0 scored
+    # class-0 pixels are predicted 0 in frame 0, 1 in frame 1, 2 in frame 2; the n1 class-1
+    # pixels likewise.
+    n0, n1 = H * (W // 2) - 1, H * (W - W // 2)
     c = result.confusion
-    assert c[0, :3].tolist() == [11, 11, 11] and c[1, :3].tolist() == [12, 12, 12]
-    assert int(c.sum()) == 69 and result.cameras[0].scored == 3
+    assert c[0, :3].tolist() == [n0] * 3 and c[1, :3].tolist() == [n1] * 3
+    assert int(c.sum()) == 3 * (n0 + n1) and result.cameras[0].scored == 3
     from segnode.replay.report import summarize
 
     doc = summarize(result)
-    iou0 = 11 / (33 + 23 - 11)  # TP / (truth 0 + predicted 0 - TP)
-    iou1 = 12 / (36 + 23 - 12)
+    iou0 = n0 / (3 * n0 + (n0 + n1) - n0)  # TP / (truth 0 + predicted 0 - TP)
+    iou1 = n1 / (3 * n1 + (n0 + n1) - n1)
     assert doc['per_class_iou']['sky'] == pytest.approx(iou0)
     assert doc['per_class_iou']['building'] == pytest.approx(iou1)
     assert doc['miou'] == pytest.approx((iou0 + iou1 + 0.0) / 3)  # class 2: predicted, never true
-    assert doc['pixel_accuracy'] == pytest.approx(23 / 69)
+    assert doc['pixel_accuracy'] == pytest.approx((n0 + n1) / (3 * (n0 + n1)))
 
 
 def test_consumer_accuracy_scores_dropped_frames_with_the_last_mask(tmp_path: Path) -> None:
@@ -175,18 +176,20 @@ def test_consumer_accuracy_scores_dropped_frames_with_the_last_mask(tmp_path: Pa
     assert (cam.processed, cam.dropped) == (5, 1)
     # Frames 0, 1, 3, 4, 5 predict 0, 1, 0, 1, 2; the dropped frame 2 is scored with frame 1's
     # mask (class 1: correct) in the consumer view only.
-    assert result.confusion[1, :3].tolist() == [48, 48, 24]
-    assert result.consumer_confusion[1, :3].tolist() == [48, 72, 24]
+    n = H * W  # pixels a frame
+    assert result.confusion[1, :3].tolist() == [2 * n, 2 * n, n]
+    assert result.consumer_confusion[1, :3].tolist() == [2 * n, 3 * n, n]
     from segnode.replay.report import summarize
 
     doc = summarize(result)
-    assert doc['pixel_accuracy'] == pytest.approx(48 / 120)
+    assert doc['pixel_accuracy'] == pytest.approx(2 / 5)
     assert doc['consumer_miou'] is not None
 
 
 def test_labels_of_the_wrong_size_leave_no_output_bag(tmp_path: Path) -> None:
     bag = write_bag(tmp_path / 'in', 2, labels=np.zeros((H + 1, W), np.uint8))
-    with pytest.raises(ReplayError, match=r'label of camera front .* is 6x5 but the frame is 6x4'):
+    message = rf'label of camera front .* is {W}x{H + 1} but the frame is {W}x{H}'
+    with pytest.raises(ReplayError, match=message):
         run(bag, out_bag=str(tmp_path / 'out'))
     assert sorted(p.name for p in tmp_path.iterdir()) == ['in']
 
