@@ -291,7 +291,12 @@ class SegmentationService:
             return None
         return _Decoded(p, frame, encoding, t0, self.clock.monotonic_ns())
 
-    def _check_size(self, height: int, width: int) -> None:
+    def check_size(self, height: int, width: int) -> None:
+        """Refuse a frame size outside ``[MIN_SIDE, max_side]``.
+
+        Raises:
+            SegnodeError: The size, and the limit it breaks.
+        """
         if height > self.max_side or width > self.max_side:
             raise SegnodeError(
                 f'frame is {width}x{height}, larger than max_frame_side {self.max_side} '
