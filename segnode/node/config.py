@@ -206,9 +206,7 @@ class NodeConfig:
             if getattr(self, key) < 1:
                 raise ConfigError(f'{key} must be >= 1, got {getattr(self, key)}')
         if not 32 <= self.max_frame_side <= 65535:
-            raise ConfigError(
-                f'max_frame_side must be in 32..65535, got {self.max_frame_side}'
-            )
+            raise ConfigError(f'max_frame_side must be in 32..65535, got {self.max_frame_side}')
         if not 1 <= self.max_engines <= 1024:
             raise ConfigError(f'max_engines must be in 1..1024, got {self.max_engines}')
         for key in ('max_age_ms', 'diagnostics_period_s', 'warn_period_s'):

@@ -19,15 +19,19 @@ RATE_WINDOW_S = 5.0  # publish rate and "no output" are judged over this window
 
 
 class Summary(NamedTuple):
-    """One diagnostic status: healthy or not, a one-line message, key -> text values."""
+    """One diagnostic status: healthy or not, a one-line message, key -> text values.
+
+    ``error`` marks a status that is not merely a warning (the worker has stopped).
+    """
 
     ok: bool
     message: str
     values: dict[str, str]
+    error: bool = False
 
 
 def camera_summary(
-    stats: CameraStats, now_ns: int, *, active: bool, enabled: bool = True
+    stats: CameraStats, now_ns: int, *, active: bool, enabled: bool = True, failure: str = ''
 ) -> Summary:
     """Rate, drops, bad frames and p50/p95 of ``total_ms`` of one camera.
 
@@ -36,6 +40,7 @@ def camera_summary(
         now_ns: The service clock's ``monotonic_ns()`` now (publish times use it).
         active: Whether the node is active (subscribed, worker running).
         enabled: Whether inference is enabled (``~/enable``).
+        failure: Why the service's worker stopped (``SegmentationService.failure``), if it did.
 
     Returns:
         Not ok when active and enabled but nothing was published for ``RATE_WINDOW_S`` although
@@ -57,6 +62,8 @@ def camera_summary(
         'dropped_stale': str(stats.stale),
         'bad': str(stats.bad),
     }
+    if failure:
+        return Summary(False, f'worker stopped: {failure}', values, error=True)
     if not active:
         return Summary(True, 'inactive', values)
     if not enabled:

@@ -163,9 +163,14 @@ def label_info_msg(
     return LabelInfo(class_map=classes, threshold=float(threshold))
 
 
-def fill_status(stat: Any, ok: bool, message: str, values: Mapping[str, str]) -> Any:
-    """Fill a ``diagnostic_updater`` status (``DiagnosticStatusWrapper``): OK or WARN, values."""
-    stat.summary(DiagnosticStatus.OK if ok else DiagnosticStatus.WARN, message)
+def fill_status(
+    stat: Any, ok: bool, message: str, values: Mapping[str, str], error: bool = False
+) -> Any:
+    """Fill a ``diagnostic_updater`` status (``DiagnosticStatusWrapper``): OK, WARN or ERROR."""
+    level = (
+        DiagnosticStatus.ERROR if error else DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
+    )
+    stat.summary(level, message)
     for key, value in values.items():
         stat.add(key, str(value))
     return stat

@@ -270,7 +270,9 @@ class SegNode(LifecycleNode):
         service = self._service
         stats = service.stats()[camera]
         now = service.clock.monotonic_ns()
-        summary = camera_summary(stats, now, active=service.running, enabled=service.enabled)
+        summary = camera_summary(
+            stats, now, active=service.running, enabled=service.enabled, failure=service.failure
+        )
         return convert.fill_status(stat, *summary)
 
     def _diagnose_engine(self, stat: Any) -> Any:

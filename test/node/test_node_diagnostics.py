@@ -22,7 +22,7 @@ def stats(publish_s: list[float], totals: list[float], received: int, bad: int =
 def test_rate_and_percentiles() -> None:
     # 11 publishes 0.1 s apart within the window: 10 Hz.
     s = stats([100 + 0.1 * i for i in range(11)], [float(v) for v in range(1, 101)], received=20)
-    ok, message, values = camera_summary(s, 101 * S, active=True)
+    ok, message, values, _ = camera_summary(s, 101 * S, active=True)
     assert ok and message.startswith('10.0 Hz')
     assert values['rate_hz'] == '10.00'
     assert values['latency_p50_ms'] == '50.50' and values['latency_p95_ms'] == '95.05'
@@ -35,7 +35,7 @@ def test_rate_and_percentiles() -> None:
 
 def test_stalled_camera_is_a_warning() -> None:
     s = stats([100.0], [5.0], received=50, bad=49)
-    ok, message, _ = camera_summary(s, int((100 + RATE_WINDOW_S + 1) * S), active=True)
+    ok, message, _, _ = camera_summary(s, int((100 + RATE_WINDOW_S + 1) * S), active=True)
     assert not ok and 'no mask published' in message and '49 bad' in message
 
 
@@ -44,14 +44,22 @@ def test_stalled_camera_is_a_warning() -> None:
     [(False, True, 5, 'inactive'), (True, False, 5, 'paused'), (True, True, 0, 'waiting')],
 )
 def test_idle_states_are_ok(active: bool, enabled: bool, received: int, expected: str) -> None:
-    ok, message, _ = camera_summary(stats([], [], received), 0, active=active, enabled=enabled)
+    ok, message, _, _ = camera_summary(stats([], [], received), 0, active=active, enabled=enabled)
     assert ok and message.startswith(expected)
 
 
 def test_engine_summary() -> None:
     engine = SimpleNamespace(batch=1, height=512, width=1024, dynamic=False, backend='eager',
                              precision='fp32', device='cpu')  # fmt: skip
-    ok, message, values = engine_summary([SimpleNamespace(engine=engine, report=None)], 'm.pt')
+    ok, message, values, _ = engine_summary([SimpleNamespace(engine=engine, report=None)], 'm.pt')
     assert ok and message == 'eager fp32 on cpu'
     assert values == {'model': 'm.pt', 'engine 1x512x1024': 'eager fp32 on cpu'}
     assert 'no engine yet' in engine_summary([], 'm.pt').message
+
+
+def test_a_stopped_worker_is_an_error() -> None:
+    summary = camera_summary(
+        CameraStats(received=3), 0, active=False, failure='MemoryError: out of memory'
+    )
+    assert summary.error and not summary.ok
+    assert summary.message == 'worker stopped: MemoryError: out of memory'
