@@ -17,8 +17,11 @@ from collections.abc import Mapping, Sequence
 import datetime
 import hashlib
 from pathlib import Path
+import pickle
+import re
 import subprocess
 from typing import Any
+import zipfile
 
 import torch
 from torch import nn, Tensor
@@ -34,6 +37,7 @@ __all__ = [
     'atomic_save',
     'build_from_checkpoint',
     'git_revision',
+    'load_tensors_file',
     'load_model',
     'read_checkpoint',
     'save_checkpoint',
@@ -138,12 +142,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
             or a file that is not a segnode checkpoint.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'checkpoint not found: {path}')
-    try:
-        raw = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or foreign files
-        raise CheckpointError(f'cannot read checkpoint {path}: {err}') from err
+    raw = load_tensors_file(path, 'checkpoint')
     if not isinstance(raw, dict) or raw.get('format') != FORMAT:
         if isinstance(raw, dict) and 'state_dict' in raw:
             raise CheckpointError(
@@ -157,6 +156,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     if not isinstance(state, dict) or not isinstance(meta, dict):
         raise CheckpointError(f'{path}: a segnode checkpoint needs a state_dict and a meta dict')
     _check_tensors(state, path)
+    _check_meta(meta, path)
     recorded = meta.get('weights_sha256')
     if recorded is not None and recorded != state_sha256(state):
         raise CheckpointError(
@@ -164,6 +164,71 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
             '(the file is corrupt or was altered)'
         )
     return state, meta
+
+
+def load_tensors_file(path: Path, what: str) -> Any:
+    """``torch.load`` with ``weights_only=True``, every failure as a one-line CheckpointError.
+
+    Args:
+        path: The file.
+        what: What it should be (``'checkpoint'``, ``'training state'``), for messages.
+    """
+    if path.is_dir():
+        raise CheckpointError(f'{what} {path} is a directory, not a file')
+    if not path.is_file():
+        raise CheckpointError(f'{what} not found: {path}')
+    if path.stat().st_size == 0:
+        raise CheckpointError(f'{what} {path} is empty (0 bytes)')
+    try:
+        return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r'Unsupported global: GLOBAL (\S+)', str(err))
+        if found:
+            raise CheckpointError(
+                f'{what} {path} holds Python objects besides tensors and plain data '
+                f'({found.group(1)}: code that would run on loading); refused'
+            ) from None
+        raise CheckpointError(
+            f'{what} {path} is not a PyTorch file (its pickle data is not a torch.save file)'
+        ) from None
+    except Exception as err:  # noqa: BLE001 - torch raises many types for corrupt files
+        if not zipfile.is_zipfile(path):
+            raise CheckpointError(
+                f'{what} {path} is not a PyTorch file (neither a zip archive nor a legacy '
+                'torch.save file)'
+            ) from None
+        reason = ' '.join(str(err).split()) or type(err).__name__
+        raise CheckpointError(
+            f'cannot read {what} {path}: {reason} (truncated or corrupt?)'
+        ) from None
+
+
+def _check_meta(meta: Mapping[str, Any], path: Path) -> None:
+    """The metadata fields the loaders read have the types they expect."""
+    if not isinstance(meta.get('model'), dict):
+        raise CheckpointError(f'{path}: meta.model must be a mapping of model options')
+    classes = meta.get('classes', {})
+    if not isinstance(classes, dict):
+        raise CheckpointError(f'{path}: meta.classes must be a mapping with names and palette')
+    names = classes.get('names', [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CheckpointError(f'{path}: meta.classes.names must be a list of strings')
+    palette = classes.get('palette', [])
+    if not isinstance(palette, list) or not all(
+        isinstance(c, (list, tuple))
+        and len(c) == 3
+        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
+        for c in palette
+    ):
+        raise CheckpointError(
+            f'{path}: meta.classes.palette must be a list of [r, g, b] integers in 0..255'
+        )
+    if palette and len(palette) != len(names):
+        raise CheckpointError(
+            f'{path}: meta.classes has {len(names)} names but {len(palette)} palette colours'
+        )
+    if not isinstance(meta.get('equalizers', {}), dict):
+        raise CheckpointError(f'{path}: meta.equalizers must be a mapping')
 
 
 def _check_tensors(state: Mapping[str, Any], path: Path) -> None:

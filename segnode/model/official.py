@@ -20,6 +20,7 @@ import torch
 from torch import Tensor
 
 from segnode.errors import CheckpointError
+from segnode.model.checkpoint import load_tensors_file
 from segnode.model.mfaranet import build_mfaranet, MFARANet
 
 __all__ = ['convert_official_state', 'load_official']
@@ -116,12 +117,7 @@ def load_official(
             that do not fit.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'official checkpoint not found: {path}')
-    try:
-        raw = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # corrupt, truncated or foreign files raise many types
-        raise CheckpointError(f'cannot read {path}: {err}') from err
+    raw = load_tensors_file(path, 'official checkpoint')
     if isinstance(raw, dict) and isinstance(raw.get('state_dict'), dict):
         raw = raw['state_dict']
     if not isinstance(raw, dict) or not all(isinstance(v, Tensor) for v in raw.values()):

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from segnode.errors import CheckpointError
-from segnode.model.checkpoint import atomic_save
+from segnode.model.checkpoint import atomic_save, load_tensors_file
 
 __all__ = [
     'get_rng_state',
@@ -94,12 +94,7 @@ def load_state(path: str | Path) -> dict[str, Any]:
         CheckpointError: Missing, unreadable or not a segnode training state.
     """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f'training state not found: {path}')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt files
-        raise CheckpointError(f'cannot read training state {path}: {err}') from err
+    state = load_tensors_file(path, 'training state')
     if not isinstance(state, dict) or state.get('format') != FORMAT:
         raise CheckpointError(
             f'{path} is not a segnode training state (model checkpoints cannot be resumed; '

@@ -80,7 +80,7 @@ def test_shape_mismatch_is_named(tmp_path: Path) -> None:
     _save(build_mfaranet(num_classes=3), path)
     raw = torch.load(path, weights_only=True)
     raw['meta']['model']['num_classes'] = 5
-    raw['meta']['classes']['names'] = list('abcde')
+    raw['meta']['classes'] = {'names': list('abcde'), 'palette': [[0, 0, 0]] * 5}
     torch.save(raw, path)
     with pytest.raises(CheckpointError, match=r'score_heads.0.weight has shape \(3, 128, 1, 1\)'):
         build_from_checkpoint(path)
@@ -162,3 +162,57 @@ def test_failed_write_leaves_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(OSError, match='disk full'):
         _save(build_mfaranet(num_classes=2), tmp_path / 'm.pt')
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ('content', 'message'),
+    [
+        (b'', r'is empty \(0 bytes\)'),
+        (b'just some text\n', 'is not a PyTorch file'),
+    ],
+)
+def test_unreadable_files_say_why_in_one_line(
+    tmp_path: Path, content: bytes, message: str
+) -> None:
+    path = tmp_path / 'x.pt'
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=message) as info:
+        read_checkpoint(path)
+    assert '\n' not in str(info.value)
+
+
+def test_a_directory_is_not_a_checkpoint(tmp_path: Path) -> None:
+    with pytest.raises(CheckpointError, match='is a directory, not a file'):
+        read_checkpoint(tmp_path)
+
+
+def test_a_pickle_with_code_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = tmp_path / 'evil.pt'
+    torch.save({'format': 'segnode-checkpoint', 'payload': Path('/tmp')}, path)
+    with pytest.raises(CheckpointError, match='holds Python objects besides tensors') as info:
+        read_checkpoint(path)
+    assert '\n' not in str(info.value) and 'weights_only=False' not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ('change', 'message'),
+    [
+        ({'classes': 3}, 'meta.classes must be a mapping'),
+        ({'classes': {'names': 3, 'palette': []}}, 'names must be a list of strings'),
+        ({'classes': {'names': ['a', 'b', 'c'], 'palette': [[1, 2]] * 3}}, 'palette must be'),
+        ({'classes': {'names': ['a', 'b', 'c'], 'palette': ['red'] * 3}}, 'palette must be'),
+        ({'classes': {'names': ['a', 'b', 'c'], 'palette': [[999, 0, 0]] * 3}}, 'palette must'),
+        ({'equalizers': 5}, 'meta.equalizers must be a mapping'),
+        ({'model': None}, 'meta.model must be a mapping'),
+    ],
+)
+def test_odd_metadata_is_refused_naming_the_field(
+    tmp_path: Path, change: dict[str, object], message: str
+) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    raw = torch.load(path, weights_only=True)
+    raw['meta'].update(change)
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=message):
+        read_checkpoint(path)
