@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 import dataclasses
 from dataclasses import dataclass
+import math
 from pathlib import Path
+import reprlib
 import types
 import typing
 from typing import Any, TYPE_CHECKING, TypeVar
@@ -34,6 +36,7 @@ __all__ = [
     'config_to_dict',
     'read_yaml',
     'resolve_device',
+    'short_repr',
 ]
 
 T = TypeVar('T')
@@ -150,23 +153,23 @@ class EngineConfig:
         if isinstance(self.input_size, list):  # from YAML or JSON
             object.__setattr__(self, 'input_size', tuple(self.input_size))
         if self.input_size is not None and (
-            len(self.input_size) != 2 or min(self.input_size) < 32
+            len(self.input_size) != 2 or min(self.input_size) < 32 or max(self.input_size) > 8192
         ):
             raise ConfigError(
-                f'engine.input_size must be (h, w) with both >= 32, got {self.input_size}'
+                f'engine.input_size must be (h, w) with both in 32..8192, got {self.input_size}'
             )
-        if self.max_side < 64 or self.max_side % 32:
+        if not 64 <= self.max_side <= 8192 or self.max_side % 32:
             raise ConfigError(
-                f'engine.max_side must be a multiple of 32 >= 64, got {self.max_side}'
+                f'engine.max_side must be a multiple of 32 in 64..8192, got {self.max_side}'
             )
-        if self.parity_frames < 1:
-            raise ConfigError(f'engine.parity_frames must be >= 1, got {self.parity_frames}')
+        if not 1 <= self.parity_frames <= 1000:
+            raise ConfigError(f'engine.parity_frames must be in 1..1000, got {self.parity_frames}')
         for name in ('min_agreement', 'min_cosine'):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f'engine.{name} must be in [0, 1], got {value}')
-        if self.threads < 0:
-            raise ConfigError(f'engine.threads must be >= 0, got {self.threads}')
+        if not 0 <= self.threads <= 1024:
+            raise ConfigError(f'engine.threads must be in 0..1024, got {self.threads}')
 
 
 def _is_cuda_index(device: str) -> bool:
@@ -217,6 +220,12 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
         )
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    odd = [k for k in data if not isinstance(k, str)]
+    if odd:
+        raise ConfigError(
+            f'{where or cls.__name__}: keys must be names, got {short_repr(odd[0])} '
+            f'({type(odd[0]).__name__})'
+        )
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(
@@ -227,12 +236,34 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
         if not _type_ok(value, hints[key]):
             raise ConfigError(
                 f'{where}{key} must be of type {hints[key]}, '
-                f'got {value!r} ({type(value).__name__})'
+                f'got {short_repr(value)} ({type(value).__name__})'
             )
+        if not _finite(value):
+            raise ConfigError(f'{where}{key} must be a finite number, got {value!r}')
         if typing.get_origin(hints[key]) is tuple and isinstance(value, list):
             value = tuple(value)
         values[key] = value
     return cls(**values)
+
+
+def short_repr(value: Any) -> str:
+    """``repr`` cut to about 80 characters (values from files can be huge)."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
+
+
+def _finite(value: Any) -> bool:
+    """No NaN or infinity in a number or a list or tuple of numbers."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, (list, tuple)) and len(value) <= 10_000:
+        return all(_finite(v) for v in value)
+    return True
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
@@ -271,7 +302,20 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
 
 
 class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses duplicate keys (the last would silently win)."""
+    """PyYAML's safe loader that refuses duplicate keys and aliases.
+
+    A duplicate key would silently win over the first; aliases (``*name``) are refused because
+    ROS 2's own params parser has none and nested ones expand exponentially ("billion
+    laughs": a 1 KB file becomes gigabytes).
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, 'aliases (*name) are not allowed', event.start_mark
+            )
+        return super().compose_node(parent, index)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()

@@ -13,13 +13,21 @@ and ``[]`` for an unset ``engine.input_size``.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+import math
 from pathlib import Path
 import re
 from typing import Any
 
-from segnode.config import config_from_dict, config_to_dict, EngineConfig, read_yaml
+from segnode.config import (
+    config_from_dict,
+    config_to_dict,
+    EngineConfig,
+    read_yaml,
+    short_repr,
+)
 from segnode.errors import ConfigError
 
 __all__ = [
@@ -39,6 +47,7 @@ QOS_PRESETS = ('SENSOR_DATA', 'DEFAULT', 'SYSTEM_DEFAULT')
 TRANSPORTS = ('raw', 'compressed')
 COLOR_MODES = ('auto', 'always', 'never')
 _NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+MAX_CAMERAS = 64  # more is a mistake (and each camera costs a subscription and an engine)
 
 
 @dataclass(frozen=True)
@@ -65,8 +74,8 @@ class CameraConfig:
         """Validate the name, transport and QoS preset; default the topic."""
         if not _NAME.match(self.name):
             raise ConfigError(
-                f'camera name {self.name!r} must start with a letter and contain only letters, '
-                'digits and underscores'
+                f'camera name {short_repr(self.name)} must start with a letter and contain '
+                'only letters, digits and underscores'
             )
         if not self.topic:
             object.__setattr__(self, 'topic', f'{self.name}/image_raw')
@@ -115,6 +124,11 @@ class LabelModelConfig:
         """Validate the class count and the palette layout."""
         if not 0 <= self.num_classes <= 255:
             raise ConfigError(f'model.num_classes must be in 0..255, got {self.num_classes}')
+        if len(self.class_names) > 255 or len(self.palette) > 3 * 255:
+            raise ConfigError(
+                f'model.class_names has {len(self.class_names)} names and model.palette '
+                f'{len(self.palette)} values; at most 255 classes (765 values)'
+            )
         if len(self.palette) % 3 or any(not 0 <= v <= 255 for v in self.palette):
             raise ConfigError(
                 'model.palette must be a flat list of r, g, b values in 0..255 (3 per class), '
@@ -180,9 +194,11 @@ class NodeConfig:
         object.__setattr__(self, 'camera_names', names)
         if not names:
             raise ConfigError('camera_names must name at least one camera')
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if len(names) > MAX_CAMERAS:
+            raise ConfigError(f'camera_names lists {len(names)} cameras, at most {MAX_CAMERAS}')
+        duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
         if duplicates:
-            raise ConfigError(f'camera_names lists {duplicates[0]!r} more than once')
+            raise ConfigError(f'camera_names lists {short_repr(duplicates[0])} more than once')
         given = {c.name: c for c in self.cameras}
         extra = sorted(set(given) - set(names))
         if extra:
@@ -210,8 +226,9 @@ class NodeConfig:
         if not 1 <= self.max_engines <= 1024:
             raise ConfigError(f'max_engines must be in 1..1024, got {self.max_engines}')
         for key in ('max_age_ms', 'diagnostics_period_s', 'warn_period_s'):
-            if getattr(self, key) < 0:
-                raise ConfigError(f'{key} must be >= 0, got {getattr(self, key)}')
+            value = getattr(self, key)
+            if not math.isfinite(value) or not 0 <= value <= 86_400_000:
+                raise ConfigError(f'{key} must be a finite number >= 0, got {value}')
 
     def camera(self, name: str) -> CameraConfig:
         """The configuration of camera ``name``."""
@@ -240,6 +257,14 @@ def node_config_from_dict(data: Mapping[str, Any], where: str = '') -> NodeConfi
     cameras = top.pop('cameras', {}) or {}
     if not isinstance(cameras, Mapping):
         raise ConfigError(f'{where}cameras must map camera names to {{topic, transport}}')
+    if len(cameras) > MAX_CAMERAS:
+        raise ConfigError(f'{where}cameras: {len(cameras)} entries, at most {MAX_CAMERAS}')
+    for name, spec in cameras.items():
+        if spec is not None and not isinstance(spec, Mapping):
+            raise ConfigError(
+                f'{where}cameras.{name!s:.60} must be a mapping such as '
+                f'{{topic: /front/image_raw}}, got {short_repr(spec)}'
+            )
     values['cameras'] = tuple(
         config_from_dict(
             CameraConfig, {'name': str(name), **_none_for_empty(spec or {})}, f'cameras.{name}.'

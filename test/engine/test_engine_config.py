@@ -32,7 +32,9 @@ def test_from_mapping_turns_lists_into_tuples() -> None:
         ({'input_size': (16, 64)}, 'engine.input_size must be'),
         ({'max_side': 1000}, 'engine.max_side must be a multiple of 32'),
         ({'min_agreement': 1.5}, r'engine.min_agreement must be in \[0, 1\]'),
-        ({'parity_frames': 0}, 'engine.parity_frames must be >= 1'),
+        ({'parity_frames': 0}, 'engine.parity_frames must be in 1..1000'),
+        ({'threads': 10**23}, 'engine.threads must be in 0..1024'),
+        ({'max_side': 2**40}, 'engine.max_side must be a multiple of 32 in 64..8192'),
     ],
 )
 def test_invalid_values_name_the_field(values: dict[str, object], message: str) -> None:

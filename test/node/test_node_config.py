@@ -122,3 +122,55 @@ def test_file_shape_errors(tmp_path: Path) -> None:
     bad.write_text('/**: {ros__parameters: [\n')
     with pytest.raises(ConfigError, match='not valid YAML'):
         load_node_config(bad)
+
+
+@pytest.mark.parametrize(
+    ('body', 'message'),
+    [
+        ('    3: 1\n', 'keys must be names, got 3'),
+        ('    null: 1\n', 'keys must be names, got None'),
+        ('    yes: 1\n', 'keys must be names, got True'),
+        ('    3: 1\n    autostart: true\n', 'keys must be names'),
+        (
+            '    camera_names: [front]\n    cameras: {front: abc}\n',
+            'cameras.front must be a mapping',
+        ),
+        ('    max_age_ms: .nan\n', 'max_age_ms must be a finite number'),
+        ('    diagnostics_period_s: .inf\n', 'diagnostics_period_s must be a finite number'),
+        ('    engine: {min_agreement: .nan}\n', 'engine.min_agreement must be a finite number'),
+        ('    engine: {threads: 100000000}\n', 'engine.threads must be in 0..1024'),
+        ('    autostart: true\n    autostart: false\n', "duplicate key 'autostart'"),
+        ('    a: &x [front]\n    camera_names: *x\n', r'aliases \(\*name\) are not allowed'),
+    ],
+)
+def test_hostile_params_files_fail_in_one_line(tmp_path: Path, body: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        load_node_config(write(tmp_path, body))
+    assert '\n' not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_billion_laughs_are_refused_at_once(tmp_path: Path) -> None:
+    lines = ['    l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]']
+    lines += [f'    l{i}: &l{i} [{", ".join([f"*l{i - 1}"] * 9)}]' for i in range(1, 9)]
+    lines.append('    camera_names: *l8')
+    with pytest.raises(ConfigError, match='aliases'):
+        load_node_config(write(tmp_path, '\n'.join(lines) + '\n'))
+
+
+def test_binary_deep_and_huge_files_are_one_line_errors(tmp_path: Path) -> None:
+    path = tmp_path / 'params.yaml'
+    path.write_bytes(b'\x89PNG\r\n\x1a\n\x00\x00\xff\xfe')
+    with pytest.raises(ConfigError, match='not UTF-8'):
+        load_node_config(path)
+    path.write_text('/**:\n  ros__parameters:\n    x: ' + '[' * 1000 + ']' * 1000 + '\n')
+    with pytest.raises(ConfigError, match='nested too deeply'):
+        load_node_config(path)
+    names = ', '.join(f'c{i}' for i in range(30_000))
+    with pytest.raises(ConfigError, match='30000 cameras, at most 64'):
+        load_node_config(write(tmp_path, f'    camera_names: [{names}]\n'))
+
+
+def test_duplicate_camera_names_are_found_in_linear_time() -> None:
+    names = [f'c{i}' for i in range(60)] + ['c7']
+    with pytest.raises(ConfigError, match="camera_names lists 'c7' more than once"):
+        NodeConfig(camera_names=tuple(names))
