@@ -55,3 +55,18 @@ def test_overrides_parse_yaml_values() -> None:
 def test_bad_overrides_name_the_key(override: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_train_config(CONFIGS / 'camvid.yaml', [override])
+
+
+@pytest.mark.parametrize('name', sorted(p.name for p in CONFIGS.glob('*.yaml')))
+def test_every_shipped_recipe_loads(name: str) -> None:
+    cfg = load_train_config(CONFIGS / name)
+    assert cfg.max_iters or cfg.epochs
+
+
+def test_the_from_scratch_recipe_uses_one_rate_and_a_warm_up() -> None:
+    phase1 = load_train_config(CONFIGS / 'camvid-scratch.yaml')
+    phase2 = load_train_config(CONFIGS / 'camvid-scratch-finish.yaml')
+    assert phase1.head_lr_mult == phase2.head_lr_mult == 1.0
+    assert phase1.warmup_iters > 0 and phase2.warmup_iters > 0 and not phase1.pretrained
+    assert tuple(phase1.crop) == (180, 240) and tuple(phase2.crop) == (360, 480)
+    assert phase2.init and not phase2.pretrained
