@@ -26,12 +26,34 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
 
 
+def _allocator_hint(device: str) -> None:
+    """On a CPU without tcmalloc or jemalloc preloaded, say what it would buy."""
+    import logging
+    from pathlib import Path
+
+    import torch
+
+    if device.startswith('cuda') or (device == 'auto' and torch.cuda.is_available()):
+        return
+    try:
+        maps = Path('/proc/self/maps').read_text()
+    except OSError:
+        return
+    if 'tcmalloc' not in maps and 'jemalloc' not in maps:
+        logging.getLogger('segnode.train').info(
+            'tip: on a CPU, preload tcmalloc for about 1.7x faster steps '
+            '(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4, Debian package '
+            'libtcmalloc-minimal4; docs/training.md)'
+        )
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from segnode.train.config import load_train_config
     from segnode.train.loop import train
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
+    _allocator_hint(cfg.device)
     result = train(cfg)
     speed = f'{result.images_per_second:.2f} images/s'
     if result.checkpoint is None:
