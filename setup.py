@@ -1,8 +1,8 @@
 """Setuptools build for segnode: an ament_python package that colcon and pip both install.
 
 colcon needs ``setup.py`` plus ``setup.cfg`` (no ``[project]`` table in pyproject.toml). colcon
-does not install ``install_requires``: on ROS machines numpy, PyYAML and OpenCV come from rosdep
-(package.xml) and torch from pip or an NGC container. ``opencv-python-headless`` is listed for
+does not install ``install_requires``: on ROS machines numpy, PyYAML, OpenCV and Pillow come
+from rosdep (package.xml) and torch from pip or an NGC container. ``opencv-python-headless`` is listed for
 plain pip installs; where ``python3-opencv`` already provides ``cv2``, pip may install a second
 copy, so ROS users install segnode with colcon rather than pip.
 """
@@ -34,7 +34,7 @@ setup(
     python_requires='>=3.10',
     # torch stays out: it comes pinned from the Makefile, pip, or an NGC/JetPack build that
     # pip must never replace (docs/node.md, "Packaging")
-    install_requires=['numpy', 'PyYAML', 'opencv-python-headless'],
+    install_requires=['numpy', 'PyYAML', 'opencv-python-headless', 'pillow'],
     extras_require={
         'train': ['tqdm', 'matplotlib'],
         'replay': ['rosbags', 'tqdm', 'matplotlib'],

@@ -208,6 +208,7 @@ REQUIRED_EXEC_DEPENDS = {
     'launch_ros',
     'python3-numpy',
     'python3-opencv',
+    'python3-pil',
     'python3-yaml',
 }
 

@@ -35,6 +35,7 @@ from rosbags.typesys import get_typestore, Stores
 
 from segnode.config import read_yaml
 from segnode.errors import BagReadError, ConfigError
+from segnode.files import file_sha256
 
 __all__ = [
     'IMAGE_TYPES',
@@ -195,8 +196,32 @@ def _locate(path: Path) -> tuple[Path | None, list[Path], list[str]]:
         raise BagReadError(f'{path} is not a bag: no metadata.yaml and no .db3 or .mcap file')
     if len({p.suffix for p in files}) > 1:
         raise BagReadError(f'{path} has no metadata.yaml and mixes .db3 and .mcap files')
+    _refuse_copies(files)
     note = f'{path} has no metadata.yaml: read {len(files)} storage file(s) directly'
     return None, files, [note]
+
+
+def _refuse_copies(files: Sequence[Path]) -> None:
+    """Two storage files with the same bytes would replay (and score) every frame twice.
+
+    Raises:
+        BagReadError: Names the identical pair.
+    """
+    by_size: dict[int, list[Path]] = defaultdict(list)
+    for file in files:
+        by_size[file.stat().st_size].append(file)
+    for same_size in by_size.values():
+        if len(same_size) < 2:
+            continue
+        seen: dict[str, Path] = {}
+        for file in same_size:
+            digest = file_sha256(file)
+            if digest in seen:
+                raise BagReadError(
+                    f'{file.name} and {seen[digest].name} in {file.parent} are identical copies; '
+                    'move one away (every frame would be replayed twice)'
+                )
+            seen[digest] = file
 
 
 class BagReader:
@@ -239,7 +264,7 @@ class BagReader:
             readers = [self._reader(folder)]
             compressed = str(meta.get('compression_mode') or 'none').lower() != 'none'
             if not compressed:  # compressed storage files cannot be opened directly
-                with ExitStack() as stack:
+                with _reading(folder / 'metadata.yaml', 'read'), ExitStack() as stack:
                     direct = [self._reader(p, stack) for p in files]
                     stored = [c for r in direct for c in r.connections]
                     if wrong := _disagreements(readers[0].connections, stored):

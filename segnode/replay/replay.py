@@ -103,6 +103,13 @@ class _Run:
         topics = bag.image_topics(requested)
         if not requested:
             topics = [t for t in topics if not is_label_topic(t.topic)] or topics
+        empty = [t.topic for t in topics if t.count == 0]
+        if empty and (requested or len(empty) == len(topics)):
+            raise ReplayError(
+                f'image topic {empty[0]} has no messages in {bag.info.path}: nothing to replay'
+            )
+        skipped = [f'image topic {t} has no messages: skipped' for t in empty]
+        topics = [t for t in topics if t.count]
         self.cams = camera_names([t.topic for t in topics])
         label_topics = list(opts.label_topics) or [
             t.topic
@@ -127,7 +134,7 @@ class _Run:
             consumer_confusion=(
                 np.zeros((k, k), np.int64) if self.truth and opts.rate == 'realtime' else None
             ),
-            notes=list(bag.info.notes),
+            notes=[*bag.info.notes, *skipped],
         )
         self.by_cam = {c.camera: c for c in self.result.cameras}
         self.total = sum(t.count for t in topics)

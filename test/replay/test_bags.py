@@ -384,3 +384,25 @@ def test_writer_finish_keeps_partial_bag(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == ['out']
     with open_bag(tmp_path / 'out') as bag:
         assert bag.info.topics[FRONT].count == 2 and bag.info.notes == ()
+
+
+def test_identical_storage_copies_without_metadata_are_refused(tmp_path: Path) -> None:
+    path = write_bag(tmp_path / 'bag')
+    (path / 'metadata.yaml').unlink()
+    (storage_file,) = list(path.iterdir())
+    (path / f'copy_{storage_file.name}').write_bytes(storage_file.read_bytes())
+    with pytest.raises(BagReadError, match='are identical copies'):
+        open_bag(path)
+
+
+def test_a_topic_name_that_is_a_list_in_metadata_is_one_line(tmp_path: Path) -> None:
+    path = write_bag(tmp_path / 'bag')
+    meta = _metadata(path)
+    meta['rosbag2_bagfile_information']['topics_with_message_count'][0]['topic_metadata'][
+        'name'
+    ] = ['/front', '/image']
+    _set_metadata(path, meta)
+    with pytest.raises(BagReadError) as info:
+        with open_bag(path) as bag:
+            list(bag.image_topics())
+    assert '\n' not in str(info.value)

@@ -312,3 +312,17 @@ def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
         bag.write('/front/image_raw', T0, msg)
     with pytest.raises(ReplayError, match=r'no frame of camera front .*yuv422'):
         run(tmp_path / 'yuv')
+
+
+def test_an_image_topic_without_messages_is_an_error(tmp_path: Path) -> None:
+    from rosbags.rosbag2 import Writer
+    from rosbags.typesys import get_typestore, Stores
+
+    path = tmp_path / 'empty'
+    writer = Writer(path, version=9)
+    with writer:
+        writer.add_connection(
+            '/front/image_raw', 'sensor_msgs/msg/Image', typestore=get_typestore(Stores.ROS2_JAZZY)
+        )
+    with pytest.raises(ReplayError, match='image topic /front/image_raw has no messages'):
+        run(path)
