@@ -2,9 +2,9 @@
 
 colcon needs ``setup.py`` plus ``setup.cfg`` (no ``[project]`` table in pyproject.toml). colcon
 does not install ``install_requires``: on ROS machines numpy, PyYAML, OpenCV and Pillow come
-from rosdep (package.xml) and torch from pip or an NGC container. ``opencv-python-headless`` is listed for
-plain pip installs; where ``python3-opencv`` already provides ``cv2``, pip may install a second
-copy, so ROS users install segnode with colcon rather than pip.
+from rosdep (package.xml) and torch from pip or an NGC container. ``opencv-python-headless``
+is listed for plain pip installs; where ``python3-opencv`` already provides ``cv2``, pip may
+install a second copy, so ROS users install segnode with colcon rather than pip.
 """
 
 from __future__ import annotations
