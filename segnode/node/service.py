@@ -267,6 +267,10 @@ class SegmentationService:
         segmenter = self._segmenter(batch, height, width)
         segmenter.segment_batch([np.zeros((height, width, 3), np.uint8)] * batch)
 
+    def report_bad(self, camera: str, reason: str) -> None:
+        """Count a frame that never reached :meth:`submit` (it could not even be read)."""
+        self._bad(camera, reason, received=True)
+
     def waiting(self) -> int:
         """Frames waiting in the slots (at most one per camera)."""
         return self._slots.waiting()

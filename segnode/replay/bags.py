@@ -116,12 +116,18 @@ class BagInfo:
 
 @dataclass(frozen=True)
 class BagMessage:
-    """One deserialised message (a rosbags type store instance) and its log time."""
+    """One deserialised message (a rosbags type store instance) and its log time.
+
+    ``msg`` is None and ``error`` says why when the message's bytes cannot be deserialised
+    (a record cut short by a crashed recorder, flipped bytes): one bad message does not end
+    the read.
+    """
 
     topic: str
     msgtype: str
     log_time_ns: int
     msg: Any
+    error: str = ''
 
 
 def open_bag(path: str | Path) -> BagReader:
@@ -346,7 +352,13 @@ class BagReader:
                 streams.append(reader.messages(conns))
         with _reading(self.path, 'read messages from'):
             for conn, log_time, raw in heapq.merge(*streams, key=lambda m: m[1]):
-                msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+                try:
+                    msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
+                except _READ_ERRORS as err:
+                    reason = ' '.join(str(err).split()) or type(err).__name__
+                    error = f'{conn.msgtype} at log time {log_time} cannot be read: {reason}'
+                    yield BagMessage(conn.topic, conn.msgtype, log_time, None, error)
+                    continue
                 yield BagMessage(conn.topic, conn.msgtype, log_time, msg)
 
 

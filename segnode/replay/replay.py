@@ -216,6 +216,9 @@ class _Run:
             if i == 0:
                 self.first_ns = m.log_time_ns
             cam = self.cams[m.topic]
+            if m.error:
+                self.service.report_bad(cam, m.error)
+                continue
             if self.truth.by_order:
                 self.truth.order_of[(cam, imaging.stamp_ns(m.msg.header))] = i
             if self.writer is not None:

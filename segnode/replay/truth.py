@@ -76,6 +76,8 @@ def load_truth(
         return truth
     owner = {_prefix(t): cam for t, cam in cams.items()}
     for msg in bag.messages(label_topics):
+        if msg.error:
+            continue  # that frame is not scored
         only = next(iter(cams.values())) if len(cams) == 1 else None
         cam = owner.get(_prefix(msg.topic), only)
         if cam is None:

@@ -326,3 +326,19 @@ def test_an_image_topic_without_messages_is_an_error(tmp_path: Path) -> None:
         )
     with pytest.raises(ReplayError, match='image topic /front/image_raw has no messages'):
         run(path)
+
+
+def test_a_message_cut_short_in_a_db3_is_one_bad_frame(tmp_path: Path) -> None:
+    import sqlite3
+
+    bag = write_bag(tmp_path / 'in', 5, storage='sqlite3')
+    (db,) = bag.glob('*.db3')
+    with sqlite3.connect(db) as conn:
+        (target,) = conn.execute('SELECT id FROM messages ORDER BY timestamp LIMIT 1 OFFSET 2')
+        conn.execute(
+            'UPDATE messages SET data = substr(data, 1, length(data) / 2) WHERE id = ?', target
+        )
+    result = run(bag)
+    cam = result.cameras[0]
+    assert (cam.frames, cam.processed, cam.bad) == (5, 4, 1)
+    assert any('cannot be read' in note for note in result.notes), result.notes
