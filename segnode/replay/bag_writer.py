@@ -30,6 +30,7 @@ from rosbags.typesys.stores import ros2_jazzy as jazzy
 
 from segnode.errors import BagWriteError
 from segnode.node.imaging import ImageFields
+from segnode.replay.mcap_crc import fill_chunk_crcs
 
 __all__ = ['BagWriter', 'make_compressed', 'make_diagnostics', 'make_header', 'make_image']
 
@@ -183,6 +184,8 @@ class BagWriter:
         assert tmp is not None
         with self._writing():
             writer.close()
+            for storage_file in (tmp / self.path.name).glob('*.mcap'):
+                fill_chunk_crcs(storage_file)
             if self.path.exists():
                 raise OSError(f'{self.path} appeared while writing')
             os.rename(tmp / self.path.name, self.path)
