@@ -179,6 +179,16 @@ def load_tensors_file(path: Path, what: str) -> Any:
         raise CheckpointError(f'{what} not found: {path}')
     if path.stat().st_size == 0:
         raise CheckpointError(f'{what} {path} is empty (0 bytes)')
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                damaged = archive.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            raise CheckpointError(f'{what} {path} is a damaged zip archive: {err}') from err
+        if damaged is not None:
+            raise CheckpointError(
+                f'{what} {path} is corrupt: the CRC of {damaged} does not match its data'
+            )
     try:
         return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
@@ -260,6 +270,11 @@ def _check_state(model: nn.Module, state: Mapping[str, Tensor], path: Path) -> N
             f'unexpected {unexpected[:5]}'
         )
     for key, value in state.items():
+        if value.is_floating_point() != expected[key].is_floating_point():
+            raise CheckpointError(
+                f'{path}: {key} is {value.dtype} in the checkpoint but {expected[key].dtype} in '
+                'the model'
+            )
         if value.shape != expected[key].shape:
             raise CheckpointError(
                 f'{path}: {key} has shape {tuple(value.shape)} in the checkpoint but '

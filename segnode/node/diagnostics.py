@@ -79,15 +79,17 @@ def camera_summary(
     return Summary(True, f'{rate_hz:.1f} Hz, p50 {p50:.1f} ms, p95 {p95:.1f} ms', values)
 
 
-def engine_summary(segmenters: Sequence[Any], model_description: str) -> Summary:
+def engine_summary(segmenters: Sequence[Any], model_description: str, evicted: int = 0) -> Summary:
     """Backend, precision and device of every engine built so far, and the model in use.
 
     Args:
         segmenters: ``SegmentationService.segmenters()`` (engines are built at the first frame
             of each shape, or by ``prepare``).
         model_description: ``LoadedModel.description``.
+        evicted: Engines dropped to stay within ``max_engines``
+            (``SegmentationService.engines_evicted``).
     """
-    values = {'model': model_description}
+    values = {'model': model_description, 'engines_evicted': str(evicted)}
     for shape, what in map(describe_engine, segmenters):
         values[f'engine {shape}'] = what
     if not segmenters:

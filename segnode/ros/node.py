@@ -276,7 +276,10 @@ class SegNode(LifecycleNode):
         return convert.fill_status(stat, *summary)
 
     def _diagnose_engine(self, stat: Any) -> Any:
-        summary = engine_summary(self._service.segmenters(), self._loaded.description)
+        service = self._service
+        summary = engine_summary(
+            service.segmenters(), self._loaded.description, service.engines_evicted
+        )
         summary.values.update(gpu_memory())
         return convert.fill_status(stat, *summary)
 

@@ -216,3 +216,27 @@ def test_odd_metadata_is_refused_naming_the_field(
     torch.save(raw, path)
     with pytest.raises(CheckpointError, match=message):
         read_checkpoint(path)
+
+
+def test_flipped_bytes_inside_the_archive_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    data = bytearray(path.read_bytes())
+    for i in range(len(data) // 2, len(data) // 2 + 64):  # inside a weight record
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match='corrupt|damaged|do not match') as info:
+        read_checkpoint(path)
+    assert '\n' not in str(info.value)
+
+
+def test_an_integer_tensor_where_a_weight_belongs_is_named(tmp_path: Path) -> None:
+    path = tmp_path / 'm.pt'
+    _save(build_mfaranet(num_classes=3), path)
+    raw = torch.load(path, weights_only=True)
+    name = 'score_heads.0.weight'
+    raw['state_dict'][name] = raw['state_dict'][name].long()
+    del raw['meta']['weights_sha256']
+    torch.save(raw, path)
+    with pytest.raises(CheckpointError, match=f'{name} is torch.int64 in the checkpoint'):
+        build_from_checkpoint(path)

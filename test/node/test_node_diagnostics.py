@@ -51,9 +51,14 @@ def test_idle_states_are_ok(active: bool, enabled: bool, received: int, expected
 def test_engine_summary() -> None:
     engine = SimpleNamespace(batch=1, height=512, width=1024, dynamic=False, backend='eager',
                              precision='fp32', device='cpu')  # fmt: skip
-    ok, message, values, _ = engine_summary([SimpleNamespace(engine=engine, report=None)], 'm.pt')
+    segmenters = [SimpleNamespace(engine=engine, report=None)]
+    ok, message, values, _ = engine_summary(segmenters, 'm.pt', evicted=3)
     assert ok and message == 'eager fp32 on cpu'
-    assert values == {'model': 'm.pt', 'engine 1x512x1024': 'eager fp32 on cpu'}
+    assert values == {
+        'model': 'm.pt',
+        'engines_evicted': '3',
+        'engine 1x512x1024': 'eager fp32 on cpu',
+    }
     assert 'no engine yet' in engine_summary([], 'm.pt').message
 
 
