@@ -38,7 +38,7 @@ from segnode.replay.bags import BagReader, camera_names, open_bag
 from segnode.replay.options import ReplayOptions
 from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
 from segnode.replay.timeline import Arrival, ReplayClock, run_timeline
-from segnode.replay.truth import is_label_topic, load_truth
+from segnode.replay.truth import is_label_topic, load_truth, segnode_outputs
 
 __all__ = ['replay']
 
@@ -101,7 +101,9 @@ class _Run:
         self.bag, self.opts, self.loaded = bag, opts, loaded
         requested = opts.image_topics or None
         topics = bag.image_topics(requested)
+        own = segnode_outputs({t.topic: t.msgtype for t in bag.info.topics.values()})
         if not requested:
+            topics = [t for t in topics if t.topic not in own]
             topics = [t for t in topics if not is_label_topic(t.topic)] or topics
         empty = [t.topic for t in topics if t.count == 0]
         if empty and (requested or len(empty) == len(topics)):
@@ -114,7 +116,7 @@ class _Run:
         label_topics = list(opts.label_topics) or [
             t.topic
             for t in bag.image_topics()
-            if is_label_topic(t.topic) and t.topic not in self.cams
+            if is_label_topic(t.topic) and t.topic not in self.cams and t.topic not in own
         ]
         missing = sorted(set(label_topics) - set(bag.info.topics))
         if missing:
@@ -134,7 +136,13 @@ class _Run:
             consumer_confusion=(
                 np.zeros((k, k), np.int64) if self.truth and opts.rate == 'realtime' else None
             ),
-            notes=[*bag.info.notes, *skipped],
+            notes=[*bag.info.notes, *skipped]
+            + [f'{t} is segnode output: neither a camera nor ground truth' for t in sorted(own)],
+            truth={
+                topic: self.truth.sources[cam]
+                for topic, cam in self.cams.items()
+                if cam in self.truth.sources
+            },
         )
         self.by_cam = {c.camera: c for c in self.result.cameras}
         self.total = sum(t.count for t in topics)
@@ -240,6 +248,7 @@ class _Run:
         for stage in STAGES:
             cam.stages[stage].append(values[stage])
         cam.bag_time_s.append((self.clock.now_ns() - self.first_ns) * 1e-9)
+        cam.wall_time_s.append(time.perf_counter())
         self.result.engine_s += r.metrics.infer_ms * 1e-3
         truth = self.truth.get(r.camera, r.stamp_ns)
         if truth is not None:

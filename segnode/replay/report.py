@@ -43,12 +43,14 @@ def _accuracy(matrix: np.ndarray) -> tuple[float, float, np.ndarray]:
     return miou, float(np.trace(matrix) / total) if total else math.nan, iou
 
 
-def _camera_summary(cam: CameraResult) -> dict[str, Any]:
+def _camera_summary(cam: CameraResult, mode: str, truth: str | None) -> dict[str, Any]:
     stages = list(STAGES) + [s for s in cam.stages if s not in STAGES]
     return {
         'topic': cam.topic,
+        'ground_truth': truth,
         **{key: getattr(cam, key) for key in _COUNTS},
-        'effective_hz': cam.effective_hz if len(cam.bag_time_s) >= 2 else 0.0,
+        # realtime: masks per second of bag time (what a consumer gets); max: real frames/s
+        'effective_hz': cam.effective_hz if mode == 'realtime' else cam.throughput_hz,
         'stages': {s: latency_summary(cam.stages.get(s, [])) for s in stages},
     }
 
@@ -70,7 +72,9 @@ def summarize(result: ReplayResult) -> dict[str, Any]:
         **dict.fromkeys(_ACCURACY),
         'interrupted': result.interrupted,
         'notes': list(result.notes),
-        'cameras': {c.camera: _camera_summary(c) for c in cams},
+        'cameras': {
+            c.camera: _camera_summary(c, result.mode, result.truth.get(c.topic)) for c in cams
+        },
     }
     if result.confusion is not None:
         matrix = np.asarray(result.confusion, dtype=np.int64)
@@ -94,17 +98,29 @@ def _headline(doc: dict[str, Any]) -> str:
     parts = []
     for name, cam in doc['cameras'].items():
         total = cam['stages']['total_ms']
+        rate = (
+            f'{cam["effective_hz"]:.1f} frames/s'
+            if doc['mode'] == 'max'
+            else f'{cam["effective_hz"]:.1f} Hz of masks'
+        )
         parts.append(
             f'camera {name}: {cam["frames"]} frames, {cam["processed"]} processed, '
-            f'{cam["dropped"]} dropped, p50 total {_num(total["p50"], unit=" ms")}, '
-            f'p99 {_num(total["p99"], unit=" ms")}'
+            f'{cam["dropped"]} dropped, {cam["bad"]} bad, {rate}, '
+            f'p50 total {_num(total["p50"], unit=" ms")}, p99 {_num(total["p99"], unit=" ms")}'
         )
     lines = ['; '.join(parts) or 'no cameras']
+    pairs = [
+        f'ground truth {cam["ground_truth"]} for {cam["topic"]}'
+        for cam in doc['cameras'].values()
+        if cam['ground_truth']
+    ]
     if doc['confusion_matrix'] is not None:
         acc = f'mIoU {_num(doc["miou"], ".3f")} (pixel acc {_num(doc["pixel_accuracy"], ".3f")})'
         if doc['consumer_miou'] is not None:
             acc += f', consumer mIoU {doc["consumer_miou"]:.3f}'
         lines = [f'{lines[0]}; {acc}'] if len(parts) == 1 else [*lines, acc]
+    if pairs:
+        lines.append('; '.join(pairs))
     if doc['interrupted']:
         lines[0] = f'interrupted: {lines[0]}'
     return '\n'.join(lines)
@@ -140,7 +156,8 @@ def _markdown(doc: dict[str, Any], files: list[str], plots_skipped: bool) -> str
         f'Wall time {doc["wall_s"]:.2f} s, engine time {doc["engine_s"]:.2f} s, '
         f'replay overhead {_num(overhead, unit=" %")}.'
     )
-    lines += ['', '## Cameras', '', *_table(['camera', 'topic', *_COUNTS, 'effective Hz'], cams)]
+    rate = 'frames/s' if doc['mode'] == 'max' else 'effective Hz'
+    lines += ['', '## Cameras', '', *_table(['camera', 'topic', *_COUNTS, rate], cams)]
     lines += ['', '## Latency (ms)', '', *_table(['camera', 'stage', *LATENCY_KEYS], stages)]
     lines += ['', '## Accuracy', '']
     if doc['per_class_iou'] is None:

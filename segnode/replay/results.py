@@ -37,6 +37,7 @@ class CameraResult:
         bad: Frames that could not be decoded (counted, skipped).
         stages: Stage name (``STAGES``) -> one value per processed frame, in ms.
         bag_time_s: Bag time of each processed frame, seconds from the first message.
+        wall_time_s: Wall-clock time of each processed frame, seconds (perf_counter).
         scored: Frames with ground truth that were scored.
     """
 
@@ -48,6 +49,7 @@ class CameraResult:
     bad: int = 0
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
     bag_time_s: list[float] = field(default_factory=list)
+    wall_time_s: list[float] = field(default_factory=list)
     scored: int = 0
 
     @property
@@ -56,6 +58,14 @@ class CameraResult:
         if self.processed < 2:
             return 0.0
         span = self.bag_time_s[-1] - self.bag_time_s[0]
+        return (self.processed - 1) / span if span > 0 else 0.0
+
+    @property
+    def throughput_hz(self) -> float:
+        """Processed frames per second of wall-clock time (max mode: the real rate)."""
+        if self.processed < 2 or len(self.wall_time_s) < 2:
+            return 0.0
+        span = self.wall_time_s[-1] - self.wall_time_s[0]
         return (self.processed - 1) / span if span > 0 else 0.0
 
 
@@ -91,6 +101,7 @@ class ReplayResult:
         overlays: A few sample frames.
         interrupted: Stopped early by Ctrl-C (the report covers what ran).
         notes: Things the user should know (e.g. the metadata-mismatch fallback was used).
+        truth: Camera topic -> where its ground truth came from (a label topic or folder).
     """
 
     bag: str
@@ -108,3 +119,4 @@ class ReplayResult:
     overlays: list[Overlay] = field(default_factory=list)
     interrupted: bool = False
     notes: list[str] = field(default_factory=list)
+    truth: dict[str, str] = field(default_factory=dict)

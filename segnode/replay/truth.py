@@ -17,7 +17,9 @@ from segnode.node import imaging
 from segnode.replay.bags import BagReader
 from segnode.replay.options import ReplayOptions
 
-__all__ = ['Truth', 'is_label_topic', 'load_truth']
+__all__ = ['Truth', 'is_label_topic', 'load_truth', 'segnode_outputs']
+
+DIAGNOSTICS = 'diagnostic_msgs/msg/DiagnosticArray'
 
 
 def is_label_topic(topic: str) -> bool:
@@ -29,10 +31,29 @@ def _prefix(topic: str) -> str:
     return topic.rstrip('/').rsplit('/', 1)[0]
 
 
+def segnode_outputs(topics: dict[str, str]) -> set[str]:
+    """The topics a segnode node or ``replay --out`` published: never cameras or truth.
+
+    segnode writes ``<ns>/<camera>/labels``, ``.../color`` and ``.../metrics`` (a
+    DiagnosticArray); a namespace with such a ``metrics`` topic marks its ``labels`` and
+    ``color`` as segnode's own masks (grading a model against them gives mIoU 1.0).
+
+    Args:
+        topics: Topic name -> message type, as in the bag.
+    """
+    spaces = {
+        _prefix(t) for t, kind in topics.items() if t.endswith('/metrics') and kind == DIAGNOSTICS
+    }
+    return {
+        t for t in topics if _prefix(t) in spaces and t.rsplit('/', 1)[-1] in ('labels', 'color')
+    }
+
+
 class Truth:
     """Ground-truth masks per camera, keyed by header stamp (or by frame order)."""
 
     def __init__(self) -> None:
+        self.sources: dict[str, str] = {}  # camera -> label topic or folder
         self.by_stamp: dict[str, dict[int, np.ndarray]] = {}
         self.by_order: list[np.ndarray] = []
         self.order_of: dict[tuple[str, int], int] = {}
@@ -57,6 +78,7 @@ def load_truth(
         if len(cams) != 1:
             raise ReplayError('--labels DIR needs exactly one camera; use a label topic instead')
         camera = next(iter(cams.values()))
+        truth.sources[camera] = f'label PNGs in {opts.labels_dir}'
         files = sorted(Path(opts.labels_dir).glob('*.png'))
         if not files:
             raise ReplayError(f'no label PNGs in {opts.labels_dir}')
@@ -85,6 +107,7 @@ def load_truth(
                 f'cannot tell which camera label topic {msg.topic} belongs to; name both with '
                 '--image-topic and --label-topic in the same namespace'
             )
+        truth.sources.setdefault(cam, msg.topic)
         mask = imaging.image_to_array(msg.msg)
         if mask.ndim != 2 or mask.dtype != np.uint8:
             raise ReplayError(f'label topic {msg.topic} must be mono8, got {msg.msg.encoding}')

@@ -342,3 +342,18 @@ def test_a_message_cut_short_in_a_db3_is_one_bad_frame(tmp_path: Path) -> None:
     cam = result.cameras[0]
     assert (cam.frames, cam.processed, cam.bad) == (5, 4, 1)
     assert any('cannot be read' in note for note in result.notes), result.notes
+
+
+def test_segnode_outputs_are_neither_cameras_nor_ground_truth(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / 'in', 3)
+    run(bag, out_bag=str(tmp_path / 'out'), color=True)
+    again = run(tmp_path / 'out')  # its /segnode/front/{labels,color} are the model's own
+    assert [c.topic for c in again.cameras] == ['/front/image_raw']
+    assert again.confusion is None and not again.truth
+    assert any('/segnode/front/labels is segnode output' in n for n in again.notes)
+
+
+def test_the_ground_truth_pairing_is_recorded(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / 'in', 2, labels=np.zeros((H, W), np.uint8))
+    result = run(bag)
+    assert result.truth == {'/front/image_raw': '/front/labels'}

@@ -30,12 +30,13 @@ REQUIRED_KEYS = {
 
 
 def camera(name: str, total_ms: list[float], dropped: int = 0) -> CameraResult:
-    """A camera whose frames are processed at 10 Hz of bag time, with only total_ms timed."""
+    """Frames processed at 10 Hz of bag time and 4 per second of wall time; total_ms timed."""
     cam = CameraResult(name, f'/{name}/image_raw', frames=len(total_ms) + dropped)
     cam.processed, cam.dropped, cam.scored = len(total_ms), dropped, len(total_ms)
     cam.stages['total_ms'] = list(total_ms)
     cam.stages['infer_ms'] = [0.5 * v for v in total_ms]
     cam.bag_time_s = [0.1 * i for i in range(len(total_ms))]
+    cam.wall_time_s = [100.0 + 0.25 * i for i in range(len(total_ms))]
     return cam
 
 
@@ -87,9 +88,19 @@ def test_accuracy_by_hand() -> None:
     assert doc['replay_overhead'] == pytest.approx(0.6)
     assert REQUIRED_KEYS <= set(doc)
     assert headline(replay()) == (
-        'camera front: 11 frames, 11 processed, 0 dropped, p50 total 6.0 ms, p99 10.9 ms; '
-        'mIoU 0.583 (pixel acc 0.750)'
+        'camera front: 11 frames, 11 processed, 0 dropped, 0 bad, 4.0 frames/s, '
+        'p50 total 6.0 ms, p99 10.9 ms; mIoU 0.583 (pixel acc 0.750)'
     )
+    paired = headline(replay(truth={'/front/image_raw': '/front/labels'}))
+    assert paired.endswith('\nground truth /front/labels for /front/image_raw')
+
+
+def test_effective_rate_is_wall_clock_in_max_mode_and_bag_time_in_realtime() -> None:
+    cams = [camera('front', [1.0] * 5)]
+    assert summarize(replay(cameras=cams))['cameras']['front']['effective_hz'] == 4.0
+    realtime = summarize(replay(cameras=cams, mode='realtime'))
+    assert realtime['cameras']['front']['effective_hz'] == pytest.approx(10.0)
+    assert '10.0 Hz of masks' in headline(replay(cameras=cams, mode='realtime'))
 
 
 def test_two_cameras_latency_percentiles() -> None:
@@ -111,8 +122,8 @@ def test_two_cameras_latency_percentiles() -> None:
     assert rear_doc['stages']['infer_ms']['p50'] == pytest.approx(1.5)
     assert rear_doc['topic'] == '/rear/image_raw'
     assert (rear_doc['frames'], rear_doc['dropped'], rear_doc['bad']) == (5, 3, 1)
-    assert doc['cameras']['front']['effective_hz'] == pytest.approx(10.0)
-    assert rear_doc['effective_hz'] == pytest.approx(10.0)
+    assert doc['cameras']['front']['effective_hz'] == pytest.approx(4.0)  # max mode: wall
+    assert rear_doc['effective_hz'] == pytest.approx(4.0)
     assert set(rear_doc['stages']) == set(STAGES)
     # stages never timed: count 0 and null statistics
     assert rear_doc['stages']['publish_ms'] == {
@@ -158,7 +169,8 @@ def test_no_frames_and_no_wall_time(tmp_path: Path) -> None:
     assert doc['per_class_iou'] == {'road': None, 'car': None, 'sky': None}
     assert doc['cameras']['front']['effective_hz'] == 0.0
     assert headline(replay(cameras=[empty], confusion=None)) == (
-        'camera front: 0 frames, 0 processed, 0 dropped, p50 total n/a, p99 n/a'
+        'camera front: 0 frames, 0 processed, 0 dropped, 0 bad, 0.0 frames/s, '
+        'p50 total n/a, p99 n/a'
     )
     written = write_report(result, tmp_path)
     assert len(written) == 6 and strict_json(written['report.json']) == doc
@@ -190,10 +202,10 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert REQUIRED_KEYS <= set(doc)
     assert doc == summarize(result)
     markdown = written['report.md'].read_text(encoding='utf-8')
-    assert '| camera | topic | frames | processed | dropped | bad | scored | effective Hz |' in (
+    assert '| camera | topic | frames | processed | dropped | bad | scored | frames/s |' in (
         markdown
     )
-    assert '| front | `/front/image_raw` | 11 | 11 | 0 | 0 | 11 | 10.00 |' in markdown
+    assert '| front | `/front/image_raw` | 11 | 11 | 0 | 0 | 11 | 4.00 |' in markdown
     assert '| rear | total_ms | 2 | 3.0 | 3.0 | 3.8 | 4.0 | 4.0 |' in markdown
     assert '| sky | absent |' in markdown and 'mIoU **0.583**' in markdown
     for name in pngs + overlay_names:
