@@ -34,6 +34,10 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     return parser, handlers
 
 
+def _one_line(err: BaseException) -> str:
+    return ' '.join(str(err).split()) or type(err).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``segnode`` command line; returns the exit code."""
     parser, handlers = _parser()
@@ -41,7 +45,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except SegnodeError as err:
-        print(f'segnode: error: {err}', file=sys.stderr)
+        print(f'segnode: error: {_one_line(err)}', file=sys.stderr)
+        return 2
+    except OSError as err:  # a path that cannot be read or written, a full disk
+        where = f'{err.filename}: ' if getattr(err, 'filename', None) else ''
+        print(f'segnode: error: {where}{err.strerror or _one_line(err)}', file=sys.stderr)
+        return 2
+    except ValueError as err:  # a value no check caught earlier: still one line, no traceback
+        print(f'segnode: error: {_one_line(err)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('segnode: interrupted', file=sys.stderr)

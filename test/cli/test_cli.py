@@ -7,6 +7,8 @@ from pathlib import Path
 import subprocess
 import sys
 
+import cv2
+import numpy as np
 import pytest
 from reference import official_mfaranet as ref
 
@@ -72,3 +74,16 @@ def test_demo_records_and_replays_a_drive(
     assert report['mode'] == 'realtime' and report['frames'] == 6
     assert report['processed'] + report['dropped'] == 6
     assert (tmp_path / 'synthetic_drive' / 'metadata.yaml').is_file()
+
+
+def test_os_and_value_errors_are_one_line_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images = tmp_path / 'images'
+    images.mkdir()
+    cv2.imwrite(str(images / 'a.png'), np.zeros((40, 40, 3), np.uint8))
+    (tmp_path / 'file').write_text('x')  # a file where the output's folder goes
+    code = main(['bag-from-images', str(images), '--out', str(tmp_path / 'file' / 'bag')])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith('segnode: error: ') and err.count('\n') == 1
+    assert 'file' in err and 'Traceback' not in err
