@@ -190,6 +190,9 @@ class BagWriter:
                 raise OSError(f'{self.path} appeared while writing')
             os.rename(tmp / self.path.name, self.path)
             tmp.rmdir()
+            mask = os.umask(0o022)
+            os.umask(mask)
+            os.chmod(self.path, 0o777 & ~mask)  # not mkdtemp's 0700
         self._writer, self._tmp, self.finished = None, None, True
         return self.path
 

@@ -1,4 +1,4 @@
-"""MCAP chunk checksums: written by segnode's bag writer, and a flipped byte is refused."""
+"""MCAP chunk checksums written by segnode's bag writer (a flipped byte is refused); bag modes."""
 
 from __future__ import annotations
 
@@ -71,3 +71,15 @@ def test_not_an_mcap_file(tmp_path: Path) -> None:
     path.write_bytes(b'not mcap')
     with pytest.raises(ValueError, match='is not an MCAP file'):
         fill_chunk_crcs(path)
+
+
+def test_bags_honour_the_umask(tmp_path: Path) -> None:
+    import os
+
+    old = os.umask(0o022)
+    try:
+        mcap = _write(tmp_path / 'bag')
+    finally:
+        os.umask(old)
+    assert (tmp_path / 'bag').stat().st_mode & 0o777 == 0o755
+    assert mcap.stat().st_mode & 0o777 == 0o644
