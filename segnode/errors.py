@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 __all__ = [
+    'describe',
+    'one_line',
     'BagReadError',
     'BagWriteError',
     'CheckpointError',
@@ -54,3 +56,17 @@ class ReplayError(SegnodeError):
 
 class DatasetError(SegnodeError):
     """A dataset folder, file or label is missing, unreadable or inconsistent."""
+
+
+def one_line(err: BaseException) -> str:
+    """The error's message on one line (white space folded), or its type's name."""
+    return ' '.join(str(err).split()) or type(err).__name__
+
+
+def describe(err: BaseException) -> str:
+    """One line naming what went wrong: a SegnodeError's message, else ``Type: message``."""
+    return (
+        one_line(err)
+        if isinstance(err, SegnodeError)
+        else f'{type(err).__name__}: {one_line(err)}'
+    )

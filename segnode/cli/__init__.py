@@ -15,7 +15,7 @@ import sys
 
 from segnode import __version__
 from segnode.cli import engine, model, replay, train
-from segnode.errors import SegnodeError
+from segnode.errors import one_line, SegnodeError
 
 __all__ = ['main']
 
@@ -34,10 +34,6 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     return parser, handlers
 
 
-def _one_line(err: BaseException) -> str:
-    return ' '.join(str(err).split()) or type(err).__name__
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``segnode`` command line; returns the exit code."""
     parser, handlers = _parser()
@@ -45,14 +41,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except SegnodeError as err:
-        print(f'segnode: error: {_one_line(err)}', file=sys.stderr)
+        print(f'segnode: error: {one_line(err)}', file=sys.stderr)
         return 2
     except OSError as err:  # a path that cannot be read or written, a full disk
         where = f'{err.filename}: ' if getattr(err, 'filename', None) else ''
-        print(f'segnode: error: {where}{err.strerror or _one_line(err)}', file=sys.stderr)
+        print(f'segnode: error: {where}{err.strerror or one_line(err)}', file=sys.stderr)
         return 2
     except ValueError as err:  # a value no check caught earlier: still one line, no traceback
-        print(f'segnode: error: {_one_line(err)}', file=sys.stderr)
+        print(f'segnode: error: {one_line(err)}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print('segnode: interrupted', file=sys.stderr)

@@ -27,7 +27,7 @@ import torch
 from torch import nn, Tensor
 
 from segnode.config import config_from_dict, config_to_dict, ModelConfig
-from segnode.errors import CheckpointError, ConfigError
+from segnode.errors import CheckpointError, ConfigError, one_line
 from segnode.files import atomic_write
 from segnode.model import fold as folding
 from segnode.model.mfaranet import MFARANet
@@ -207,7 +207,7 @@ def load_tensors_file(path: Path, what: str) -> Any:
                 f'{what} {path} is not a PyTorch file (neither a zip archive nor a legacy '
                 'torch.save file)'
             ) from None
-        reason = ' '.join(str(err).split()) or type(err).__name__
+        reason = one_line(err)
         raise CheckpointError(
             f'cannot read {what} {path}: {reason} (truncated or corrupt?)'
         ) from None

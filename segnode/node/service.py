@@ -32,7 +32,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from segnode.errors import SegnodeError
+from segnode.errors import describe, SegnodeError
 from segnode.model.mfaranet import MIN_SIDE
 from segnode.node import imaging
 from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
@@ -50,12 +50,6 @@ __all__ = [
 _MS = 1e-6  # nanoseconds -> milliseconds
 MAX_SIDE = 4096  # default largest frame side accepted (node parameter max_frame_side)
 MAX_ENGINES = 8  # default number of engines kept (node parameter max_engines)
-
-
-def _reason(err: BaseException) -> str:
-    """One line naming what went wrong (SegnodeError messages as they are)."""
-    text = ' '.join(str(err).split())
-    return text if isinstance(err, SegnodeError) else f'{type(err).__name__}: {text}'
 
 
 class SegmentBatch(Protocol):
@@ -223,7 +217,7 @@ class SegmentationService:
         try:
             stamp = imaging.stamp_ns(msg.header)
         except Exception as err:  # noqa: BLE001 - a message without a usable header
-            self._bad(camera, f'unusable header: {_reason(err)}', received=True)
+            self._bad(camera, f'unusable header: {describe(err)}', received=True)
             return
         item = Pending(camera, msg, stamp, received, wall)
         replaced = self._slots.put(item)
@@ -291,7 +285,7 @@ class SegmentationService:
             frame, encoding = imaging.to_rgb_frame(p.msg)
             self.check_size(frame.shape[0], frame.shape[1])
         except Exception as err:  # noqa: BLE001 - any bad frame is counted, never fatal
-            self._bad(p.camera, _reason(err))
+            self._bad(p.camera, describe(err))
             return None
         return _Decoded(p, frame, encoding, t0, self.clock.monotonic_ns())
 
@@ -342,18 +336,18 @@ class SegmentationService:
             masks = segmenter.segment_batch([d.frame for d in group], encoding).masks
         except SegnodeError as err:
             for d in group:
-                self._bad(d.pending.camera, _reason(err))
+                self._bad(d.pending.camera, describe(err))
             return
         except Exception as err:  # noqa: BLE001 - e.g. CUDA out of memory: drop, keep serving
             for d in group:
-                self._bad(d.pending.camera, f'segmentation failed: {_reason(err)}')
+                self._bad(d.pending.camera, f'segmentation failed: {describe(err)}')
             return
         t_done = self.clock.monotonic_ns()
         for d, mask in zip(group, masks):
             try:
                 self._publish(d, mask, t_infer, t_done)
             except Exception as err:  # noqa: BLE001 - one failing output must not stop the rest
-                self._bad(d.pending.camera, f'publishing failed: {_reason(err)}')
+                self._bad(d.pending.camera, f'publishing failed: {describe(err)}')
 
     def _publish(self, d: _Decoded, mask: np.ndarray, t_infer: int, t_done: int) -> None:
         p, out, clock = d.pending, self.outputs, self.clock
@@ -411,7 +405,7 @@ class SegmentationService:
             while not self._stop.is_set():
                 self.process_once(timeout=0.1)
         except BaseException as err:  # noqa: BLE001 - the last guard: say why the worker stopped
-            self.failure = _reason(err)
+            self.failure = describe(err)
 
     def stop(self) -> None:
         """Stop the worker thread and discard frames still waiting (not counted as drops)."""

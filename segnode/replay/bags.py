@@ -34,7 +34,7 @@ from rosbags.serde import SerdeError
 from rosbags.typesys import get_typestore, Stores
 
 from segnode.config import read_yaml
-from segnode.errors import BagReadError, ConfigError
+from segnode.errors import BagReadError, ConfigError, one_line
 from segnode.files import file_sha256
 
 __all__ = [
@@ -78,7 +78,7 @@ def _reading(path: Path, what: str) -> Iterator[None]:
     try:
         yield
     except _READ_ERRORS as err:
-        reason = ' '.join(str(err).split()) or type(err).__name__
+        reason = one_line(err)
         raise BagReadError(f'cannot {what} {path}: {reason} (truncated or corrupt?)') from err
 
 
@@ -355,7 +355,7 @@ class BagReader:
                 try:
                     msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
                 except _READ_ERRORS as err:
-                    reason = ' '.join(str(err).split()) or type(err).__name__
+                    reason = one_line(err)
                     error = f'{conn.msgtype} at log time {log_time} cannot be read: {reason}'
                     yield BagMessage(conn.topic, conn.msgtype, log_time, None, error)
                     continue
