@@ -293,3 +293,12 @@ def test_engine_package_data_is_where_the_code_reads_it(setup_kwargs: dict[str, 
     relative = table.relative_to(Path(segnode.__file__).resolve().parent)
     assert table.is_file()
     assert any(relative.match(p) for p in setup_kwargs['package_data']['segnode'])
+
+
+def test_no_module_is_over_450_lines() -> None:
+    long = {
+        str(p.relative_to(REPO)): n
+        for p in (REPO / 'segnode').rglob('*.py')
+        if (n := len(p.read_text(encoding='utf-8').splitlines())) > 450
+    }
+    assert not long, f'split these modules: {long}'
