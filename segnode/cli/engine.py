@@ -12,6 +12,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
+from segnode.cli import arguments
 from segnode.config import BACKENDS, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError, SegnodeError
 
@@ -102,6 +103,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from segnode.engine.bench import markdown_table, run_bench, split_backend
 
     backends = [b.strip() for b in args.backends.split(',') if b.strip()]
+    if not backends:
+        raise ConfigError('--backends names no backend (e.g. eager,torch-compile)')
     parts = [split_backend(b) for b in backends]
     unknown = sorted({b for b, _ in parts} - set(BACKENDS))
     if unknown:
@@ -167,7 +170,9 @@ def _common(p: argparse.ArgumentParser) -> None:
         choices=PRECISION_CHOICES,
         help='auto: fp16 on CUDA, fp32 on a CPU',
     )
-    p.add_argument('--batch', type=int, default=1, help='frames per call (one per camera)')
+    p.add_argument(
+        '--batch', type=arguments.count, default=1, help='frames per call (one per camera)'
+    )
     p.add_argument(
         '--threads',
         type=int,
@@ -192,7 +197,7 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--backend', required=True, choices=BACKENDS)
     p.add_argument(
         '--size',
-        type=int,
+        type=arguments.side,
         nargs=2,
         required=True,
         metavar=('H', 'W'),
@@ -204,14 +209,16 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     )
     p.add_argument(
         '--input-size',
-        type=int,
+        type=arguments.side,
         nargs=2,
         metavar=('H', 'W'),
         help='fixed network input: frames are resized inside the graph',
     )
     p.add_argument('--bgr', action='store_true', help='frames are bgr8')
     p.add_argument('--calibration', metavar='DIR', help='images for INT8 calibration')
-    p.add_argument('--calibration-frames', type=int, default=64, help='at most this many')
+    p.add_argument(
+        '--calibration-frames', type=arguments.count, default=64, help='at most this many'
+    )
     p.add_argument('--out', required=True, metavar='DIR', help='folder for artefacts')
     handlers['export'] = _cmd_export
 
@@ -226,14 +233,16 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     )
     p.add_argument(
         '--size',
-        type=int,
+        type=arguments.side,
         nargs=2,
         default=(512, 1024),
         metavar=('H', 'W'),
         help='frame size (default 512 1024)',
     )
-    p.add_argument('--warmup', type=int, default=1, help='untimed calls (default 1)')
-    p.add_argument('--runs', type=int, default=5, help='timed calls (default 5)')
+    p.add_argument(
+        '--warmup', type=arguments.non_negative, default=1, help='untimed calls (default 1)'
+    )
+    p.add_argument('--runs', type=arguments.count, default=5, help='timed calls (default 5)')
     p.add_argument('--json', metavar='PATH', help='write the results as JSON')
     p.add_argument('--markdown', metavar='PATH', help='write the Markdown table')
     p.add_argument('--strict', action='store_true', help='fail when a backend cannot be built')

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import json
 from typing import Any
 
+from segnode.cli import arguments
 from segnode.errors import SegnodeError
 
 __all__ = ['add_commands']
@@ -106,8 +107,14 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     """Register ``info`` and ``convert-official`` on the ``segnode`` parser."""
     p = sub.add_parser('info', help='describe a checkpoint: model, classes, equalizers, cost')
     p.add_argument('checkpoint', help='segnode checkpoint (.pt)')
-    p.add_argument('--size', type=int, nargs=2, default=(1024, 2048), metavar=('H', 'W'),
-                   help='input size for the MAC count (default: 1024 2048)')  # fmt: skip
+    p.add_argument(
+        '--size',
+        type=arguments.side,
+        nargs=2,
+        default=(1024, 2048),
+        metavar=('H', 'W'),
+        help='input size for the MAC count (default: 1024 2048)',
+    )
     p.add_argument('--json', action='store_true', help='print JSON instead of text')
     handlers['info'] = _cmd_info
 

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from segnode.cli import arguments
 from segnode.config import BACKEND_CHOICES
 from segnode.replay.options import RATES, ReplayOptions
 
@@ -46,7 +47,9 @@ def _add_bag_from_images(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('source', help='folder of png/jpg/jpeg/bmp images, or a video file')
     p.add_argument('--out', required=True, help='bag folder to create (must not exist)')
     p.add_argument('--labels', help='folder of single-channel label PNGs named like the images')
-    p.add_argument('--rate', type=float, default=10.0, help='frames per second (default 10)')
+    p.add_argument(
+        '--rate', type=arguments.rate, default=10.0, help='frames per second (default 10)'
+    )
     p.add_argument(
         '--compressed',
         action='store_true',
@@ -140,7 +143,7 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     )  # fmt: skip
     p.add_argument('--rate', choices=RATES, default=ReplayOptions.rate, help='default %(default)s')
     p.add_argument(
-        '--speed', type=float, default=ReplayOptions.speed, help='realtime speed factor'
+        '--speed', type=arguments.rate, default=ReplayOptions.speed, help='realtime speed factor'
     )
     p.add_argument('--checkpoint', help='segnode checkpoint (default: the bundled model)')
     p.add_argument('--params', help='node params YAML for the engine and model settings')
@@ -154,7 +157,10 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--json', help='write the JSON report here too')
     p.add_argument('--report', help='report folder (default outputs/replay/<bag name>)')
     p.add_argument(
-        '--max-frames', type=int, default=ReplayOptions.max_frames, help='stop after N frames'
+        '--max-frames',
+        type=arguments.non_negative,
+        default=ReplayOptions.max_frames,
+        help='stop after N frames (0: all)',
     )
     p.add_argument('--no-progress', action='store_true', help='no progress bar')
     handlers['replay'] = _cmd_replay
@@ -176,14 +182,18 @@ def _add_demo(sub: Any, handlers: dict[str, Handler]) -> None:
     )
     p.add_argument(
         '--size',
-        type=int,
+        type=arguments.side,
         nargs=2,
         default=(360, 480),
         metavar=('H', 'W'),
         help='frame size (default: 360 480, CamVid)',
     )
-    p.add_argument('--frames', type=int, default=30, help='frames in the drive (default: 30)')
-    p.add_argument('--rate', type=float, default=10.0, help='camera rate in Hz (default: 10)')
+    p.add_argument(
+        '--frames', type=arguments.count, default=30, help='frames in the drive (default: 30)'
+    )
+    p.add_argument(
+        '--rate', type=arguments.rate, default=10.0, help='camera rate in Hz (default: 10)'
+    )
     p.add_argument(
         '--backend',
         default='eager',

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
+from segnode.cli import arguments
 from segnode.train.config import DATASETS, EvalConfig
 
 __all__ = ['add_commands']
@@ -185,7 +186,7 @@ def _add_eval(sub: Any) -> None:
     p.add_argument('--flip', action='store_true', help='also average the flipped image')
     p.add_argument(
         '--window',
-        type=int,
+        type=arguments.side,
         nargs=2,
         metavar=('H', 'W'),
         help='sliding-window size (default: whole image)',
@@ -198,13 +199,16 @@ def _add_eval(sub: Any) -> None:
     )
     p.add_argument(
         '--resize',
-        type=int,
+        type=arguments.side,
         nargs=2,
         metavar=('H', 'W'),
         help='resize images and labels first (labels nearest)',
     )
     p.add_argument(
-        '--limit', type=int, default=EvalConfig.limit, help='evaluate the first N images only'
+        '--limit',
+        type=arguments.non_negative,
+        default=EvalConfig.limit,
+        help='evaluate the first N images only (0: all)',
     )
     p.add_argument('--device', default=EvalConfig.device, help='auto, cpu, cuda or cuda:N')
 

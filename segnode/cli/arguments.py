@@ -1,0 +1,59 @@
+"""Argument types of the ``segnode`` command: sizes, counts and rates checked in one place.
+
+Each is an argparse ``type=``: a bad value is argparse's own one-line usage error (exit 2),
+before any model is loaded or file written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+__all__ = ['MAX_SIDE', 'MIN_SIDE', 'count', 'non_negative', 'rate', 'side']
+
+MIN_SIDE = 32  # the network's minimum frame side (MFARANet's flow grids need 2 cells at /32)
+MAX_SIDE = 8192  # larger frames are a typo, or would exhaust the memory
+
+
+def side(text: str) -> int:
+    """A frame height or width: an integer in ``MIN_SIDE..MAX_SIDE``."""
+    value = _integer(text)
+    if not MIN_SIDE <= value <= MAX_SIDE:
+        raise argparse.ArgumentTypeError(
+            f'{value} is not a frame side in {MIN_SIDE}..{MAX_SIDE} pixels'
+        )
+    return value
+
+
+def count(text: str) -> int:
+    """A count of frames, calls or images: an integer >= 1."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f'{value} must be at least 1')
+    return value
+
+
+def non_negative(text: str) -> int:
+    """An integer >= 0 (0 meaning "all" or "none", as each option says)."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f'{value} must be 0 or more')
+    return value
+
+
+def rate(text: str) -> float:
+    """A rate or speed factor: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f'{text} must be a finite number > 0')
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None

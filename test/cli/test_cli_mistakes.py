@@ -1,0 +1,44 @@
+"""A table of user mistakes per command: each is one line, exit status 2, no traceback."""
+
+from __future__ import annotations
+
+import pytest
+
+from segnode.cli import main
+
+MISTAKES = [
+    ('demo --size 0 0', 'is not a frame side in 32..8192'),
+    ('demo --size 1 1', 'is not a frame side'),
+    ('demo --size -10 20', 'is not a frame side'),
+    ('demo --size 100000 100000', 'is not a frame side'),
+    ('demo --rate 0', 'must be a finite number > 0'),
+    ('demo --frames 0', 'must be at least 1'),
+    ('export --backend eager --size 1 1 --out OUT', 'is not a frame side'),
+    ('export --backend eager --size 64 64 --batch 0 --out OUT', 'must be at least 1'),
+    ('bench --size 0 0', 'is not a frame side'),
+    ('bench --runs 0', 'must be at least 1'),
+    ('info model.pt --size -5 5', 'is not a frame side'),
+    ('replay bag --speed nan', 'must be a finite number > 0'),
+    ('replay bag --speed inf', 'must be a finite number > 0'),
+    ('replay bag --max-frames -1', 'must be 0 or more'),
+    ('eval --checkpoint m.pt --dataset camvid --data-root d --limit -1', 'must be 0 or more'),
+    ('eval --checkpoint m.pt --dataset camvid --data-root d --window 0 5', 'is not a frame side'),
+    ('bag-from-images images --out bag --rate -3', 'must be a finite number > 0'),
+]
+
+
+@pytest.mark.parametrize(('command', 'message'), MISTAKES)
+def test_a_mistake_is_one_line_and_exit_2(
+    command: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(command.split())
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if 'error:' in x]
+    assert message in line and 'Traceback' not in err
+
+
+def test_bench_with_no_backend_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['bench', '--backends', ' , ']) == 2
+    assert 'names no backend' in capsys.readouterr().err
