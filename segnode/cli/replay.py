@@ -171,7 +171,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     h, w = args.size
     return run_demo(
-        frames=args.frames, size=(h, w), rate=args.rate, backend=args.backend, out_dir=args.out
+        frames=args.frames,
+        size=(h, w),
+        rate=args.rate,
+        backend=args.backend,
+        out_dir=args.out,
+        images=args.images,
+        labels=args.labels,
     )
 
 
@@ -186,8 +192,15 @@ def _add_demo(sub: Any, handlers: dict[str, Handler]) -> None:
         nargs=2,
         default=(360, 480),
         metavar=('H', 'W'),
-        help='frame size (default: 360 480, CamVid)',
+        help='frame size of the synthetic drive (default: 360 480, CamVid)',
     )
+    p.add_argument(
+        '--images',
+        metavar='DIR',
+        help='drive through these camera images instead of the synthetic street (default: '
+        'CamVid val when SEGNODE_CAMVID_ROOT is set)',
+    )
+    p.add_argument('--labels', metavar='DIR', help='label PNGs named like the images')
     p.add_argument(
         '--frames', type=arguments.count, default=30, help='frames in the drive (default: 30)'
     )

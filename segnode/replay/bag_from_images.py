@@ -160,6 +160,7 @@ def bag_from_images(
     storage: str = 'mcap',
     start_ns: int = DEFAULT_START_NS,
     progress: bool = True,
+    limit: int = 0,
 ) -> BagSummary:
     """Write the frames of an image folder or a video to a new bag, with optional labels.
 
@@ -181,6 +182,7 @@ def bag_from_images(
         storage: 'mcap' or 'sqlite3'.
         start_ns: Stamp of the first frame, nanoseconds since the epoch.
         progress: Show a tqdm progress bar.
+        limit: Write the first ``limit`` images of a folder only (0: all).
 
     Raises:
         BagWriteError: ``out`` exists, the source is missing, empty or an unreadable video, a
@@ -195,7 +197,7 @@ def bag_from_images(
         raise BagWriteError(f'image source {source} does not exist')
     writer = BagWriter(out, storage)  # refuses an existing `out` before any frame is read
     if source.is_dir():
-        files = _image_files(source)
+        files = _image_files(source)[: limit or None]
         total, frames = len(files), _folder_frames(files)
         label_files = _label_files(Path(labels), [p.stem for p in files]) if labels else {}
     elif labels:

@@ -63,8 +63,9 @@ def test_user_error_is_one_line_without_traceback(tmp_path: Path) -> None:
 
 
 def test_demo_records_and_replays_a_drive(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv('SEGNODE_CAMVID_ROOT', raising=False)  # the synthetic drive
     args = ['demo', '--size', '64', '96', '--frames', '6', '--rate', '50', '--out', str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -74,6 +75,33 @@ def test_demo_records_and_replays_a_drive(
     assert report['mode'] == 'realtime' and report['frames'] == 6
     assert report['processed'] + report['dropped'] == 6
     assert (tmp_path / 'synthetic_drive' / 'metadata.yaml').is_file()
+    assert 'not CamVid' in out  # the synthetic default says what its numbers mean
+
+
+def test_demo_drives_through_a_folder_of_images_with_labels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    images, labels = tmp_path / 'images', tmp_path / 'labels'
+    images.mkdir()
+    labels.mkdir()
+    for k in range(5):
+        cv2.imwrite(str(images / f'f{k}.png'), np.full((64, 96, 3), 30 * k, np.uint8))
+        cv2.imwrite(str(labels / f'f{k}.png'), np.full((64, 96), k % 3, np.uint8))
+    out = tmp_path / 'out'
+    (out / 'report' / 'overlays').mkdir(parents=True)
+    (out / 'report' / 'overlays' / 'stale.png').write_bytes(b'old')  # a previous run's file
+    args = ['demo', '--images', str(images), '--labels', str(labels), '--frames', '4']
+    assert main([*args, '--rate', '50', '--out', str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert f'4 frames from {images}' in printed and f'labels from {labels}' in printed
+    report = json.loads((out / 'report' / 'report.json').read_text())
+    assert report['frames'] == 4 and report['miou'] is not None
+    assert not (out / 'report' / 'overlays' / 'stale.png').exists()
+
+
+def test_demo_labels_need_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['demo', '--labels', str(tmp_path), '--out', str(tmp_path / 'o')]) == 2
+    assert '--labels needs --images' in capsys.readouterr().err
 
 
 def test_os_and_value_errors_are_one_line_with_exit_2(
