@@ -12,7 +12,7 @@ from pathlib import Path
 import sys
 from typing import Any
 
-from segnode.cli import arguments
+import segnode.cli.arguments as arguments
 from segnode.config import BACKENDS, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError, SegnodeError
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import json
 from typing import Any
 
-from segnode.cli import arguments
+import segnode.cli.arguments as arguments
 from segnode.errors import SegnodeError
 
 __all__ = ['add_commands']

@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from segnode.cli import arguments
+import segnode.cli.arguments as arguments
 from segnode.config import BACKEND_CHOICES
 from segnode.replay.options import RATES, ReplayOptions
 

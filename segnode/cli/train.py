@@ -6,7 +6,7 @@ import argparse
 from collections.abc import Callable
 from typing import Any
 
-from segnode.cli import arguments
+import segnode.cli.arguments as arguments
 from segnode.train.config import DATASETS, EvalConfig
 
 __all__ = ['add_commands']
