@@ -34,7 +34,7 @@ MIN_SIDE = 32
 
 
 def upsample_to(x: Tensor, size: tuple[int, int] | Any) -> Tensor:
-    """Bilinear resize to ``size`` with align_corners=True (a quirk of docs/model.md)."""
+    """Bilinear resize to ``size``, align_corners=True as the official code (docs/model.md)."""
     return F.interpolate(x, size=size, mode='bilinear', align_corners=True)
 
 
