@@ -44,15 +44,17 @@ def _jpeg(rng: np.random.Generator, h: int, w: int) -> bytes:
     return bytes(data)
 
 
-def _claiming(data: bytes, marker: bytes, offset: int, h: int, w: int, order: str) -> bytes:
-    """``data`` with the size after ``marker`` replaced (a JPEG SOF or PNG IHDR bomb)."""
+def _claiming(data: bytes, marker: bytes, offset: int, h: int, w: int) -> bytes:
+    """``data`` with the size after ``marker`` replaced: a JPEG SOF0 or PNG IHDR "bomb".
+
+    JPEG stores height then width as big-endian u16, PNG width then height as big-endian u32.
+    """
     out = bytearray(data)
     at = out.find(marker) + offset
     size = 2 if marker == b'\xff\xc0' else 4
     first, second = (h, w) if marker == b'\xff\xc0' else (w, h)
     out[at : at + size] = first.to_bytes(size, 'big')
     out[at + size : at + 2 * size] = second.to_bytes(size, 'big')
-    assert order  # big-endian in both formats
     return bytes(out)
 
 
@@ -122,9 +124,9 @@ def _malformed(rng: np.random.Generator, k: int) -> Any:
         lambda: _raw(k, fields, height='forty'),
         lambda: _compressed(k, 'jpeg', rng.integers(0, 256, int(rng.integers(0, 600)), np.uint8)),
         lambda: _compressed(k, 'jpeg', jpeg[: int(rng.integers(0, len(jpeg) // 2))]),
-        lambda: _compressed(k, 'jpeg', _claiming(jpeg, b'\xff\xc0', 5, 65000, 65000, 'big')),
-        lambda: _compressed(k, 'jpeg', _claiming(jpeg, b'\xff\xc0', 5, 30000, 30000, 'big')),
-        lambda: _compressed(k, 'png', _claiming(bytes(png), b'IHDR', 4, 30000, 30000, 'big')),
+        lambda: _compressed(k, 'jpeg', _claiming(jpeg, b'\xff\xc0', 5, 65000, 65000)),
+        lambda: _compressed(k, 'jpeg', _claiming(jpeg, b'\xff\xc0', 5, 30000, 30000)),
+        lambda: _compressed(k, 'png', _claiming(bytes(png), b'IHDR', 4, 30000, 30000)),
         lambda: _compressed(k, 'webp', jpeg),
         lambda: _compressed(k, 'jpeg', b''),
         lambda: _compressed(k, 'jpeg', None),
