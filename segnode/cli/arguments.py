@@ -8,8 +8,21 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+from pathlib import Path
 
-__all__ = ['MAX_SIDE', 'MIN_SIDE', 'count', 'non_negative', 'rate', 'side']
+from segnode.errors import ConfigError
+
+__all__ = [
+    'MAX_SIDE',
+    'MIN_SIDE',
+    'count',
+    'non_negative',
+    'output_dir',
+    'output_file',
+    'rate',
+    'side',
+]
 
 MIN_SIDE = 32  # the network's minimum frame side (MFARANet's flow grids need 2 cells at /32)
 MAX_SIDE = 8192  # larger frames are a typo, or would exhaust the memory
@@ -57,3 +70,50 @@ def _integer(text: str) -> int:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+
+
+def _writable_parent(path: Path, what: str) -> None:
+    """The nearest existing ancestor of ``path`` is a writable folder (so it can be made)."""
+    parent = path.parent
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ConfigError(f'{what} {path}: {parent} is a file, not a folder')
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ConfigError(f'{what} {path}: {parent} is not writable')
+
+
+def output_file(path: str | Path | None, what: str) -> None:
+    """Refuse, before any work, an output file that cannot be written.
+
+    Raises:
+        ConfigError: ``path`` is a folder, or its folder cannot be created or written.
+    """
+    if not path:
+        return
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f'{what} {target} is a folder; give a file name')
+    if target.exists() and not os.access(target, os.W_OK):
+        raise ConfigError(f'{what} {target} is not writable')
+    _writable_parent(target, what)
+
+
+def output_dir(path: str | Path | None, what: str, *, must_not_exist: bool = False) -> None:
+    """Refuse, before any work, an output folder that cannot be created or written.
+
+    Raises:
+        ConfigError: ``path`` is a file (or exists when it must not), or cannot be written.
+    """
+    if not path:
+        return
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ConfigError(f'{what} {target} is a file, not a folder')
+    if target.exists() and must_not_exist:
+        raise ConfigError(f'{what} {target} already exists (it is never overwritten)')
+    if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
+        raise ConfigError(f'{what} {target} is not writable')
+    _writable_parent(target, what)

@@ -59,6 +59,7 @@ def _calibration(folder: str | None, count: int, size: tuple[int, int], bgr: boo
 def _cmd_export(args: argparse.Namespace) -> int:
     from segnode.engine.build import export_engine
 
+    arguments.output_dir(args.out, '--out')
     model, digest, weights = _model(args.checkpoint)
     if not args.checkpoint:
         print(f'note: {weights}', file=sys.stderr)
@@ -117,6 +118,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             f'--backends: unknown precision in {", ".join(bad)}; after the colon use one of '
             f'{", ".join(PRECISION_CHOICES)}'
         )
+    arguments.output_file(args.json, '--json')
+    arguments.output_file(args.markdown, '--markdown')
     model, _, weights = _model(args.checkpoint)
     if not args.checkpoint:
         print(f'note: {weights}', flush=True)

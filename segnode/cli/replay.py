@@ -18,6 +18,8 @@ Handler = Callable[[argparse.Namespace], int]
 def _cmd_bag_from_images(args: argparse.Namespace) -> int:
     from segnode.replay.bag_from_images import bag_from_images
 
+    arguments.output_dir(args.out, '--out', must_not_exist=True)
+
     summary = bag_from_images(
         args.source,
         args.out,
@@ -94,6 +96,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report
 
+    arguments.output_dir(args.out, '--out', must_not_exist=True)
+    arguments.output_file(args.json, '--json')
+    arguments.output_dir(args.report, '--report')
     options = ReplayOptions(
         rate=args.rate,
         speed=args.speed,
@@ -169,6 +174,7 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from segnode.replay.demo import run_demo
 
+    arguments.output_dir(args.out, '--out')
     h, w = args.size
     return run_demo(
         frames=args.frames,

@@ -54,6 +54,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
+    arguments.output_dir(cfg.out_dir, 'out_dir')  # before any calibration or training
     _allocator_hint(cfg.device)
     result = train(cfg)
     speed = f'{result.images_per_second:.2f} images/s'
@@ -77,6 +78,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
+    arguments.output_file(args.out, '--out')
     provenance, seconds = calibrate_checkpoint(cfg, args.out, args.checkpoint)
     for name, stats in provenance['equalizers'].items():
         print(
@@ -118,6 +120,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from segnode.train.evaluate import evaluate_checkpoint
 
     cfg = _eval_config(args)
+    arguments.output_file(args.json, '--json')
+    arguments.output_file(args.confusion, '--confusion')
     summary, matrix = evaluate_checkpoint(cfg)
     print(format_table(summary))
     if args.json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from segnode.cli import main
@@ -42,3 +44,40 @@ def test_a_mistake_is_one_line_and_exit_2(
 def test_bench_with_no_backend_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['bench', '--backends', ' , ']) == 2
     assert 'names no backend' in capsys.readouterr().err
+
+
+def _paths(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / 'a_file').write_text('x')
+    (tmp_path / 'a_folder').mkdir()
+    return {'FILE': str(tmp_path / 'a_file'), 'DIR': str(tmp_path / 'a_folder')}
+
+
+OUTPUT_MISTAKES = [
+    ('bag-from-images DIR --out FILE/bag', 'is a file, not a folder'),
+    ('bag-from-images DIR --out DIR', 'already exists'),
+    ('replay BAG --json DIR', 'is a folder; give a file name'),
+    ('replay BAG --report FILE', 'is a file, not a folder'),
+    ('replay BAG --out DIR', 'already exists'),
+    ('export --backend eager --size 64 64 --out FILE', 'is a file, not a folder'),
+    ('bench --json DIR', 'is a folder; give a file name'),
+    ('bench --markdown FILE/table.md', 'is a file, not a folder'),
+    ('eval --checkpoint C --dataset camvid --data-root R --json DIR', 'is a folder'),
+    ('eval --checkpoint C --dataset camvid --data-root R --confusion FILE/x.png', 'is a file'),
+    ('train out_dir=FILE', 'out_dir FILE is a file, not a folder'),
+    ('calibrate --out DIR', 'is a folder; give a file name'),
+    ('demo --out FILE', 'is a file, not a folder'),
+]
+
+
+@pytest.mark.parametrize(('command', 'message'), OUTPUT_MISTAKES)
+def test_unusable_outputs_are_refused_before_any_work(
+    tmp_path: Path, command: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _paths(tmp_path)
+    words = [
+        w.replace('FILE', paths['FILE']).replace('DIR', paths['DIR']) for w in command.split()
+    ]
+    assert main(words) == 2
+    err = capsys.readouterr().err
+    assert err.count('\n') == 1 and 'Traceback' not in err
+    assert message.replace('FILE', paths['FILE']) in err
