@@ -101,19 +101,24 @@ def output_file(path: str | Path | None, what: str) -> None:
     _writable_parent(target, what)
 
 
-def output_dir(path: str | Path | None, what: str, *, must_not_exist: bool = False) -> None:
+def output_dir(path: str | Path | None, what: str, *, new_bag: bool = False) -> None:
     """Refuse, before any work, an output folder that cannot be created or written.
 
+    Args:
+        path: The folder ('' or None: nothing to check).
+        what: The option, for messages.
+        new_bag: The folder is a bag to create, which must not exist yet.
+
     Raises:
-        ConfigError: ``path`` is a file (or exists when it must not), or cannot be written.
+        ConfigError: ``path`` is a file (or an existing bag), or cannot be written.
     """
     if not path:
         return
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise ConfigError(f'{what} {target} is a file, not a folder')
-    if target.exists() and must_not_exist:
-        raise ConfigError(f'{what} {target} already exists (it is never overwritten)')
+    if target.exists() and new_bag:
+        raise ConfigError(f'{target} already exists; bags are never overwritten')
     if target.is_dir() and not os.access(target, os.W_OK | os.X_OK):
         raise ConfigError(f'{what} {target} is not writable')
     _writable_parent(target, what)

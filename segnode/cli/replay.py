@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import segnode.cli.arguments as arguments
@@ -18,7 +19,7 @@ Handler = Callable[[argparse.Namespace], int]
 def _cmd_bag_from_images(args: argparse.Namespace) -> int:
     from segnode.replay.bag_from_images import bag_from_images
 
-    arguments.output_dir(args.out, '--out', must_not_exist=True)
+    arguments.output_dir(args.out, '--out', new_bag=True)
 
     summary = bag_from_images(
         args.source,
@@ -88,15 +89,22 @@ def _replay_config(args: argparse.Namespace) -> Any:
     )
 
 
+def bag_name(bag: str) -> str:
+    """The bag's name for its report folder: a folder's, or that of a metadata.yaml's folder."""
+    path = Path(bag).resolve()
+    if path.name == 'metadata.yaml' or (path.suffix in ('.db3', '.mcap') and path.is_file()):
+        return path.parent.name if path.name == 'metadata.yaml' else path.stem
+    return path.name
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
-    from pathlib import Path
 
     from segnode.files import write_json
     from segnode.replay.options import ReplayOptions
     from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report
 
-    arguments.output_dir(args.out, '--out', must_not_exist=True)
+    arguments.output_dir(args.out, '--out', new_bag=True)
     arguments.output_file(args.json, '--json')
     arguments.output_dir(args.report, '--report')
     options = ReplayOptions(
@@ -113,7 +121,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     result = replay(args.bag, _replay_config(args), options)
-    report_dir = Path(args.report or Path('outputs') / 'replay' / Path(args.bag).resolve().name)
+    report_dir = Path(args.report or Path('outputs') / 'replay' / bag_name(args.bag))
     paths = write_report(result, report_dir)
     if args.json:
         write_json(summarize(result), args.json)

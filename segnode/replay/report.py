@@ -278,12 +278,25 @@ def _overlay_png(overlay: Overlay, palette: np.ndarray) -> bytes:
     return bytes(np.asarray(data, dtype=np.uint8).tobytes())
 
 
+REPORT_FILES = (
+    'report.json',
+    'latency_hist.png',
+    'latency_timeline.png',
+    'class_iou.png',
+    'confusion.png',
+    'report.md',
+)
+
+
 def write_report(result: ReplayResult, out_dir: Path) -> dict[str, Path]:
     """Write the report files into ``out_dir`` (created), each atomically.
 
     In order: ``report.json`` (``summarize``), ``latency_hist.png``, ``latency_timeline.png``,
     with ground truth ``class_iou.png`` and ``confusion.png``, ``overlays/NNN_<camera>.png``,
-    and last ``report.md``, which links what was written. Earlier files are not removed.
+    and last ``report.md``, which links what was written. Once all of it is written, the files
+    a previous report left in ``out_dir`` that this one did not write (its names above, older
+    overlays) are removed, so a finished report never mixes two runs; other files are left
+    alone, and a report that fails half-way leaves the previous one's files in place.
 
     Returns:
         Name relative to ``out_dir`` (e.g. ``'overlays/000_front.png'``) -> path.
@@ -313,4 +326,10 @@ def write_report(result: ReplayResult, out_dir: Path) -> dict[str, Path]:
         put(f'overlays/{i:03d}_{camera}.png', lambda tmp: tmp.write_bytes(data))
     markdown = _markdown(doc, list(written), plots_skipped=not plots)
     put('report.md', lambda tmp: tmp.write_text(markdown, encoding='utf-8'))
+    stale = [out_dir / name for name in REPORT_FILES if name not in written]
+    stale += [
+        p for p in (out_dir / 'overlays').glob('*.png') if f'overlays/{p.name}' not in written
+    ]
+    for path in stale:
+        path.unlink(missing_ok=True)
     return written

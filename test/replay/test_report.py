@@ -248,3 +248,28 @@ def test_atomic_writes_leave_no_partial_file(
     with pytest.raises(OSError, match='interrupted'):
         write_report(replay(), tmp_path / 'json')
     assert list((tmp_path / 'json').iterdir()) == []
+
+
+def test_a_reused_report_folder_holds_one_run(tmp_path: Path) -> None:
+    (tmp_path / 'overlays').mkdir()
+    (tmp_path / 'overlays' / '007_old.png').write_bytes(b'old run')
+    (tmp_path / 'confusion.png').write_bytes(b'old run')
+    (tmp_path / 'notes.txt').write_text('mine')
+    written = write_report(replay(confusion=None), tmp_path)
+    assert not (tmp_path / 'overlays' / '007_old.png').exists()
+    assert not (tmp_path / 'confusion.png').exists()  # this run has no ground truth
+    assert (tmp_path / 'notes.txt').read_text() == 'mine' and 'report.md' in written
+
+
+@pytest.mark.parametrize(
+    ('given', 'name'),
+    [('bags/drive1', 'drive1'), ('bags/drive1/metadata.yaml', 'drive1'), ('x/run.mcap', 'run')],
+)
+def test_report_folders_are_named_after_the_bag(tmp_path: Path, given: str, name: str) -> None:
+    from segnode.cli.replay import bag_name
+
+    path = tmp_path / given
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix:
+        path.write_text('')
+    assert bag_name(str(path)) == name
