@@ -195,12 +195,17 @@ def save_confusion_png(
 
 
 def format_table(summary: dict[str, Any]) -> str:
-    """Per-class IoU and mIoU as aligned text lines."""
+    """Per-class IoU, mIoU and pixel accuracy as aligned text lines, as fractions (0..1).
+
+    Fractions, as training logs, replay and every JSON file report them.
+    """
     per_class = summary['per_class_iou']
-    width = max(len(n) for n in per_class)
-    lines = [
-        f'{name:<{width}}  {"-" if v is None else f"{100 * v:6.2f}"}'
-        for name, v in per_class.items()
-    ]
-    lines.append(f'{"mIoU":<{width}}  {100 * summary["miou"]:6.2f}')
+    width = max(len(n) for n in [*per_class, 'pixel accuracy'])
+
+    def cell(value: float | None) -> str:
+        return '-' if value is None or value != value else f'{value:.4f}'
+
+    lines = [f'{name:<{width}}  {cell(v)}' for name, v in per_class.items()]
+    lines.append(f'{"mIoU":<{width}}  {cell(summary["miou"])}')
+    lines.append(f'{"pixel accuracy":<{width}}  {cell(summary.get("pixel_accuracy"))}')
     return '\n'.join(lines)

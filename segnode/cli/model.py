@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 import json
+import textwrap
 from typing import Any
 
 import segnode.cli.arguments as arguments
@@ -62,12 +63,15 @@ def _cmd_info(args: argparse.Namespace) -> int:
     )
     for key in ('levels', 'batches_per_pass', 'calibrated_at', 'data', 'note'):
         if key in e:
-            print(f'  {key:<12}{e[key]}')
+            print(f'  {key + ":":<18} {e[key]}')
     print(f'parameters    {summary["parameters"]:,} (without training-only heads)')
     print(f'MACs          {summary["macs"]["gmac"]} G at {h}x{w} (convolutions only)')
     for key in ('metrics', 'recipe'):
         if summary[key]:
-            print(f'{key:<14}{json.dumps(summary[key])}')
+            pairs = [f'{k}={json.dumps(v)}' for k, v in summary[key].items()]
+            for line in textwrap.wrap(' '.join(pairs), 84) or ['']:
+                print(f'{key:<14}{line}')
+                key = ''
     print(f'source        {summary["source"] or "-"}')
     print(f'git revision  {summary["git_revision"] or "-"}   created {summary["created"] or "-"}')
     return 0

@@ -131,7 +131,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if args.json
         else 'outputs/eval/confusion.png'
     )
-    title = f'{cfg.dataset} {cfg.split}: mIoU {100 * summary["miou"]:.2f}'
+    if not Path(png).suffix:
+        png += '.png'  # what the plot is written as; say so
+    title = f'{cfg.dataset} {cfg.split}: mIoU {summary["miou"]:.4f}'
     print(f'wrote {save_confusion_png(matrix.matrix, list(summary["per_class_iou"]), png, title)}')
     return 0
 

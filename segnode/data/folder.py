@@ -74,7 +74,10 @@ def scan_folder(
     root = require_dir(Path(root), 'dataset root')
     table_path = Path(classes) if classes else root / 'classes.yaml'
     if not table_path.is_file():
-        raise DatasetError(f'class table not found: {table_path} (pass classes=PATH)')
+        raise DatasetError(
+            f'class table not found: {table_path} (segnode eval --classes PATH, '
+            'segnode train classes=PATH)'
+        )
     table, mapping = load_class_table(table_path)
     image_dir = require_dir(root / split / 'images', f'image folder of split {split!r}')
     label_dir = require_dir(root / split / 'labels', f'label folder of split {split!r}')

@@ -79,12 +79,16 @@ def load_truth(
             raise ReplayError('--labels DIR needs exactly one camera; use a label topic instead')
         camera = next(iter(cams.values()))
         truth.sources[camera] = f'label PNGs in {opts.labels_dir}'
+        if not Path(opts.labels_dir).is_dir():
+            raise ReplayError(f'--labels {opts.labels_dir} does not exist or is not a folder')
         files = sorted(Path(opts.labels_dir).glob('*.png'))
         if not files:
             raise ReplayError(f'no label PNGs in {opts.labels_dir}')
         for f in files:
             label = cv2.imread(str(f), cv2.IMREAD_UNCHANGED)
-            if label is None or label.ndim != 2:
+            if label is None:
+                raise ReplayError(f'{f} cannot be read (truncated, or not a PNG)')
+            if label.ndim != 2:
                 raise ReplayError(f'{f} is not a single-channel label PNG')
             if opts.label_match == 'order':
                 truth.by_order.append(label)

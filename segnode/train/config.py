@@ -275,8 +275,17 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
         ConfigError: Unreadable file, unknown key or bad value (the message names it).
     """
     data = _read_yaml(Path(path)) if path else {}
-    merged = {**data, **parse_overrides(overrides)}
+    given = parse_overrides(overrides)
     try:
-        return config_from_dict(TrainConfig, merged)
+        return config_from_dict(TrainConfig, {**data, **given})
     except ConfigError as err:
-        raise ConfigError(f'{path}: {err}' if path else str(err)) from err
+        blame_file = bool(path)
+        if path and given:  # a mistake typed on the command line is not the file's
+            try:
+                config_from_dict(TrainConfig, data)
+            except ConfigError:
+                pass
+            else:
+                blame_file = False
+        where = f'{path}: ' if blame_file else 'command line: ' if given else ''
+        raise ConfigError(f'{where}{err}') from err

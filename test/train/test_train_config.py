@@ -70,3 +70,10 @@ def test_the_from_scratch_recipe_uses_one_rate_and_a_warm_up() -> None:
     assert phase1.warmup_iters > 0 and phase2.warmup_iters > 0 and not phase1.pretrained
     assert tuple(phase1.crop) == (180, 240) and tuple(phase2.crop) == (360, 480)
     assert phase2.init and not phase2.pretrained
+
+
+def test_a_mistake_on_the_command_line_is_not_blamed_on_the_file() -> None:
+    with pytest.raises(ConfigError, match=r"^command line: unknown key 'btach_size'"):
+        load_train_config(CONFIGS / 'camvid.yaml', ['btach_size=4'])
+    with pytest.raises(ConfigError, match=r'^command line: crop must be'):
+        load_train_config(CONFIGS / 'camvid.yaml', ['crop=[8,8]'])
