@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Sequence
+import logging
 import sys
 
 from segnode import __version__
@@ -38,6 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``segnode`` command line; returns the exit code."""
     parser, handlers = _parser()
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
     try:
         return handlers[args.command](args)
     except SegnodeError as err:

@@ -229,6 +229,7 @@ def _attempt(job: _Job, name: str, device: torch.device, report: EngineReport) -
                 raise
             path = None
         if path is not None:
+            log.info('loading %s artefact %s', name, path)
             engine = job.engine(spec, spec.load(path, options, job.example()), options)
             stored = read_manifest(path.with_suffix('.json')).get('parity') or {}
             if c.parity_gate:
@@ -253,7 +254,26 @@ def _attempt(job: _Job, name: str, device: torch.device, report: EngineReport) -
     return engine
 
 
+# What a build usually takes on a CPU at 360x480 to 512x1024 (docs/benchmarks.md), for the word
+# said before it; eager is instant, so nothing is said for it.
+_BUILD_TIME = {
+    'torch-compile': 'about a minute; --backend eager starts at once',
+    'onnxruntime': 'a few seconds',
+    'tensorrt': 'minutes',
+}
+
+
 def _fresh(job: _Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
+    if spec.NAME in _BUILD_TIME:
+        log.info(
+            'building %s %s engine for %dx%dx%d in memory (%s)',
+            spec.NAME,
+            options.precision,
+            job.batch,
+            job.height,
+            job.width,
+            _BUILD_TIME[spec.NAME],
+        )
     engine = job.engine(spec, spec.build(job.graph(spec), job.example(), options), options)
     if job.config.parity_gate:
         report.parity = job.gate(spec, engine, options, logits=True).to_dict()
