@@ -18,7 +18,13 @@ from tqdm import tqdm
 
 from segnode.errors import BagWriteError, ImageFormatError
 from segnode.node.imaging import array_to_fields, encode_compressed
-from segnode.replay.bag_writer import BagWriter, make_compressed, make_header, make_image
+from segnode.replay.bag_writer import (
+    BagWriter,
+    check_topic_name,
+    make_compressed,
+    make_header,
+    make_image,
+)
 
 __all__ = ['DEFAULT_START_NS', 'IMAGE_SUFFIXES', 'BagSummary', 'bag_from_images', 'write_frames']
 
@@ -195,6 +201,8 @@ def bag_from_images(
         raise BagWriteError(f'rate must be positive, got {rate}')
     if not source.exists():
         raise BagWriteError(f'image source {source} does not exist')
+    for name in (topic, label_topic):
+        check_topic_name(name)
     writer = BagWriter(out, storage)  # refuses an existing `out` before any frame is read
     if source.is_dir():
         files = _image_files(source)[: limit or None]

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, suppress
 import os
 from pathlib import Path
+import re
 import shutil
 import tempfile
 from types import TracebackType
@@ -32,7 +33,14 @@ from segnode.errors import BagWriteError
 from segnode.node.imaging import ImageFields
 from segnode.replay.mcap_crc import fill_chunk_crcs
 
-__all__ = ['BagWriter', 'make_compressed', 'make_diagnostics', 'make_header', 'make_image']
+__all__ = [
+    'check_topic_name',
+    'BagWriter',
+    'make_compressed',
+    'make_diagnostics',
+    'make_header',
+    'make_image',
+]
 
 _PLUGINS = {'sqlite3': StoragePlugin.SQLITE3, 'mcap': StoragePlugin.MCAP}
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -79,6 +87,29 @@ def make_diagnostics(
         level=DiagnosticStatus.OK, name=name, message='', hardware_id=hardware_id, values=pairs
     )
     return DiagnosticArray(header=header, status=[status])
+
+
+_TOKEN = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def check_topic_name(topic: str) -> None:
+    """Refuse a name ROS 2 cannot have as an absolute topic.
+
+    Absolute names start with ``/``; each ``/``-separated token is letters, digits and
+    underscores, not starting with a digit; no empty token (``//``) and no trailing ``/``.
+
+    Raises:
+        BagWriteError: Names the topic and what is wrong with it.
+    """
+    if not topic.startswith('/'):
+        raise BagWriteError(f'topic {topic!r} must be absolute (start with /)')
+    tokens = topic[1:].split('/')
+    bad = [t for t in tokens if not _TOKEN.match(t)]
+    if bad:
+        raise BagWriteError(
+            f'topic {topic!r} is not a valid ROS 2 name: {bad[0]!r} (letters, digits and '
+            'underscores, not starting with a digit, between single slashes)'
+        )
 
 
 class BagWriter:
@@ -155,6 +186,7 @@ class BagWriter:
         Raises:
             BagWriteError: The topic was declared with another type, or the type is unknown.
         """
+        check_topic_name(topic)
         known = self._connections.get(topic)
         if known is not None:
             if known.msgtype != msgtype:

@@ -81,3 +81,23 @@ def test_unusable_outputs_are_refused_before_any_work(
     err = capsys.readouterr().err
     assert err.count('\n') == 1 and 'Traceback' not in err
     assert message.replace('FILE', paths['FILE']) in err
+
+
+@pytest.mark.parametrize(
+    ('topic', 'message'),
+    [
+        ('bad topic!', 'must be absolute'),
+        ('/bad topic!', "is not a valid ROS 2 name: 'bad topic!'"),
+        ('/cam//image', "is not a valid ROS 2 name: ''"),
+        ('/cam/1image', "'1image'"),
+        ('/cam/image/', "is not a valid ROS 2 name: ''"),
+    ],
+)
+def test_topic_names_ros_cannot_have_are_refused(
+    tmp_path: Path, topic: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = _paths(tmp_path)
+    out = str(tmp_path / 'bag')
+    assert main(['bag-from-images', paths['DIR'], '--out', out, '--topic', topic]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count('\n') == 1 and not Path(out).exists()
