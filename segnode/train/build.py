@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import torch
 
@@ -11,6 +12,7 @@ from segnode.model.backbone import load_imagenet_backbone
 from segnode.model.checkpoint import read_checkpoint
 from segnode.model.mfaranet import build_mfaranet, MFARANet
 from segnode.train.config import TrainConfig
+from segnode.train.state import load_state
 
 __all__ = ['build_optimizer', 'build_training_model', 'poly_schedule']
 
@@ -47,20 +49,32 @@ def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
     return model
 
 
+def _read_init(path: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Weights and equalizer provenance of a segnode checkpoint or a training-state file."""
+    try:
+        state, meta = read_checkpoint(path)
+        return state, dict(meta.get('equalizers') or {})
+    except CheckpointError as not_checkpoint:
+        try:
+            saved = load_state(path)  # a state/iter_*.pt file: a run cut short still seeds one
+        except CheckpointError:
+            raise not_checkpoint from None
+        return saved['model'], dict(saved.get('equalizers') or {})
+
+
 def _init_from_checkpoint(model: MFARANet, path: str) -> None:
-    """Copy every tensor of a segnode checkpoint whose name and shape match ``model``'s.
+    """Copy every tensor of a checkpoint or training state whose name and shape match.
 
     Raises:
         CheckpointError: Unreadable file, or one that shares no tensor with the model.
     """
-    state, meta = read_checkpoint(path)
+    state, equalizers = _read_init(path)
     own = model.state_dict()
     loaded = {k: v for k, v in state.items() if k in own and v.shape == own[k].shape}
     if not loaded:
         raise CheckpointError(f'{path} shares no tensor with this model (width or layout differs)')
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in loaded.items()}, strict=False)
     fresh = sorted(set(own) - set(loaded))
-    equalizers = dict(meta.get('equalizers') or {})
     if any('equalizers.' in k for k in fresh) or not isinstance(equalizers.get('state'), str):
         equalizers = {'state': 'uncalibrated'}
     model.equalizer_provenance = equalizers

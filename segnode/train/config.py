@@ -76,8 +76,9 @@ class TrainConfig:
         equalizers: Scale Equalizers (``false`` trains the ablation baseline).
         per_channel_equalizers: Per-channel equalizer constants.
         pretrained: ImageNet ResNet-18 file (deep-stem or torchvision); ``''``: from scratch.
-        init: segnode checkpoint whose weights (and calibrated equalizer constants) the run
-            starts from: a second training phase, or fine-tuning on other data; tensors whose
+        init: segnode checkpoint or training state (``state/iter_*.pt``) whose weights (and
+            calibrated equalizer constants) the run starts from: a second training phase, or
+            fine-tuning on other data; its optimiser and schedule are not taken; tensors whose
             shape differs (another class count) keep their fresh initialisation.
         calibration_images: Images per calibration pass (0: the whole training split).
         batch_size: Images per GPU (per process) and micro-batch.

@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from segnode.errors import ConfigError
+from segnode.errors import CheckpointError, ConfigError
 from segnode.model.calibration import calibrate_equalizers
 from segnode.model.checkpoint import save_checkpoint
 from segnode.model.mfaranet import build_mfaranet
 from segnode.train.build import build_optimizer, build_training_model, poly_schedule
 from segnode.train.config import TrainConfig
+from segnode.train.state import save_state
 
 
 def _lrs(warmup: int, steps: int) -> list[float]:
@@ -84,3 +85,22 @@ def test_one_rate_for_every_group_when_head_lr_mult_is_1() -> None:
     model = build_mfaranet(num_classes=3)
     optimizer = build_optimizer(model, TrainConfig(lr=0.02, head_lr_mult=1.0))
     assert {g['lr'] for g in optimizer.param_groups} == {0.02}
+
+
+def test_init_from_a_training_state_takes_its_weights_and_equalizers(tmp_path: Path) -> None:
+    torch.manual_seed(2)
+    source = build_mfaranet(num_classes=11, boundary_heads=True)
+    calibrate_equalizers(source, [torch.randn(2, 3, 64, 64)])
+    extra = {'equalizers': dict(source.equalizer_provenance), 'optimizer': {}}
+    path = save_state(tmp_path, 90, {'model': source.state_dict(), **extra}, keep_last=1)
+    model = build_training_model(TrainConfig(init=str(path)), 11)
+    own = model.state_dict()
+    assert all(torch.equal(own[k], v) for k, v in source.state_dict().items())
+    assert model.equalizer_provenance['state'] == 'calibrated'
+
+
+def test_init_from_a_file_that_is_neither_names_the_checkpoint_problem(tmp_path: Path) -> None:
+    path = tmp_path / 'other.pt'
+    torch.save({'something': torch.zeros(1)}, path)
+    with pytest.raises(CheckpointError, match='is not a segnode checkpoint'):
+        build_training_model(TrainConfig(init=str(path)), 11)
