@@ -37,6 +37,7 @@ __all__ = [
     'atomic_save',
     'build_from_checkpoint',
     'git_revision',
+    'has_segnode_keys',
     'load_tensors_file',
     'load_model',
     'read_checkpoint',
@@ -46,6 +47,7 @@ __all__ = [
 
 FORMAT = 'segnode-checkpoint'
 VERSION = 1
+_SEGNODE_PREFIXES = ('backbone.', 'mfam.', 'ram.', 'asfm.', 'score_heads.')
 
 
 def git_revision() -> str:
@@ -144,6 +146,11 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     path = Path(path)
     raw = load_tensors_file(path, 'checkpoint')
     if not isinstance(raw, dict) or raw.get('format') != FORMAT:
+        if has_segnode_keys(raw) or has_segnode_keys(_get(raw, 'state_dict')):
+            raise CheckpointError(
+                f'{path} holds bare segnode weights without the metadata a checkpoint carries '
+                '(classes, palette); write one with segnode.model.checkpoint.save_checkpoint'
+            )
         if isinstance(raw, dict) and 'state_dict' in raw:
             raise CheckpointError(
                 f'{path} looks like an official MFARANet checkpoint; convert it first: '
@@ -164,6 +171,20 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
             '(the file is corrupt or was altered)'
         )
     return state, meta
+
+
+def has_segnode_keys(state: Any) -> bool:
+    """Whether ``state`` is a dict of tensors named the way segnode's MFARANet names them."""
+    return (
+        isinstance(state, dict)
+        and bool(state)
+        and all(isinstance(v, Tensor) for v in state.values())
+        and any(str(k).startswith(_SEGNODE_PREFIXES) for k in state)
+    )
+
+
+def _get(raw: Any, key: str) -> Any:
+    return raw.get(key) if isinstance(raw, dict) else None
 
 
 def load_tensors_file(path: Path, what: str) -> Any:

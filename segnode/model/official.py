@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from segnode.errors import CheckpointError
-from segnode.model.checkpoint import load_tensors_file
+from segnode.model.checkpoint import FORMAT, has_segnode_keys, load_tensors_file
 from segnode.model.mfaranet import build_mfaranet, MFARANet
 
 __all__ = ['convert_official_state', 'load_official']
@@ -118,8 +118,17 @@ def load_official(
     """
     path = Path(path)
     raw = load_tensors_file(path, 'official checkpoint')
+    if isinstance(raw, dict) and raw.get('format') == FORMAT:
+        raise CheckpointError(
+            f'{path} is already a segnode checkpoint: use it as it is (segnode info {path})'
+        )
     if isinstance(raw, dict) and isinstance(raw.get('state_dict'), dict):
         raw = raw['state_dict']
+    if has_segnode_keys(raw):
+        raise CheckpointError(
+            f'{path} holds segnode key names, not official ones: nothing to convert '
+            '(write it with segnode.model.checkpoint.save_checkpoint to add the metadata)'
+        )
     if not isinstance(raw, dict) or not all(isinstance(v, Tensor) for v in raw.values()):
         raise CheckpointError(f'{path} holds no state_dict of tensors')
     mapped, report = convert_official_state(raw, keep_boundary)

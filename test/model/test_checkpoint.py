@@ -17,6 +17,7 @@ from segnode.model.checkpoint import (
     state_sha256,
 )
 from segnode.model.fold import fold_equalizers
+from segnode.model.official import load_official
 from segnode.model.scale_equalizer import ScaleEqualizer
 
 
@@ -139,6 +140,26 @@ def test_official_file_gets_a_conversion_hint(tmp_path: Path) -> None:
     torch.save({'epoch': 1, 'state_dict': {'module.x': torch.zeros(1)}}, path)
     with pytest.raises(CheckpointError, match='segnode convert-official'):
         read_checkpoint(path)
+
+
+def test_bare_segnode_weights_are_not_sent_to_convert_official(tmp_path: Path) -> None:
+    path = tmp_path / 'weights.pt'
+    torch.save(build_mfaranet(num_classes=2).state_dict(), path)
+    with pytest.raises(CheckpointError, match='bare segnode weights') as error:
+        read_checkpoint(path)
+    assert 'convert-official' not in str(error.value)
+
+
+def test_convert_official_names_segnode_files_for_what_they_are(tmp_path: Path) -> None:
+    model = build_mfaranet(num_classes=2)
+    checkpoint, bare = tmp_path / 'model.pt', tmp_path / 'bare.pt'
+    names, palette = ['a', 'b'], [(0, 0, 0)] * 2
+    save_checkpoint(model, checkpoint, class_names=names, palette=palette, dataset='x')
+    torch.save({'state_dict': model.state_dict()}, bare)
+    with pytest.raises(CheckpointError, match='already a segnode checkpoint'):
+        load_official(checkpoint)
+    with pytest.raises(CheckpointError, match='segnode key names, not official ones'):
+        load_official(bare)
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
