@@ -20,6 +20,7 @@ __all__ = [
     'latency_summary',
     'percentiles',
     'save_confusion_png',
+    'unknown_label_pixels',
 ]
 
 # The label id of unlabelled pixels, everywhere in segnode (datasets, losses, metrics, masks).
@@ -49,6 +50,16 @@ def confusion_matrix(
     return counts.reshape(num_classes, num_classes).cpu().numpy()
 
 
+def unknown_label_pixels(
+    target: Tensor | np.ndarray, num_classes: int, ignore_index: int = IGNORE_ID
+) -> int:
+    """Pixels whose label is neither a class id 0..K-1 nor ``ignore_index`` (scored as ignore)."""
+    t = np.asarray(target)
+    return int(
+        np.count_nonzero((t >= num_classes) & (t != ignore_index)) + np.count_nonzero(t < 0)
+    )
+
+
 def iou_from_confusion(matrix: np.ndarray) -> np.ndarray:
     """Per-class IoU = TP / (TP + FP + FN); NaN for classes absent from both."""
     matrix = matrix.astype(np.float64)
@@ -74,10 +85,12 @@ class ConfusionMatrix:
         self.num_classes = num_classes
         self.ignore_index = ignore_index
         self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
+        self.unknown_pixels = 0  # labels outside 0..K-1 that are not ignore_index
 
     def update(self, pred: Tensor | np.ndarray, target: Tensor | np.ndarray) -> None:
         """Add one batch of predicted and ground-truth class maps of equal shape."""
         self.matrix += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
+        self.unknown_pixels += unknown_label_pixels(target, self.num_classes, self.ignore_index)
 
     def iou(self) -> np.ndarray:
         """Per-class IoU (NaN for classes absent from predictions and ground truth)."""
@@ -94,7 +107,11 @@ class ConfusionMatrix:
         return float(np.trace(self.matrix) / total) if total else float('nan')
 
     def summary(self, class_names: list[str] | tuple[str, ...] | None = None) -> dict[str, Any]:
-        """``miou``, ``pixel_accuracy``, ``per_class_iou`` (name -> IoU or None) and pixels."""
+        """``miou``, ``pixel_accuracy``, ``per_class_iou``, ``pixels`` and unknown labels.
+
+        ``per_class_iou`` maps name -> IoU or None; ``unknown_label_pixels`` counts labels
+        outside 0..K-1 (not ``ignore_index``), which were skipped.
+        """
         names = list(class_names or (f'class_{k}' for k in range(self.num_classes)))
         iou = self.iou()
         return {
@@ -104,6 +121,7 @@ class ConfusionMatrix:
                 n: (None if np.isnan(v) else float(v)) for n, v in zip(names, iou, strict=True)
             },
             'pixels': int(self.matrix.sum()),
+            'unknown_label_pixels': self.unknown_pixels,
         }
 
 
@@ -208,4 +226,9 @@ def format_table(summary: dict[str, Any]) -> str:
     lines = [f'{name:<{width}}  {cell(v)}' for name, v in per_class.items()]
     lines.append(f'{"mIoU":<{width}}  {cell(summary["miou"])}')
     lines.append(f'{"pixel accuracy":<{width}}  {cell(summary.get("pixel_accuracy"))}')
+    if summary.get('unknown_label_pixels'):
+        lines.append(
+            f'note: {summary["unknown_label_pixels"]} label pixels hold ids outside '
+            f'0..{len(per_class) - 1} (and not {IGNORE_ID}): scored as ignore'
+        )
     return '\n'.join(lines)

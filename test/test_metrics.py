@@ -11,6 +11,7 @@ import torch
 from segnode.metrics import (
     confusion_matrix,
     ConfusionMatrix,
+    format_table,
     iou_from_confusion,
     latency_summary,
 )
@@ -72,3 +73,12 @@ def test_latency_summary_empty_and_non_finite() -> None:
         {'count': 1, 'mean': 4.0, 'p50': 4.0, 'p90': 4.0, 'p99': 4.0, 'max': 4.0}
     )
     assert latency_summary([float('nan')])['count'] == 0
+
+
+def test_labels_no_class_has_are_counted_and_named_in_the_table() -> None:
+    matrix = ConfusionMatrix(3)
+    matrix.update(np.zeros((2, 3), np.int64), np.array([[0, 7, 255], [1, 3, 2]]))
+    summary = matrix.summary(['a', 'b', 'c'])
+    assert summary['unknown_label_pixels'] == 2 and summary['pixels'] == 3
+    assert 'note: 2 label pixels hold ids outside 0..2 (and not 255)' in format_table(summary)
+    assert 'note' not in format_table({**summary, 'unknown_label_pixels': 0})

@@ -57,7 +57,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     arguments.output_dir(cfg.out_dir, 'out_dir')  # before any calibration or training
     _allocator_hint(cfg.device)
     result = train(cfg)
-    speed = f'{result.images_per_second:.2f} images/s'
+    rate = result.images_per_second
+    speed = f'{rate:.2f} images/s' if rate == rate else 'none run now'
+    if result.unknown_label_pixels:
+        print(
+            f'note: {result.unknown_label_pixels} training label pixels held ids no class has '
+            '(not 255): trained as ignore'
+        )
     if result.checkpoint is None:
         print(
             f'stopped at iteration {result.iterations}/{result.max_iters} ({speed}); '

@@ -17,6 +17,7 @@ from segnode.data.io import image_size, read_image, read_label, read_rgb_label
 from segnode.data.labels import ClassTable, IGNORE_ID
 from segnode.data.transforms import normalise, resize_pair, TrainAugment
 from segnode.errors import DatasetError
+from segnode.metrics import unknown_label_pixels
 
 __all__ = [
     'ColourDecoder',
@@ -138,6 +139,10 @@ class SegmentationDataset(Dataset[dict[str, Tensor]]):
     def __getitem__(self, key: SampleKey) -> dict[str, Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, index_seed(key))
         image, label = self.load(index)
+        k = self.spec.table.num_classes
+        unknown = unknown_label_pixels(label, k)
+        if unknown:  # ids no class has: scored and trained as ignore, and counted
+            label = np.where(label >= k, IGNORE_ID, label).astype(np.uint8)
         if self.resize is not None:
             image, label = resize_pair(image, label, self.resize)
         if self.augment is not None:
@@ -146,6 +151,7 @@ class SegmentationDataset(Dataset[dict[str, Tensor]]):
             'image': torch.from_numpy(normalise(image)),
             'label': torch.from_numpy(label.astype(np.int64)),
             'index': torch.tensor(index),
+            'unknown_labels': torch.tensor(unknown),
         }
         if self.boundary:
             sample['boundary'] = torch.from_numpy(binary_boundary(label))[None]

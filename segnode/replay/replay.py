@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from segnode.engine.segmenter import describe_engines
 from segnode.errors import ReplayError
-from segnode.metrics import confusion_matrix
+from segnode.metrics import confusion_matrix, unknown_label_pixels
 from segnode.node import imaging
 from segnode.node.assemble import build_service, load_labelled_model, LoadedModel
 from segnode.node.config import NodeConfig
@@ -164,6 +164,7 @@ class _Run:
         self.progress: Any = None
         self.error: ReplayError | None = None
         self.first_bad: dict[str, str] = {}
+        self.unknown_labels = 0  # ground-truth pixels with ids no class has
 
     def warm_up(self) -> None:
         """Build each camera's engine and run it once, so no frame pays for that."""
@@ -207,6 +208,11 @@ class _Run:
                     counts = self.by_cam[name]
                     counts.frames, counts.processed = stats.received, stats.processed
                     counts.dropped, counts.bad = stats.dropped, stats.bad
+                if self.unknown_labels:
+                    self.result.notes.append(
+                        f'{self.unknown_labels} ground-truth pixels hold label ids outside '
+                        f'0..{self.loaded.table.num_classes - 1} (and not 255): scored as ignore'
+                    )
         if self.error:
             raise self.error
         for cam in self.result.cameras:
@@ -279,6 +285,7 @@ class _Run:
         counts = confusion_matrix(mask, truth, k)
         if own and self.result.confusion is not None:
             self.result.confusion += counts
+            self.unknown_labels += unknown_label_pixels(truth, k)
             self.by_cam[camera].scored += 1
         if self.result.consumer_confusion is not None:
             self.result.consumer_confusion += counts

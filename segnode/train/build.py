@@ -19,13 +19,16 @@ __all__ = ['build_optimizer', 'build_training_model', 'poly_schedule']
 _LOG = logging.getLogger('segnode.train')
 
 
-def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
+def build_training_model(
+    cfg: TrainConfig, num_classes: int, *, load_weights: bool = True
+) -> MFARANet:
     """MFARANet with boundary heads, decoder initialised from ``cfg.seed``, ImageNet backbone.
 
     The backbone is loaded from ``cfg.pretrained`` (deep-stem or torchvision ResNet-18) when
     given, or the whole network from the segnode checkpoint ``cfg.init``; otherwise it trains
     from scratch. Equalizers stay uncalibrated unless ``cfg.init`` brings calibrated ones
-    (``model.equalizer_provenance['state'] == 'calibrated'``).
+    (``model.equalizer_provenance['state'] == 'calibrated'``). ``load_weights=False`` skips
+    both (a resumed run takes its weights from the training state).
     """
     torch.manual_seed(cfg.seed)
     model = build_mfaranet(
@@ -35,6 +38,8 @@ def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
         per_channel_equalizers=cfg.per_channel_equalizers,
         boundary_heads=True,
     )
+    if not load_weights:
+        return model
     if cfg.pretrained:
         random_keys = load_imagenet_backbone(model.backbone, cfg.pretrained)
         _LOG.info(
@@ -45,7 +50,7 @@ def build_training_model(cfg: TrainConfig, num_classes: int) -> MFARANet:
     elif cfg.init:
         _init_from_checkpoint(model, cfg.init)
     else:
-        _LOG.info('no ImageNet weights given (pretrained=): training from scratch')
+        _LOG.info('no ImageNet weights given (pretrained=): random initialisation')
     return model
 
 

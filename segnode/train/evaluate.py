@@ -68,11 +68,13 @@ def evaluate(
             stride_ratio=protocol.stride_ratio,
         )
         matrix.update(probs.argmax(1)[0].cpu(), sample['label'])
+        matrix.unknown_pixels += int(sample.get('unknown_labels', 0))  # mapped to ignore on load
         if ctx.is_main:
             bar.set_postfix(miou=f'{matrix.miou():.3f}')
     model.train(was_training)
     reduced = all_reduce_sum(ctx, torch.from_numpy(matrix.matrix))
     matrix.matrix = reduced.numpy().copy()
+    matrix.unknown_pixels = int(all_reduce_sum(ctx, torch.tensor([matrix.unknown_pixels]))[0])
     return matrix
 
 

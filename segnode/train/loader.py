@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+import signal
 
 import cv2
 import torch
@@ -59,8 +60,9 @@ def open_datasets(cfg: TrainConfig, with_val: bool = True) -> Datasets:
 
 
 def _init_worker(worker_id: int) -> None:
-    """One torch thread per loader worker (the workers run in parallel)."""
+    """One torch thread per loader worker; Ctrl-C is the main process's (train/interrupt.py)."""
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def make_loader(

@@ -29,13 +29,27 @@ from segnode.model.mfaranet import MFARANet
 from segnode.train.build import build_optimizer, build_training_model, poly_schedule
 from segnode.train.calibrate import calibrate_for_training
 from segnode.train.config import RUN_KEYS, TrainConfig
-from segnode.train.distributed import barrier, Context, init_distributed, shutdown
+from segnode.train.distributed import (
+    all_reduce_sum,
+    barrier,
+    Context,
+    init_distributed,
+    shutdown,
+)
 from segnode.train.evaluate import evaluate
+from segnode.train.interrupt import CtrlC
 from segnode.train.loader import make_loader, open_datasets
 from segnode.train.logger import MetricsLog
 from segnode.train.losses import MJSLoss
 from segnode.train.sampler import sample_seed, ShardSampler
-from segnode.train.state import get_rng_state, latest_state, load_state, save_state, set_rng_state
+from segnode.train.state import (
+    get_rng_state,
+    latest_state,
+    load_state,
+    save_state,
+    set_rng_state,
+    state_path,
+)
 
 __all__ = ['TrainResult', 'Trainer', 'check_resume_config', 'train']
 
@@ -54,6 +68,7 @@ class TrainResult:
     checkpoint: Path | None
     best_miou: float | None
     images_per_second: float
+    unknown_label_pixels: int = 0
 
 
 def train(cfg: TrainConfig) -> TrainResult:
@@ -145,10 +160,12 @@ class Trainer:
         self.log = MetricsLog(self.out, enabled=ctx.is_main, tensorboard=cfg.tensorboard)
         self._tick = 0.0
         self._timed = [0, 0.0]  # images, seconds (excluding the first step after a start)
+        self.unknown_labels = 0  # training pixels with ids no class has (this invocation)
+        self.ctrl_c = CtrlC()
 
     def _prepare_model(self, state: dict[str, Any] | None) -> MFARANet:
         cfg, ctx = self.cfg, self.ctx
-        model = build_training_model(cfg, self.data.table.num_classes)
+        model = build_training_model(cfg, self.data.table.num_classes, load_weights=state is None)
         if ctx.distributed and ctx.device.type == 'cuda' and cfg.sync_bn:
             converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
             assert converted is model  # the root is not a BN, so it is converted in place
@@ -182,6 +199,12 @@ class Trainer:
 
     def run(self) -> TrainResult:
         """Train to ``max_iters`` (or ``stop_at``), validate, write the final checkpoint."""
+        final = self.out / 'model_final.pt'
+        if self.iteration >= self.max_iters and final.is_file():
+            _LOG.info('this run already finished at iteration %d: %s', self.iteration, final)
+            return TrainResult(
+                self.out, self.iteration, self.max_iters, final, self.best_miou, float('nan')
+            )
         self._announce()
         stop = min(self.cfg.stop_at or self.max_iters, self.max_iters)
         bar = tqdm(
@@ -193,10 +216,13 @@ class Trainer:
             dynamic_ncols=True,
         )
         try:
-            while self.iteration < stop:
-                self._train_epoch(bar, stop)
+            with self.ctrl_c.watch():
+                while self.iteration < stop and not self._stopping():
+                    self._train_epoch(bar, stop)
         finally:
             bar.close()
+        if self.ctrl_c.pressed:
+            self._save_interrupted()
         checkpoint = self._finish() if self.iteration >= self.max_iters else None
         images, seconds = self._timed
         return TrainResult(
@@ -206,6 +232,7 @@ class Trainer:
             checkpoint,
             self.best_miou,
             images / seconds if seconds > 0 else float('nan'),
+            self.unknown_labels,
         )
 
     def _announce(self) -> None:
@@ -246,6 +273,8 @@ class Trainer:
             first = False
             if self.iteration >= stop or self.iteration % self.steps_per_epoch == 0:
                 break
+            if self._stopping():
+                break
 
     def _step(self, micro: list[dict[str, torch.Tensor]]) -> dict[str, float]:
         cfg, ctx = self.cfg, self.ctx
@@ -261,6 +290,7 @@ class Trainer:
                 image = image.contiguous(memory_format=torch.channels_last)
             label = batch['label'].to(ctx.device, non_blocking=True)
             boundary = batch['boundary'].to(ctx.device, non_blocking=True)
+            self._count_unknown_labels(int(batch['unknown_labels'].sum()))
             last = m == len(micro) - 1
             sync: Any = nullcontext()
             if isinstance(self.net, DistributedDataParallel) and not last:
@@ -286,6 +316,34 @@ class Trainer:
         self.scheduler.step()
         return totals
 
+    def _stopping(self) -> bool:
+        """Whether to stop now; under torchrun every rank stops at the same iteration."""
+        if not self.ctx.distributed:
+            return self.ctrl_c.pressed
+        flag = torch.tensor([float(self.ctrl_c.pressed)], device=self.ctx.device)
+        return bool(all_reduce_sum(self.ctx, flag)[0] > 0)
+
+    def _save_interrupted(self) -> None:
+        saved = latest_state(self.out)
+        if self.iteration and (saved is None or saved != state_path(self.out, self.iteration)):
+            self._save_state()
+        _LOG.info(
+            'interrupted at iteration %d of %d: state saved; continue with resume=auto out_dir=%s',
+            self.iteration,
+            self.max_iters,
+            self.out,
+        )
+        raise KeyboardInterrupt
+
+    def _count_unknown_labels(self, pixels: int) -> None:
+        if pixels and not self.unknown_labels:
+            _LOG.warning(
+                'training labels hold ids outside 0..%d (not 255): trained as ignore; the '
+                'count is in the final line and metrics.jsonl',
+                self.data.table.num_classes - 1,
+            )
+        self.unknown_labels += pixels
+
     def _after_step(self, parts: dict[str, float], bar: tqdm[Any], timed: bool) -> None:
         now = time.perf_counter()
         if timed:
@@ -298,7 +356,8 @@ class Trainer:
         bar.set_postfix(loss=f'{parts["loss"]:.3f}', img_s=f'{speed:.2f}')
         if it % self.cfg.log_every == 0 or it == self.max_iters:
             lrs = {f'lr_{g["name"]}': g['lr'] for g in self.optimizer.param_groups}
-            self.log.write('train', it, {**parts, **lrs, 'images_per_second': speed})
+            unknown = {'unknown_label_pixels': self.unknown_labels} if self.unknown_labels else {}
+            self.log.write('train', it, {**parts, **lrs, 'images_per_second': speed, **unknown})
         if it % self.cfg.checkpoint_every == 0:
             self._save_state()
         if self.cfg.val_every > 0 and it % self.cfg.val_every == 0 and it < self.max_iters:
@@ -331,6 +390,12 @@ class Trainer:
         summary = matrix.summary(self.data.table.names)
         miou = summary['miou']
         _LOG.info('iteration %d: val mIoU %.4f', self.iteration, miou)
+        if summary['unknown_label_pixels']:
+            _LOG.warning(
+                'val labels: %d pixels hold ids outside 0..%d (not 255), scored as ignore',
+                summary['unknown_label_pixels'],
+                k - 1,
+            )
         self.log.write('val', self.iteration, summary)
         if self.best_miou is None or miou > self.best_miou:
             self.best_miou = miou

@@ -357,3 +357,13 @@ def test_the_ground_truth_pairing_is_recorded(tmp_path: Path) -> None:
     bag = write_bag(tmp_path / 'in', 2, labels=np.zeros((H, W), np.uint8))
     result = run(bag)
     assert result.truth == {'/front/image_raw': '/front/labels'}
+
+
+def test_label_ids_no_class_has_are_counted_in_the_notes(tmp_path: Path) -> None:
+    label = np.zeros((H, W), np.uint8)
+    label[:2] = 200  # 2 rows: neither a CamVid class nor 255
+    label[2:4] = 255
+    result = run(write_bag(tmp_path / 'in', 2, labels=label))
+    note = f'{2 * 2 * W} ground-truth pixels hold label ids outside 0..10 (and not 255)'
+    assert any(note in n for n in result.notes), result.notes
+    assert int(result.confusion.sum()) == 2 * (H - 4) * W
