@@ -17,7 +17,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_bag_from_images(args: argparse.Namespace) -> int:
-    from segnode.replay.bag_from_images import bag_from_images
+    from segnode.replay.bag_from_images import bag_from_images, id_ranges
 
     arguments.output_dir(args.out, '--out', new_bag=True)
 
@@ -36,6 +36,11 @@ def _cmd_bag_from_images(args: argparse.Namespace) -> int:
         f'wrote {summary.frames} frames to {summary.path} ({summary.storage}, '
         f'topics {", ".join(summary.topics)})'
     )
+    if summary.label_ids:
+        print(
+            f'label ids found: {id_ranges(summary.label_ids)} (replay scores ids below the '
+            "model's class count, 11 for CamVid; 255 and any other id count as ignore)"
+        )
     return 0
 
 

@@ -26,7 +26,14 @@ from segnode.replay.bag_writer import (
     make_image,
 )
 
-__all__ = ['DEFAULT_START_NS', 'IMAGE_SUFFIXES', 'BagSummary', 'bag_from_images', 'write_frames']
+__all__ = [
+    'DEFAULT_START_NS',
+    'IMAGE_SUFFIXES',
+    'BagSummary',
+    'bag_from_images',
+    'id_ranges',
+    'write_frames',
+]
 
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp')
 DEFAULT_START_NS = 1_700_000_000 * 1_000_000_000  # 2023-11-14, fixed so bags are reproducible
@@ -41,6 +48,7 @@ class BagSummary:
     frames: int
     topics: tuple[str, ...]
     storage: str
+    label_ids: tuple[int, ...] = ()  # every value found in the labels, sorted
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -217,8 +225,17 @@ def bag_from_images(
     topics = (image_topic, label_topic) if label_files else (image_topic,)
     if len(set(topics)) < len(topics):
         raise BagWriteError(f'the label topic must differ from the image topic {image_topic}')
+    seen = np.zeros(256, bool)  # label values found, for the summary
+
+    def with_label(stem: str, frame: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        if not label_files:
+            return frame, None
+        label = _read_label(label_files[stem], frame.shape)
+        seen[np.bincount(label.reshape(-1), minlength=256) > 0] = True
+        return frame, label
+
     pairs: Iterator[tuple[np.ndarray, np.ndarray | None]] = (
-        (f, _read_label(label_files[stem], f.shape) if label_files else None) for stem, f in frames
+        with_label(stem, f) for stem, f in frames
     )
     with writer:
         count = write_frames(
@@ -231,4 +248,15 @@ def bag_from_images(
             frame_id=frame_id,
             compressed=compressed,
         )
-    return BagSummary(out, count, topics, storage)
+    return BagSummary(out, count, topics, storage, tuple(int(i) for i in np.flatnonzero(seen)))
+
+
+def id_ranges(ids: Iterable[int]) -> str:
+    """Sorted ids as compact ranges: ``0-10, 200, 255``."""
+    runs: list[list[int]] = []
+    for i in sorted(ids):
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ', '.join(f'{a}-{b}' if b > a else f'{a}' for a, b in runs)

@@ -12,7 +12,7 @@ import pytest
 from segnode.cli import main
 from segnode.errors import BagWriteError, ImageFormatError
 from segnode.node.imaging import image_to_array, stamp_ns, to_rgb_frame
-from segnode.replay.bag_from_images import bag_from_images, DEFAULT_START_NS
+from segnode.replay.bag_from_images import bag_from_images, DEFAULT_START_NS, id_ranges
 from segnode.replay.bags import open_bag
 
 H, W, N = 6, 8, 3
@@ -52,6 +52,7 @@ def test_folder_with_labels(images: Path, storage: str) -> None:
     )
     assert (summary.path, summary.frames, summary.storage) == (out, N, storage)
     assert summary.topics == ('/camera/image_raw', '/camera/labels')
+    assert summary.label_ids == tuple(range(11))
     with open_bag(out) as bag:
         assert {t.topic: t.count for t in bag.info.topics.values()} == dict.fromkeys(
             summary.topics, N
@@ -153,12 +154,17 @@ def test_cli(images: Path, capsys: pytest.CaptureFixture[str]) -> None:
             '--storage', 'sqlite3', '--topic', '/front/image_raw',
             '--label-topic', '/front/labels']  # fmt: skip
     assert main(args) == 0
-    assert capsys.readouterr().out.strip() == (
-        f'wrote {N} frames to {out} (sqlite3, topics /front/image_raw, /front/labels)'
-    )
+    wrote, ids = capsys.readouterr().out.strip().splitlines()
+    assert wrote == f'wrote {N} frames to {out} (sqlite3, topics /front/image_raw, /front/labels)'
+    assert ids.startswith('label ids found: 0-10 (replay scores ids below')
     with open_bag(out) as bag:
         assert bag.info.storage == 'sqlite3' and bag.info.topics['/front/labels'].count == N
     assert main(args) == 2
     assert capsys.readouterr().err.strip() == (
         f'segnode: error: {out} already exists; bags are never overwritten'
     )
+
+
+def test_label_ids_are_summarised_as_ranges() -> None:
+    assert id_ranges([255, 0, 1, 2, 200, 4]) == '0-2, 4, 200, 255'
+    assert id_ranges([]) == ''
