@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +95,21 @@ def _replay_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _param_topics(params: str | None) -> tuple[str, ...]:
+    """The image topics a params file's ``cameras.<name>.topic`` entries subscribe, if any.
+
+    A relative topic resolves in the root namespace, as a node launched without one does.
+    """
+    from segnode.node.config import load_node_config, read_node_params
+
+    if not params or not any(
+        k.startswith('cameras.') and k.endswith('.topic') for k in read_node_params(params)
+    ):
+        return ()
+    cameras = load_node_config(params).cameras
+    return tuple('/' + cam.subscribed_topic.lstrip('/') for cam in cameras)
+
+
 def bag_name(bag: str) -> str:
     """The bag's name for its report folder: a folder's, or that of a metadata.yaml's folder."""
     path = Path(bag).resolve()
@@ -112,10 +128,17 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     arguments.output_dir(args.out, '--out', new_bag=True)
     arguments.output_file(args.json, '--json')
     arguments.output_dir(args.report, '--report')
+    topics_from_params = () if args.image_topic else _param_topics(args.params)
+    if topics_from_params:
+        logging.getLogger('segnode').info(
+            'cameras from %s: %s (--image-topic overrides)',
+            args.params,
+            ', '.join(topics_from_params),
+        )
     options = ReplayOptions(
         rate=args.rate,
         speed=args.speed,
-        image_topics=tuple(args.image_topic or ()),
+        image_topics=tuple(args.image_topic or ()) or topics_from_params,
         label_topics=tuple(args.label_topic or ()),
         labels_dir=args.labels or '',
         label_match=args.label_match,

@@ -38,6 +38,7 @@ __all__ = [
     'LabelModelConfig',
     'NodeConfig',
     'load_node_config',
+    'read_node_params',
     'node_config_from_dict',
     'node_config_from_flat',
     'node_config_to_flat',
@@ -338,6 +339,23 @@ def load_node_config(path: str | Path) -> NodeConfig:
     Raises:
         ConfigError: Missing or malformed file, several node entries, unknown or invalid keys.
     """
+    flat = read_node_params(path)
+    try:
+        return node_config_from_flat(flat)
+    except ConfigError as err:
+        raise ConfigError(f'{path}: {err}') from err
+
+
+def read_node_params(path: str | Path) -> dict[str, Any]:
+    """A params YAML's parameters by dotted name, read as ROS 2 reads them.
+
+    Nested maps and dotted keys are the same parameter (``engine: {backend: eager}`` is
+    ``engine.backend: eager``); a parameter given twice, one without a value and an empty
+    list (rcl cannot type it, and the node would fail to start) are refused.
+
+    Raises:
+        ConfigError: Missing or malformed file, several node entries, or one of the above.
+    """
     path = Path(path)
     doc = read_yaml(path, 'params file')
     if not isinstance(doc, Mapping) or len(doc) != 1:
@@ -348,7 +366,32 @@ def load_node_config(path: str | Path) -> NodeConfig:
     ((node, body),) = doc.items()
     if not isinstance(body, Mapping) or set(body) != {'ros__parameters'}:
         raise ConfigError(f'{path}: {node!r} must hold exactly one key, ros__parameters')
-    try:
-        return node_config_from_dict(body['ros__parameters'] or {})
-    except ConfigError as err:
-        raise ConfigError(f'{path}: {err}') from err
+    params = body['ros__parameters'] or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f'{path}: ros__parameters must be a mapping')
+    flat: dict[str, Any] = {}
+    _flatten(params, '', flat, path)
+    return flat
+
+
+def _flatten(params: Mapping[Any, Any], prefix: str, flat: dict[str, Any], path: Path) -> None:
+    for key, value in params.items():
+        if not isinstance(key, str):
+            under = f' under {prefix[:-1]}' if prefix else ''
+            raise ConfigError(
+                f'{path}: keys{under} must be names, got {short_repr(key)} ({type(key).__name__})'
+            )
+        name = f'{prefix}{key}'
+        if isinstance(value, Mapping):
+            _flatten(value, f'{name}.', flat, path)
+            continue
+        if value is None:
+            raise ConfigError(f'{path}: {name} has no value (ROS 2 refuses it; leave it out)')
+        if isinstance(value, list) and not value:
+            raise ConfigError(
+                f'{path}: {name}: [] cannot be read by ROS 2 (an empty list has no type) and '
+                'the node would not start; leave the key out to keep its default'
+            )
+        if name in flat:
+            raise ConfigError(f'{path}: parameter {name} is given twice')
+        flat[name] = value

@@ -47,7 +47,7 @@ def test_nested_yaml(tmp_path: Path) -> None:
         '    cameras:\n'
         '      front: {topic: /front/image, transport: compressed}\n'
         '    engine: {backend: eager, device: cpu, input_size: [256, 512]}\n'
-        '    model: {num_classes: 11, class_names: [], palette: []}\n'
+        '    model: {num_classes: 11}\n'
         '    max_age_ms: 200\n',
     )
     config = load_node_config(path)
@@ -58,6 +58,20 @@ def test_nested_yaml(tmp_path: Path) -> None:
     assert config.engine == EngineConfig(backend='eager', device='cpu', input_size=(256, 512))
     assert config.max_age_ms == 200.0
     assert config.model.num_classes == 11
+
+
+def test_dotted_keys_are_the_nested_ones_as_ros_reads_them(tmp_path: Path) -> None:
+    dotted = write(
+        tmp_path,
+        '    camera_names: [front]\n'
+        '    cameras.front.topic: /front/image\n'
+        '    engine.backend: eager\n'
+        '    engine:\n'
+        '      device: cpu\n',
+    )
+    config = load_node_config(dotted)
+    assert config.camera('front').topic == '/front/image'
+    assert (config.engine.backend, config.engine.device) == ('eager', 'cpu')
 
 
 def test_flat_round_trip() -> None:
@@ -94,7 +108,10 @@ def test_defaults_flat_round_trip() -> None:
         ('    input_depth: 0\n', r'input_depth must be >= 1'),
         ('    max_age_ms: fast\n', r'max_age_ms must be of type'),
         ('    camera_names: [a, a]\n', r"lists 'a' more than once"),
-        ('    camera_names: []\n', r'at least one camera'),
+        ('    camera_names: []\n', r'camera_names: \[\] cannot be read by ROS 2'),
+        ('    engine: {input_size: []}\n', r'engine\.input_size: \[\] cannot be read by ROS 2'),
+        ('    engine:\n      backend:\n', r'engine\.backend has no value'),
+        ('    engine.backend: eager\n    engine: {backend: onnx}\n', r'backend is given twice'),
         ('    camera_names: [front]\n    cameras: {rear: {topic: x}}\n', r'cameras\.rear .*'),
         ('    cameras: {camera: {transport: h264}}\n', r'transport must be raw or compressed'),
         ('    cameras: {camera: {topc: x}}\n', r"unknown key 'cameras\.camera\.topc'"),

@@ -367,3 +367,22 @@ def test_label_ids_no_class_has_are_counted_in_the_notes(tmp_path: Path) -> None
     note = f'{2 * 2 * W} ground-truth pixels hold label ids outside 0..10 (and not 255)'
     assert any(note in n for n in result.notes), result.notes
     assert int(result.confusion.sum()) == 2 * (H - 4) * W
+
+
+def test_params_cameras_choose_the_topics_as_the_node_subscribes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bag = write_bag(tmp_path / 'in', 2, cameras=('front', 'rear'))
+    params = tmp_path / 'params.yaml'
+    params.write_text(
+        '/**:\n  ros__parameters:\n    camera_names: [rear]\n'
+        '    cameras.rear.topic: rear/image_raw\n'  # relative: the root namespace
+    )
+    json_path = tmp_path / 'r.json'
+    args = ['replay', str(bag), '--params', str(params), '--backend', 'eager', '--device', 'cpu',
+            '--report', str(tmp_path / 'rep'), '--no-progress']  # fmt: skip
+    assert main([*args, '--json', str(json_path)]) == 0
+    assert list(json.loads(json_path.read_text())['cameras']) == ['rear']
+    params.write_text('/**:\n  ros__parameters:\n    cameras.camera.topic: /side/image_raw\n')
+    assert main(args) == 2
+    assert "has no image topic '/side/image_raw'" in capsys.readouterr().err
