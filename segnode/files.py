@@ -1,8 +1,12 @@
-"""Files that are whole or absent: atomic writes, hashes and JSON (NaN written as null)."""
+"""Files that are whole or absent: atomic writes, hashes, JSON (NaN as null), output folders.
+
+A failed command leaves no empty output folder behind (``no_empty_folders_left``).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 import hashlib
 import json
 import math
@@ -11,7 +15,7 @@ from pathlib import Path
 import tempfile
 from typing import Any
 
-__all__ = ['atomic_write', 'file_sha256', 'jsonable', 'write_json']
+__all__ = ['atomic_write', 'file_sha256', 'jsonable', 'no_empty_folders_left', 'write_json']
 
 
 def _umask() -> int:
@@ -69,3 +73,28 @@ def write_json(data: Any, path: str | Path) -> Path:
     """Write ``data`` as indented JSON, atomically (NaN and infinities written as null)."""
     text = json.dumps(jsonable(data), indent=2, allow_nan=False) + '\n'
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding='utf-8'))
+
+
+@contextmanager
+def no_empty_folders_left(path: str | Path) -> Iterator[None]:
+    """On failure (Ctrl-C too), remove the still-empty folders the block made at or above path.
+
+    A folder holding anything, and every folder that existed before, is kept.
+    """
+    path = Path(path).absolute()
+    new = None  # the highest folder of ``path`` that does not exist yet
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        new = folder
+    try:
+        yield
+    except BaseException:
+        if new is not None and new.is_dir():
+            below = sorted((d for d in new.rglob('*') if d.is_dir()), key=lambda d: -len(d.parts))
+            for folder in (*below, new):
+                try:
+                    folder.rmdir()  # only an empty one goes
+                except OSError:
+                    pass
+        raise

@@ -1,4 +1,4 @@
-"""Atomic writes (nothing half-written, the umask honoured), hashes and NaN-safe JSON."""
+"""Atomic writes (nothing half-written, the umask honoured), hashes, JSON, no empty folders."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segnode.files import atomic_write, file_sha256, write_json
+from segnode.cli import main
+from segnode.files import atomic_write, file_sha256, no_empty_folders_left, write_json
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
@@ -51,3 +52,34 @@ def test_write_json_turns_nan_and_numpy_into_plain_json(tmp_path: Path) -> None:
         'n': 4,
         '1': 'x',
     }
+
+
+def test_a_failed_block_leaves_no_new_empty_folder(tmp_path: Path) -> None:
+    out = tmp_path / 'a' / 'b' / 'out'
+    with pytest.raises(KeyboardInterrupt), no_empty_folders_left(out):
+        (out / 'engines').mkdir(parents=True)
+        raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError), no_empty_folders_left(out):
+        (out / 'keep').mkdir(parents=True)
+        (out / 'keep' / 'partial.bag').write_text('x')
+        (out / 'empty').mkdir()
+        raise ValueError
+    assert sorted(p.name for p in out.iterdir()) == ['keep']  # what holds a file stays
+    with no_empty_folders_left(tmp_path / 'fine'):
+        (tmp_path / 'fine').mkdir()
+    assert (tmp_path / 'fine').is_dir()  # success keeps everything
+
+
+def test_demo_stopped_early_leaves_no_empty_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import segnode.replay.demo as demo
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(demo, 'load_labelled_model', interrupted)
+    monkeypatch.delenv('SEGNODE_CAMVID_ROOT', raising=False)
+    assert main(['demo', '--out', str(tmp_path / 'outputs' / 'demo')]) == 130
+    assert list(tmp_path.iterdir()) == []

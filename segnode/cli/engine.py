@@ -57,9 +57,16 @@ def _calibration(folder: str | None, count: int, size: tuple[int, int], bgr: boo
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from segnode.engine.build import export_engine
+    from segnode.files import no_empty_folders_left
 
     arguments.output_dir(args.out, '--out')
+    with no_empty_folders_left(args.out):
+        return _export(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from segnode.engine.build import export_engine
+
     model, digest, weights = _model(args.checkpoint)
     if not args.checkpoint:
         print(f'note: {weights}', file=sys.stderr)

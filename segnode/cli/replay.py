@@ -208,19 +208,21 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from segnode.files import no_empty_folders_left
     from segnode.replay.demo import run_demo
 
     arguments.output_dir(args.out, '--out')
     h, w = args.size
-    return run_demo(
-        frames=args.frames,
-        size=(h, w),
-        rate=args.rate,
-        backend=args.backend,
-        out_dir=args.out,
-        images=args.images,
-        labels=args.labels,
-    )
+    with no_empty_folders_left(args.out):
+        return run_demo(
+            frames=args.frames,
+            size=(h, w),
+            rate=args.rate,
+            backend=args.backend,
+            out_dir=args.out,
+            images=args.images,
+            labels=args.labels,
+        )
 
 
 def _add_demo(sub: Any, handlers: dict[str, Handler]) -> None:

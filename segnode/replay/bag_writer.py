@@ -143,6 +143,7 @@ class BagWriter:
         self._tmp: Path | None = None
         self._writer: Writer | None = None
         self._connections: dict[str, Connection] = {}
+        self.messages = 0  # written so far
 
     def __enter__(self) -> BagWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +208,7 @@ class BagWriter:
             writer.write(
                 self._connections[topic], int(log_time_ns), TYPESTORE.serialize_cdr(msg, msgtype)
             )
+        self.messages += 1
 
     def finish(self) -> Path:
         """Close the bag and move it to ``path`` (idempotent); returns ``path``."""
@@ -227,6 +229,11 @@ class BagWriter:
             os.chmod(self.path, 0o777 & ~mask)  # not mkdtemp's 0700
         self._writer, self._tmp, self.finished = None, None, True
         return self.path
+
+    def discard(self) -> None:
+        """Drop the bag being written: nothing is left at ``path`` (idempotent)."""
+        self._discard()
+        self.finished = True
 
     def _discard(self) -> None:
         writer, tmp = self._writer, self._tmp

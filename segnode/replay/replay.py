@@ -81,8 +81,11 @@ def replay(
             run.run()
         except KeyboardInterrupt:
             run.result.interrupted = True
-            if run.writer is not None:
-                run.writer.finish()
+            if run.writer is not None and run.writer.messages:
+                run.writer.finish()  # a valid bag of what ran
+            elif run.writer is not None:
+                run.writer.discard()
+                run.result.notes.append(f'stopped before any frame: {opts.out_bag} not written')
         return run.result
 
 

@@ -223,6 +223,14 @@ def test_interrupt_keeps_a_valid_partial_bag(tmp_path: Path) -> None:
         assert out.info.topics['/front/image_raw'].count == 3
 
 
+def test_interrupt_before_any_frame_leaves_no_bag(tmp_path: Path) -> None:
+    bag = write_bag(tmp_path / 'in', 3)
+    result = run(bag, out_bag=str(tmp_path / 'out'), interrupt_at=1)  # in the warm-up
+    assert result.interrupted and not (tmp_path / 'out').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['in']
+    assert any('stopped before any frame' in note for note in result.notes)
+
+
 def test_cli_replay_writes_reports_and_errors_in_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
