@@ -1,6 +1,7 @@
 """Files that are whole or absent: atomic writes, hashes, JSON (NaN as null), output folders.
 
-A failed command leaves no empty output folder behind (``no_empty_folders_left``).
+A failed command leaves no empty output folder behind (``no_empty_folders_left``), and a
+report being written is finished before a Ctrl-C stops the command (``ctrl_c_after``).
 """
 
 from __future__ import annotations
@@ -12,10 +13,19 @@ import json
 import math
 import os
 from pathlib import Path
+import signal
+import sys
 import tempfile
 from typing import Any
 
-__all__ = ['atomic_write', 'file_sha256', 'jsonable', 'no_empty_folders_left', 'write_json']
+__all__ = [
+    'atomic_write',
+    'ctrl_c_after',
+    'file_sha256',
+    'jsonable',
+    'no_empty_folders_left',
+    'write_json',
+]
 
 
 def _umask() -> int:
@@ -98,3 +108,29 @@ def no_empty_folders_left(path: str | Path) -> Iterator[None]:
                 except OSError:
                     pass
         raise
+
+
+@contextmanager
+def ctrl_c_after(what: str) -> Iterator[None]:
+    """Hold Ctrl-C until the block (writing a report) is done, then stop as it asked.
+
+    A report cut off half-way would lose what the run measured; the writes take a second.
+    """
+    pressed: list[int] = []
+
+    def hold(signum: int, frame: object) -> None:
+        if not pressed:
+            print(f'segnode: Ctrl-C: finishing {what} first', file=sys.stderr)
+        pressed.append(signum)
+
+    try:
+        previous = signal.signal(signal.SIGINT, hold)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if pressed:
+        raise KeyboardInterrupt

@@ -11,7 +11,13 @@ import numpy as np
 import pytest
 
 from segnode.cli import main
-from segnode.files import atomic_write, file_sha256, no_empty_folders_left, write_json
+from segnode.files import (
+    atomic_write,
+    ctrl_c_after,
+    file_sha256,
+    no_empty_folders_left,
+    write_json,
+)
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path: Path) -> None:
@@ -83,3 +89,20 @@ def test_demo_stopped_early_leaves_no_empty_folder(
     monkeypatch.delenv('SEGNODE_CAMVID_ROOT', raising=False)
     assert main(['demo', '--out', str(tmp_path / 'outputs' / 'demo')]) == 130
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_during_a_report_write_waits_for_the_write(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import signal
+
+    report = tmp_path / 'report.json'
+    with pytest.raises(KeyboardInterrupt), ctrl_c_after('the report'):
+        signal.raise_signal(signal.SIGINT)  # pressed while writing
+        signal.raise_signal(signal.SIGINT)  # and again
+        write_json({'miou': 0.5}, report)
+    assert json.loads(report.read_text()) == {'miou': 0.5}
+    assert capsys.readouterr().err.count('finishing the report first') == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with ctrl_c_after('the report'):
+        pass  # no Ctrl-C: nothing raised

@@ -120,7 +120,7 @@ def bag_name(bag: str) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
 
-    from segnode.files import write_json
+    from segnode.files import ctrl_c_after, write_json
     from segnode.replay.options import ReplayOptions
     from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report
@@ -150,14 +150,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     )
     result = replay(args.bag, _replay_config(args), options)
     report_dir = Path(args.report or Path('outputs') / 'replay' / bag_name(args.bag))
-    paths = write_report(result, report_dir)
-    if args.json:
-        write_json(summarize(result), args.json)
-    print(headline(result))
-    print(f'engine: {result.engine}; weights: {result.model}')
-    for note in result.notes:
-        print(f'note: {note}')
-    print(f'report: {report_dir / "report.md"} ({len(paths)} files)')
+    with ctrl_c_after('the report'):
+        paths = write_report(result, report_dir)
+        if args.json:
+            write_json(summarize(result), args.json)
+        print(headline(result))
+        print(f'engine: {result.engine}; weights: {result.model}')
+        for note in result.notes:
+            print(f'note: {note}')
+        print(f'report: {report_dir / "report.md"} ({len(paths)} files)')
     if args.json:
         print(f'json: {args.json}')
     if args.out:

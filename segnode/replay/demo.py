@@ -19,6 +19,7 @@ import shutil
 
 from segnode.config import EngineConfig
 from segnode.errors import ReplayError
+from segnode.files import ctrl_c_after
 from segnode.node.assemble import load_labelled_model
 from segnode.node.config import LabelModelConfig, NodeConfig
 from segnode.replay.bag_from_images import bag_from_images, write_frames
@@ -103,9 +104,10 @@ def run_demo(
         )
     config = NodeConfig(engine=EngineConfig(backend=backend))
     result = replay(bag, config, ReplayOptions(rate='realtime', progress=progress), loaded=loaded)
-    paths = write_report(result, out / 'report')
-    print(f'model: {loaded.description}')
-    print(f'engine: {result.engine}')
-    print(headline(result))
-    print(f'report: {out / "report" / "report.md"} ({len(paths)} files)')
+    with ctrl_c_after('the report'):
+        paths = write_report(result, out / 'report')
+        print(f'model: {loaded.description}')
+        print(f'engine: {result.engine}')
+        print(headline(result))
+        print(f'report: {out / "report" / "report.md"} ({len(paths)} files)')
     return 0
