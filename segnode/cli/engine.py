@@ -133,7 +133,15 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     h, w = args.size
     if not 0.0 <= args.min_agreement <= 1.0:
         raise ConfigError(f'--min-agreement must be in [0, 1], got {args.min_agreement}')
-    config = _engine_config(args, strict=True, min_agreement=args.min_agreement)
+    if args.artifact_dir and not Path(args.artifact_dir).is_dir():
+        raise ConfigError(f'--artifact-dir {args.artifact_dir} is not a folder')
+    config = _engine_config(
+        args,
+        strict=True,
+        min_agreement=args.min_agreement,
+        artifact_dir=args.artifact_dir or '',
+        build_if_missing=not args.artifact_dir,
+    )
 
     def say(line: str) -> None:
         print(line, flush=True)
@@ -234,6 +242,13 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
 
     p = sub.add_parser('bench', help='time the paper protocol and each backend on the same frames')
     _common(p)
+    p.add_argument(
+        '--artifact-dir',
+        metavar='DIR',
+        help='time the engines exported here (segnode export) instead of building them, as '
+        'the node loads them; a backend with no artefact for this size, batch and precision '
+        'is built in memory (TensorRT: reported unavailable); the JSON names each artefact',
+    )
     p.add_argument(
         '--backends',
         default='eager,onnxruntime,torch-compile',

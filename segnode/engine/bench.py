@@ -140,7 +140,8 @@ def _run_backend(
     start = time.perf_counter()
     seg = Segmenter.build(model, config, height=height, width=width, batch=batch)
     build_s = time.perf_counter() - start
-    say(f'  {name}: built in {build_s:.1f} s ({seg.report.parity.get("source", "no")} gate); '
+    how = f'loaded {seg.report.artefact}' if seg.report.artefact else 'built'
+    say(f'  {name}: {how} in {build_s:.1f} s ({seg.report.parity.get("source", "no")} gate); '
         f'timing {warmup} + {runs} calls')  # fmt: skip
     for _ in range(warmup):
         seg.segment_batch(frames)
@@ -165,6 +166,7 @@ def _run_backend(
         'fps': round(batch * 1e3 / frame['p50_ms'], 3),
         'peak_memory_mb': _peak_memory_mb(seg.engine.device),
         'build_s': round(build_s, 1),
+        'artefact': seg.report.artefact or None,  # the exported file timed, if one was loaded
         'parity': seg.report.parity,
         'attempts': [a.__dict__ for a in seg.report.attempts],
     }
@@ -204,7 +206,7 @@ def run_bench(
     if config.threads:
         torch.set_num_threads(config.threads)
     device = resolve_device(config.device)
-    config = replace(config, device=str(device), build_if_missing=True)
+    config = replace(config, device=str(device), build_if_missing=not config.artifact_dir)
     frames = np.stack([synthetic_street(height, width, seed=i) for i in range(batch)])
     result: dict[str, Any] = {
         'machine': machine_description(device),
@@ -217,6 +219,7 @@ def run_bench(
             'precision': config.precision,
             'threads': torch.get_num_threads(),
             'frames': 'synthetic_street (the same frames for every backend)',
+            'artifact_dir': config.artifact_dir or None,
         },
         'model': {
             'weights': weights,
@@ -257,11 +260,38 @@ def run_bench(
             f'{entry["engine"]["p50_ms"]:.1f} ms, host overhead {entry["host_overhead_ms"]:.3f} '
             f'ms, {entry["speedup"]:.2f}x the baseline')  # fmt: skip
     ok = {k: v for k, v in result['backends'].items() if v.get('status') == 'ok'}
+    result['warnings'] = tail_warnings({'baseline': base, **ok}, runs)
+    for warning in result['warnings']:
+        say(f'warning: {warning}')
     if ok:
         best = max(ok, key=lambda k: ok[k]['speedup'])
         result['best'] = {'backend': best, 'speedup': ok[best]['speedup']}
     result['machine']['load_average_end'] = [round(x, 2) for x in os.getloadavg()]
     return result
+
+
+# p99 needs about 100 timed calls before it is more than the slowest one; a p99 of over
+# 1.5 x p50 from fewer calls is one slow call (a busy machine, a clock change), not a tail.
+TAIL_RUNS = 100
+TAIL_SPREAD = 1.5
+
+
+def tail_warnings(entries: dict[str, dict[str, Any]], runs: int) -> list[str]:
+    """Why a p99 may mislead: too few calls, or a large spread measured from them."""
+    if runs >= TAIL_RUNS:
+        return []
+    spread = {k: e['p99_ms'] / e['p50_ms'] for k, e in entries.items() if e.get('p50_ms')}
+    wide = sorted(k for k, v in spread.items() if v > TAIL_SPREAD)
+    notes = [f'p99 from {runs} calls is close to the slowest call; --runs {TAIL_RUNS} or more '
+             'measures a tail']  # fmt: skip
+    if wide:
+        worst = max(wide, key=lambda k: spread[k])
+        notes.append(
+            f'large spread (p99 over {TAIL_SPREAD:g} x p50) for {", ".join(wide)}, up to '
+            f'{spread[worst]:.1f}x ({worst}): the machine was busy or its clocks changed; '
+            'rerun on a quiet machine'
+        )
+    return notes
 
 
 def markdown_table(result: dict[str, Any]) -> str:
@@ -302,4 +332,5 @@ def markdown_table(result: dict[str, Any]) -> str:
             f'{e["fps"]:.2f} | {e["speedup"]:.2f}x | {e["peak_memory_mb"]:.0f} | {parity} | '
             f'{e["build_s"]:.0f} |'
         )
-    return head + '\n'.join(rows) + '\n'
+    notes = ''.join(f'\n- {w}' for w in result.get('warnings', []))
+    return head + '\n'.join(rows) + '\n' + (f'\nWarnings:{notes}\n' if notes else '')

@@ -127,3 +127,34 @@ def test_bench_marks_rows_timed_under_a_lowered_gate(tmp_path: Path) -> None:
 def test_bench_rejects_an_agreement_outside_0_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['bench', '--min-agreement', '99.9']) == 2
     assert '--min-agreement must be in [0, 1], got 99.9' in capsys.readouterr().err
+
+
+def test_bench_times_an_exported_artefact_and_warns_about_a_p99_of_few_calls(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    size = ['--size', '64', '96', '--device', 'cpu']
+    assert main(['export', '--backend', 'onnxruntime', *size, '--out', str(tmp_path / 'eng')]) == 0
+    out_json, out_md = tmp_path / 'bench.json', tmp_path / 'bench.md'
+    code = main(
+        ['bench', *size, '--backends', 'onnxruntime', '--artifact-dir', str(tmp_path / 'eng'),
+         '--runs', '3', '--json', str(out_json), '--markdown', str(out_md)]
+    )  # fmt: skip
+    assert code == 0
+    result = json.loads(out_json.read_text())
+    (onnx,) = sorted((tmp_path / 'eng').glob('*.onnx'))
+    assert result['backends']['onnxruntime']['artefact'] == str(onnx)
+    assert result['warnings'][0].startswith('p99 from 3 calls is close to the slowest call')
+    assert 'Warnings:' in out_md.read_text()
+    assert f'onnxruntime: loaded {onnx}' in capsys.readouterr().out
+    assert main(['bench', *size, '--artifact-dir', str(tmp_path / 'none')]) == 2
+
+
+def test_tail_warnings_name_a_wide_spread_only() -> None:
+    from segnode.engine.bench import tail_warnings
+
+    calm, busy = {'p50_ms': 10.0, 'p99_ms': 11.0}, {'p50_ms': 10.0, 'p99_ms': 30.0}
+    assert tail_warnings({'a': calm, 'b': busy}, 500) == []
+    (few,) = tail_warnings({'a': calm}, 5)
+    assert 'p99 from 5 calls' in few
+    _, wide = tail_warnings({'a': calm, 'b': busy}, 5)
+    assert 'for b, up to 3.0x (b)' in wide
