@@ -35,9 +35,15 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory pytest
 	$(MAKE) --no-print-directory colcon-check
 
+# ruff, then ament's two linters as colcon test runs them on a ROS machine (ament_flake8 with
+# setup.cfg, ament_pep257's pydocstyle arguments from test/test_pep257.py), so that neither
+# can fail there first.
 lint: $(VENV)/.installed
 	$(BIN)/ruff check $(LINT_PATHS)
 	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/flake8 --config setup.cfg $(LINT_PATHS)
+	$(BIN)/pydocstyle --match='.*\.py' --convention=google \
+	    --add-ignore=D100,D101,D102,D103,D104,D105,D106,D107 $(LINT_PATHS)
 
 typecheck: $(VENV)/.installed
 	$(BIN)/mypy

@@ -40,6 +40,8 @@ def rss_mb() -> float:
 
 
 class SlowModel:
+    """A model that takes ``seconds`` per call and returns an all-zero mask."""
+
     def __init__(self, seconds: float, h: int, w: int) -> None:
         self.seconds, self.mask = seconds, np.zeros((1, h, w), np.uint8)
 

@@ -130,7 +130,7 @@ LATENCY_KEYS = ('count', 'mean', 'p50', 'p90', 'p99', 'max')
 
 
 def percentiles(values: Sequence[float] | np.ndarray, qs: Sequence[float]) -> list[float]:
-    """The ``qs`` percentiles (numpy's linear interpolation) of the finite ``values``.
+    """The ``qs`` percentiles of the finite ``values``, by numpy's linear interpolation.
 
     NaN for each when no value is finite.
     """

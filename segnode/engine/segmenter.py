@@ -62,7 +62,7 @@ class Segmentation:
 
     @property
     def mask(self) -> np.ndarray:
-        """The first (or only) frame's mask (H, W)."""
+        """The first (or only) frame's mask, (H, W) uint8."""
         first: np.ndarray = self.masks[0]
         return first
 

@@ -116,7 +116,7 @@ class LatestSlots:
             return replaced
 
     def waiting(self) -> int:
-        """Frames waiting (at most one per camera)."""
+        """Frames waiting: at most one per camera."""
         with self._cond:
             return sum(v is not None for v in self._slots.values())
 

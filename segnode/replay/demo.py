@@ -42,7 +42,7 @@ def write_drive_bag(
 
 
 def camvid_val() -> tuple[Path, Path] | None:
-    """CamVid's val images and labels under ``SEGNODE_CAMVID_ROOT``, if it is set and has them."""
+    """The CamVid val images and labels under ``SEGNODE_CAMVID_ROOT``, if set and present."""
     root = os.environ.get('SEGNODE_CAMVID_ROOT', '')
     if not root:
         return None

@@ -22,7 +22,7 @@ _LOG = logging.getLogger('segnode.train')
 def build_training_model(
     cfg: TrainConfig, num_classes: int, *, load_weights: bool = True
 ) -> MFARANet:
-    """MFARANet with boundary heads, decoder initialised from ``cfg.seed``, ImageNet backbone.
+    """The MFARANet to train: boundary heads, a decoder seeded by ``cfg.seed``, a backbone.
 
     The backbone is loaded from ``cfg.pretrained`` (deep-stem or torchvision ResNet-18) when
     given, or the whole network from the segnode checkpoint ``cfg.init``; otherwise it trains

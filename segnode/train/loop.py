@@ -167,7 +167,8 @@ class Trainer:
         cfg, ctx = self.cfg, self.ctx
         model = build_training_model(cfg, self.data.table.num_classes, load_weights=state is None)
         if ctx.distributed and ctx.device.type == 'cuda' and cfg.sync_bn:
-            converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)  # type: ignore[no-untyped-call]
+            convert = nn.SyncBatchNorm.convert_sync_batchnorm
+            converted = convert(model)  # type: ignore[no-untyped-call]
             assert converted is model  # the root is not a BN, so it is converted in place
         model.to(ctx.device)
         if cfg.channels_last:

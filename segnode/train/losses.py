@@ -152,7 +152,7 @@ def edge_attention_ce(
     thresh: float = 0.8,
     ignore_index: int = IGNORE_ID,
 ) -> tuple[Tensor, int]:
-    """GSCNN's dual-task regulariser: CE only where the raw boundary logit exceeds ``thresh``.
+    """The dual-task regulariser of GSCNN: CE only where the raw boundary logit tops ``thresh``.
 
     Per image, pixels with ``edge_logit <= thresh`` are ignored, class weights are
     ``1 + (1 - freq)`` for classes present among the remaining pixels (1 for absent ones), and

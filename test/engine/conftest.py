@@ -29,13 +29,13 @@ def model() -> MFARANet:
 
 @pytest.fixture(scope='session')
 def frame() -> np.ndarray:
-    """A synthetic rgb8 street frame (H, W, 3)."""
+    """A synthetic rgb8 street frame, (H, W, 3) uint8."""
     return synthetic_street(H, W, seed=3)
 
 
 @pytest.fixture(scope='session')
 def replaced() -> Callable[..., SimpleNamespace]:
-    """``replaced(name, build=f, ...)``: backend ``name`` with some functions swapped.
+    """A factory of stand-ins: backend ``name`` with some of its functions swapped.
 
     The result stands in for the backend's module in ``BACKEND_TABLE`` (monkeypatch.setitem).
     """

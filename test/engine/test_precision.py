@@ -22,6 +22,8 @@ def _dtypes(module: nn.Module) -> set[torch.dtype]:
 
 def test_cast_converts_tensors_and_lists_and_passes_the_rest() -> None:
     class Echo(nn.Module):
+        """Checks the dtypes it is called with."""
+
         def forward(self, xs: list[torch.Tensor], *, flag: bool, ids: torch.Tensor) -> object:
             assert all(x.dtype == torch.bfloat16 for x in xs) and flag is True
             assert ids.dtype == torch.int64  # integer tensors are left alone

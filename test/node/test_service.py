@@ -48,6 +48,8 @@ class FakeSegmenter:
 
 
 class Recorder:
+    """Keeps every result the service publishes."""
+
     def __init__(self) -> None:
         self.results: list[FrameResult] = []
         self.dropped: list[tuple[str, int, str]] = []

@@ -16,11 +16,10 @@ import copy
 from pathlib import Path
 
 import pytest
+from reference import official_mfaranet as ref
 import torch
 from torch import nn
 import torch.nn.functional as F
-
-from reference import official_mfaranet as ref
 
 
 def _resize(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:

@@ -52,6 +52,7 @@ PARAMS = """\
 
 
 @pytest.mark.launch_test
+@pytest.mark.ros  # launch_testing copies these markers, not the module's pytestmark
 def generate_test_description() -> tuple[Any, dict[str, Any]]:
     params = os.path.join(tempfile.mkdtemp(prefix='segnode_pol_'), 'params.yaml')
     with open(params, 'w', encoding='utf-8') as f:

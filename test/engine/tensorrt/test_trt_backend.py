@@ -39,7 +39,8 @@ def test_the_graphs_the_backend_compiles_convert_completely(
     deployed = deploy_model(model, fold_bn=True)
     example = torch.zeros(1, 128, 192, 3, dtype=torch.uint8)
     for logits in (False, True):  # the engine, and the gate's logits build
-        graph = frame_graph(deployed, logits=logits, mask_dtype=torch.int32, **options)  # type: ignore[arg-type]
+        kwargs: dict[str, Any] = dict(options)
+        graph = frame_graph(deployed, logits=logits, mask_dtype=torch.int32, **kwargs)
         program = export_program(graph, example, dynamic=dynamic)
         assert unconverted_ops(program) == {}, (options, logits)
 
