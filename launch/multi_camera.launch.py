@@ -5,19 +5,38 @@ Example:
     ros2 launch segnode multi_camera.launch.py params_file:=/path/to/my_cameras.yaml
 
 The cameras and their topics come from the params file (default: config/multi_camera.yaml);
-outputs appear under /<namespace>/segnode/<camera>/{labels,color,metrics}.
+outputs appear under /<namespace>/segnode/<camera>/{labels,color,metrics}. ``autostart`` and
+``use_sim_time`` override the params file only when given (``use_sim_time:=true`` for a bag
+replayed with --clock).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+
+from segnode.ros.launch_args import declare_overrides, given_overrides
+
+
+def _node(context: LaunchContext) -> list[Any]:
+    """The one node, with autostart / use_sim_time only where given on the command line."""
+    overrides = given_overrides(context.launch_configurations)
+    return [
+        Node(
+            package='segnode',
+            executable='segnode_node',
+            name='segnode',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=[LaunchConfiguration('params_file'), *([overrides] if overrides else [])],
+            output='screen',
+        )
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -33,25 +52,7 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument(
                 'namespace', default_value='', description='Namespace of the node.'
             ),
-            DeclareLaunchArgument(
-                'autostart',
-                default_value='true',
-                description='Configure and activate the lifecycle node at start-up.',
-            ),
-            Node(
-                package='segnode',
-                executable='segnode_node',
-                name='segnode',
-                namespace=LaunchConfiguration('namespace'),
-                parameters=[
-                    LaunchConfiguration('params_file'),
-                    {
-                        'autostart': ParameterValue(
-                            LaunchConfiguration('autostart'), value_type=bool
-                        )
-                    },
-                ],
-                output='screen',
-            ),
+            *declare_overrides(),
+            OpaqueFunction(function=_node),
         ]
     )

@@ -8,19 +8,38 @@ Examples:
 ``camera_topic`` remaps the default camera's input (``camera/image_raw``); with other camera
 names, set ``cameras.<name>.topic`` in the params file or add remaps. ``autostart:=false`` leaves
 the lifecycle node unconfigured for ``ros2 lifecycle set /segnode configure`` (or a lifecycle
-manager).
+manager). ``autostart`` and ``use_sim_time`` override the params file only when given: a value
+in the params file wins over the launch file's default.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
+from launch import LaunchContext, LaunchDescription
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
-from launch_ros.parameter_descriptions import ParameterValue
+
+from segnode.ros.launch_args import declare_overrides, given_overrides
+
+
+def _node(context: LaunchContext) -> list[Any]:
+    """The node, with autostart / use_sim_time only where given (else the params file wins)."""
+    overrides = given_overrides(context.launch_configurations)
+    return [
+        Node(
+            package='segnode',
+            executable='segnode_node',
+            name='segnode',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=[LaunchConfiguration('params_file'), *([overrides] if overrides else [])],
+            remappings=[('camera/image_raw', LaunchConfiguration('camera_topic'))],
+            output='screen',
+        )
+    ]
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -34,37 +53,10 @@ def generate_launch_description() -> LaunchDescription:
         ),
         DeclareLaunchArgument('namespace', default_value='', description='Namespace of the node.'),
         DeclareLaunchArgument(
-            'autostart',
-            default_value='true',
-            description='Configure and activate the lifecycle node at start-up.',
-        ),
-        DeclareLaunchArgument(
             'camera_topic',
             default_value='camera/image_raw',
             description='Input topic of the default camera (remaps camera/image_raw).',
         ),
-        DeclareLaunchArgument(
-            'use_sim_time',
-            default_value='false',
-            description='Use /clock (bag replay with --clock, simulators).',
-        ),
+        *declare_overrides(),
     ]
-    node = Node(
-        package='segnode',
-        executable='segnode_node',
-        name='segnode',
-        namespace=LaunchConfiguration('namespace'),
-        parameters=[
-            LaunchConfiguration('params_file'),
-            {
-                # Typed parameters, not the strings 'true' / 'false'.
-                'autostart': ParameterValue(LaunchConfiguration('autostart'), value_type=bool),
-                'use_sim_time': ParameterValue(
-                    LaunchConfiguration('use_sim_time'), value_type=bool
-                ),
-            },
-        ],
-        remappings=[('camera/image_raw', LaunchConfiguration('camera_topic'))],
-        output='screen',
-    )
-    return LaunchDescription([*arguments, node])
+    return LaunchDescription([*arguments, OpaqueFunction(function=_node)])
