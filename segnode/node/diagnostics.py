@@ -43,8 +43,10 @@ def camera_summary(
         failure: Why the service's worker stopped (``SegmentationService.failure``), if it did.
 
     Returns:
-        Not ok when active and enabled but nothing was published for ``RATE_WINDOW_S`` although
-        frames arrived (a stalled engine, or every frame bad or stale).
+        Not ok when active and enabled but nothing was published for ``RATE_WINDOW_S`` after
+        frames had arrived; the message says which: frames still arriving and no masks (a
+        stalled engine, or every frame bad or stale), or no frame arriving (an idle camera:
+        its driver or the network stopped).
     """
     window_ns = RATE_WINDOW_S * 1e9
     recent = [t for t in stats.recent_publish_ns if now_ns - t <= window_ns]
@@ -61,6 +63,9 @@ def camera_summary(
         'dropped_replaced': str(stats.replaced),
         'dropped_stale': str(stats.stale),
         'bad': str(stats.bad),
+        'last_frame_age_s': (
+            f'{(now_ns - stats.last_received_ns) / 1e9:.1f}' if stats.last_received_ns else '-'
+        ),
     }
     if failure:
         return Summary(False, f'worker stopped: {failure}', values, error=True)
@@ -69,10 +74,18 @@ def camera_summary(
     if not enabled:
         return Summary(True, 'paused (~/enable)', values)
     if not recent and stats.received:
-        message = (
-            f'no mask published in the last {RATE_WINDOW_S:.0f} s '
-            f'({stats.received} received, {stats.bad} bad, {stats.stale} stale)'
-        )
+        quiet_s = (now_ns - stats.last_received_ns) / 1e9
+        if stats.last_received_ns and quiet_s > RATE_WINDOW_S:
+            message = (
+                f'idle: no frame received for {quiet_s:.0f} s (the camera or its driver '
+                f'stopped; {stats.received} received before)'
+            )
+        else:
+            message = (
+                f'stalled: frames arrive but no mask was published in the last '
+                f'{RATE_WINDOW_S:.0f} s ({stats.received} received, {stats.bad} bad, '
+                f'{stats.stale} stale)'
+            )
         return Summary(False, message, values)
     if not stats.received:
         return Summary(True, 'waiting for images', values)

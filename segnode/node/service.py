@@ -132,6 +132,7 @@ class CameraStats:
     bad: int = 0
     recent_total_ms: deque[float] = field(default_factory=lambda: deque(maxlen=300))
     recent_publish_ns: deque[int] = field(default_factory=lambda: deque(maxlen=300))
+    last_received_ns: int = 0  # service clock (monotonic) of the newest frame, 0: none yet
 
     @property
     def dropped(self) -> int:
@@ -148,6 +149,7 @@ class CameraStats:
             self.bad,
             deque(self.recent_total_ms, maxlen=self.recent_total_ms.maxlen),
             deque(self.recent_publish_ns, maxlen=self.recent_publish_ns.maxlen),
+            self.last_received_ns,
         )
 
 
@@ -225,6 +227,7 @@ class SegmentationService:
             stats = self._stats[camera]
             stats.received += 1
             stats.replaced += replaced is not None
+            stats.last_received_ns = max(stats.last_received_ns, received)
         if replaced is not None and self.outputs.dropped:
             self.outputs.dropped(camera, replaced.stamp_ns, 'replaced')
 

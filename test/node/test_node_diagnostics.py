@@ -35,8 +35,20 @@ def test_rate_and_percentiles() -> None:
 
 def test_stalled_camera_is_a_warning() -> None:
     s = stats([100.0], [5.0], received=50, bad=49)
-    ok, message, _, _ = camera_summary(s, int((100 + RATE_WINDOW_S + 1) * S), active=True)
-    assert not ok and 'no mask published' in message and '49 bad' in message
+    now = int((100 + RATE_WINDOW_S + 1) * S)
+    s.last_received_ns = now - S // 10  # frames still arriving
+    ok, message, values, _ = camera_summary(s, now, active=True)
+    assert not ok and message.startswith('stalled: frames arrive but no mask was published')
+    assert '49 bad' in message and values['last_frame_age_s'] == '0.1'
+
+
+def test_a_camera_whose_frames_stopped_is_idle_not_stalled() -> None:
+    s = stats([100.0], [5.0], received=50)
+    s.last_received_ns = 100 * S
+    now = int((100 + RATE_WINDOW_S + 7) * S)
+    ok, message, values, _ = camera_summary(s, now, active=True)
+    assert not ok and message.startswith('idle: no frame received for 12 s')
+    assert values['last_frame_age_s'] == '12.0'
 
 
 @pytest.mark.parametrize(
