@@ -236,23 +236,41 @@ class SegNode(LifecycleNode):
 
     # -- worker-thread callbacks (Outputs) ------------------------------------------------
 
+    def _shutting_down(self) -> bool:
+        """Whether rclpy's context is gone, so that outputs are dropped silently.
+
+        On Ctrl-C rclpy's signal handler shuts the context down before ``destroy_node`` stops
+        the worker; a frame still in inference then has nowhere to go.
+        """
+        return not self.context.ok()
+
     def _on_labels(self, camera: str, header: Any, mask: np.ndarray) -> None:
+        if self._shutting_down():
+            return
         msg = convert.image_msg(array_to_fields(mask, 'mono8'), header)
         self._pubs[camera].labels.publish(msg)
 
     def _on_color(self, camera: str, header: Any, rgb: np.ndarray) -> None:
+        if self._shutting_down():
+            return
         self._pubs[camera].color.publish(convert.image_msg(array_to_fields(rgb, 'rgb8'), header))
 
     def _on_metrics(self, camera: str, header: Any, metrics: FrameMetrics) -> None:
+        if self._shutting_down():
+            return
         msg = convert.metrics_msg(header, camera, metrics, self.get_name())
         self._pubs[camera].metrics.publish(msg)
 
     def _want_color(self, camera: str) -> bool:
         mode = self._config.publish_color
+        if mode == 'never' or self._shutting_down():
+            return False
         listeners = self._pubs[camera].color.get_subscription_count()
         return mode == 'always' or (mode == 'auto' and listeners > 0)
 
     def _on_bad_frame(self, camera: str, reason: str) -> None:
+        if self._shutting_down():  # a publish that lost the race with Ctrl-C: nothing to say
+            return
         logger = self._loggers.get(camera) or self._loggers['']
         period = self._config.warn_period_s
         logger.warning(f'frame dropped: {reason}', throttle_duration_sec=period)
