@@ -134,10 +134,13 @@ def build_service(
     clock: Clock | None = None,
     loaded: LoadedModel | None = None,
     segmenter: SegmenterFactory | None = None,
+    background_builds: bool = False,
 ) -> tuple[SegmentationService, LoadedModel]:
     """The service a :class:`NodeConfig` describes, with the model it loaded.
 
-    ``segmenter`` replaces the engines ``config.engine`` describes (tests, simulations).
+    ``segmenter`` replaces the engines ``config.engine`` describes (tests, simulations);
+    ``background_builds`` builds the engine of a new frame shape off the worker thread (the
+    node; replay builds before it starts the clock).
     """
     loaded = loaded or load_labelled_model(config.model)
     service = SegmentationService(
@@ -150,6 +153,7 @@ def build_service(
         batch=config.batch,
         max_side=config.max_frame_side,
         max_engines=config.max_engines,
+        background_builds=background_builds,
     )
     service.enabled = config.enable
     return service, loaded

@@ -62,6 +62,7 @@ def camera_summary(
         'dropped': str(stats.dropped),
         'dropped_replaced': str(stats.replaced),
         'dropped_stale': str(stats.stale),
+        'dropped_building': str(stats.building),
         'bad': str(stats.bad),
         'last_frame_age_s': (
             f'{(now_ns - stats.last_received_ns) / 1e9:.1f}' if stats.last_received_ns else '-'

@@ -17,16 +17,20 @@ the header stamp (meaningful only with synchronised clocks). A frame that cannot
 segmented or published is counted as bad and reported through ``Outputs.bad_frame``, whatever
 went wrong with it; the worker goes on with the next frame. Frames are refused before decoding
 when the size they declare is below the network's minimum or above ``max_side``. Engines are
-kept per frame shape, at most ``max_engines`` of them (least recently used evicted). Should the
-worker thread ever stop on an error all the same, :attr:`SegmentationService.failure` says why
-and :attr:`~SegmentationService.running` turns false.
+kept per frame shape, at most ``max_engines`` of them (least recently used evicted); with
+``background_builds`` (the node) a new shape's engine is built on a thread of its own while the
+worker serves the other cameras, and that shape's frames are dropped as ``engine building``.
+Should the worker thread ever stop on an error all the same,
+:attr:`SegmentationService.failure` says why and :attr:`~SegmentationService.running` turns
+false.
 """
 
 from __future__ import annotations
 
-from collections import deque, OrderedDict
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 import threading
 from typing import Any, Protocol
 
@@ -35,6 +39,7 @@ import numpy as np
 from segnode.errors import describe, SegnodeError
 from segnode.model.mfaranet import MIN_SIDE
 from segnode.node import imaging
+from segnode.node.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
 from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
 
 __all__ = [
@@ -62,97 +67,6 @@ class SegmentBatch(Protocol):
 SegmenterFactory = Callable[[int, int, int], SegmentBatch]
 
 
-@dataclass(frozen=True)
-class FrameMetrics:
-    """Timings of one published frame (milliseconds) and its camera's running counts."""
-
-    t_recv_ms: float  # receipt time on the stamp timeline, ms since its epoch
-    queue_wait_ms: float
-    preprocess_ms: float
-    infer_ms: float
-    postprocess_ms: float
-    publish_ms: float
-    total_ms: float
-    pipeline_latency_ms: float
-    received_total: int
-    processed_total: int
-    dropped_total: int
-    bad_total: int
-
-    def as_dict(self) -> dict[str, float]:
-        """Name -> value, in field order (the node's metrics message keys)."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class FrameResult:
-    """Everything the service produced for one frame (for replay and tests)."""
-
-    camera: str
-    header: Any
-    stamp_ns: int
-    frame: np.ndarray  # (H, W, 3) uint8 as decoded
-    encoding: str  # rgb8 or bgr8
-    mask: np.ndarray  # (H, W) uint8 class ids
-    metrics: FrameMetrics
-
-
-@dataclass
-class Outputs:
-    """Where results go. Every callback runs on the worker thread.
-
-    Attributes:
-        labels: ``(camera, header, mask)`` with the input header.
-        color: ``(camera, header, rgb)``; called only while ``want_color(camera)``.
-        metrics: ``(camera, header, FrameMetrics)`` after labels and colour are out.
-        want_color: Whether anyone listens for a camera's colour mask now.
-        bad_frame: ``(camera, reason)`` for a frame that could not be decoded or segmented.
-        dropped: ``(camera, stamp_ns, reason)`` for a frame replaced in its slot
-            (``replaced``) or too old when taken (``stale``).
-        result: Every processed frame with its decoded image and mask.
-    """
-
-    labels: Callable[[str, Any, np.ndarray], None] | None = None
-    color: Callable[[str, Any, np.ndarray], None] | None = None
-    metrics: Callable[[str, Any, FrameMetrics], None] | None = None
-    want_color: Callable[[str], bool] = field(default=lambda camera: False)
-    bad_frame: Callable[[str, str], None] | None = None
-    dropped: Callable[[str, int, str], None] | None = None
-    result: Callable[[FrameResult], None] | None = None
-
-
-@dataclass
-class CameraStats:
-    """Running counts of one camera and its most recent latencies (bounded)."""
-
-    received: int = 0
-    processed: int = 0
-    replaced: int = 0
-    stale: int = 0
-    bad: int = 0
-    recent_total_ms: deque[float] = field(default_factory=lambda: deque(maxlen=300))
-    recent_publish_ns: deque[int] = field(default_factory=lambda: deque(maxlen=300))
-    last_received_ns: int = 0  # service clock (monotonic) of the newest frame, 0: none yet
-
-    @property
-    def dropped(self) -> int:
-        """Frames never segmented because a newer one replaced them or they were stale."""
-        return self.replaced + self.stale
-
-    def snapshot(self) -> CameraStats:
-        """A copy that later updates do not change."""
-        return CameraStats(
-            self.received,
-            self.processed,
-            self.replaced,
-            self.stale,
-            self.bad,
-            deque(self.recent_total_ms, maxlen=self.recent_total_ms.maxlen),
-            deque(self.recent_publish_ns, maxlen=self.recent_publish_ns.maxlen),
-            self.last_received_ns,
-        )
-
-
 class SegmentationService:
     """Schedule, segment and publish the frames of several cameras with one engine.
 
@@ -168,6 +82,9 @@ class SegmentationService:
         max_side: Refuse frames whose height or width exceeds this (before decoding them).
         max_engines: Engines kept at once (one per frame shape and batch); the least
             recently used one is dropped beyond it (:attr:`engines_evicted` counts them).
+        background_builds: Build the engine of a new frame shape on a thread of its own; the
+            worker keeps serving the other cameras and drops that shape's frames (reason
+            ``engine building``) until it is ready. Off: the worker builds it (replay, tests).
     """
 
     def __init__(
@@ -182,6 +99,7 @@ class SegmentationService:
         batch: bool = False,
         max_side: int = MAX_SIDE,
         max_engines: int = MAX_ENGINES,
+        background_builds: bool = False,
     ) -> None:
         self.cameras = tuple(cameras)
         self.outputs = outputs
@@ -195,6 +113,9 @@ class SegmentationService:
         self.failure = ''
         self._factory = segmenter
         self._segmenters: OrderedDict[tuple[int, int, int], SegmentBatch] = OrderedDict()
+        self.background_builds = background_builds
+        self._building: dict[tuple[int, int, int], Future[SegmentBatch]] = {}
+        self._builder: ThreadPoolExecutor | None = None
         self._lut = imaging.palette_lut(palette)
         self._slots = LatestSlots(self.cameras)
         self._stats = {cam: CameraStats() for cam in self.cameras}
@@ -323,18 +244,44 @@ class SegmentationService:
         if key in self._segmenters:
             self._segmenters.move_to_end(key)
             return self._segmenters[key]
-        segmenter = self._factory(n, h, w)
+        return self._keep(key, self._factory(n, h, w))
+
+    def _keep(self, key: tuple[int, int, int], segmenter: SegmentBatch) -> SegmentBatch:
         self._segmenters[key] = segmenter
         while len(self._segmenters) > self.max_engines:
             self._segmenters.popitem(last=False)
             self.engines_evicted += 1
         return segmenter
 
+    def _ready_segmenter(self, n: int, h: int, w: int) -> SegmentBatch | None:
+        """The segmenter for this shape, or None while it is built in the background.
+
+        Raises:
+            SegnodeError: The background build failed (the next frame starts another).
+        """
+        key = (n, h, w)
+        if key in self._segmenters or not self.background_builds:
+            return self._segmenter(n, h, w)
+        future = self._building.get(key)
+        if future is None:
+            if self._builder is None:
+                self._builder = ThreadPoolExecutor(1, thread_name_prefix='segnode-build')
+            self._building[key] = self._builder.submit(self._factory, n, h, w)
+            return None
+        if not future.done():
+            return None
+        del self._building[key]
+        return self._keep(key, future.result())
+
     def _segment_and_publish(
         self, group: list[_Decoded], shape: tuple[int, ...], encoding: str
     ) -> None:
         try:
-            segmenter = self._segmenter(len(group), shape[0], shape[1])
+            segmenter = self._ready_segmenter(len(group), shape[0], shape[1])
+            if segmenter is None:
+                for d in group:
+                    self._drop_building(d.pending)
+                return
             t_infer = self.clock.monotonic_ns()  # an engine built on a first frame is not timed
             masks = segmenter.segment_batch([d.frame for d in group], encoding).masks
         except SegnodeError as err:
@@ -434,9 +381,23 @@ class SegmentationService:
             return {cam: s.snapshot() for cam, s in self._stats.items()}
 
     def release(self) -> None:
-        """Forget the segmenters (the node's cleanup frees their GPU memory afterwards)."""
+        """Forget the segmenters (the node's cleanup frees their GPU memory afterwards).
+
+        A background build still running is left to finish on its own thread; its engine is
+        dropped.
+        """
         self.stop()
+        if self._builder is not None:
+            self._builder.shutdown(wait=False, cancel_futures=True)
+            self._builder = None
+        self._building.clear()
         self._segmenters.clear()
+
+    def _drop_building(self, p: Pending) -> None:
+        with self._lock:
+            self._stats[p.camera].building += 1
+        if self.outputs.dropped:
+            self.outputs.dropped(p.camera, p.stamp_ns, 'engine building')
 
 
 @dataclass(frozen=True)

@@ -76,7 +76,10 @@ class SegNode(LifecycleNode):
         try:
             config = params.read_node_config(self)
             service, loaded = build_service(
-                config, self._outputs(), clock=convert.RosClock(self.get_clock())
+                config,
+                self._outputs(),
+                clock=convert.RosClock(self.get_clock()),
+                background_builds=True,  # a new camera size never stalls the others
             )
             self._config, self._service, self._loaded = config, service, loaded
             self._log_startup(config)

@@ -277,3 +277,57 @@ def test_run_timeline_refuses_a_running_worker() -> None:
             run_timeline(svc, [], wait_until=lambda t: None)
     finally:
         svc.stop()
+
+
+def test_a_new_shape_is_built_in_the_background_while_other_cameras_are_served() -> None:
+    clock, rec = ManualClock(), Recorder()
+    fake, release, building = FakeSegmenter(clock), threading.Event(), threading.Event()
+
+    def factory(n: int, h: int, w: int) -> FakeSegmenter:
+        if (h, w) == (64, 96):  # the new camera's engine takes a while to build
+            building.set()
+            assert release.wait(10)
+        return fake
+
+    svc = SegmentationService(['front', 'side'], factory, rec.outputs(), palette=PALETTE,
+                              clock=clock, background_builds=True)  # fmt: skip
+    svc.prepare(32, 48)  # front's engine, built at configure time
+    svc.submit('side', image(1, 64, 96))
+    svc.process_once()
+    assert building.wait(10)  # on the builder thread, not this one
+    svc.submit('front', image(2))
+    svc.process_once()
+    assert [r.camera for r in rec.results] == ['front']
+    assert rec.dropped == [('side', 1, 'engine building')]
+    release.set()
+    for _ in range(200):  # until the build has returned
+        if all(f.done() for f in svc._building.values()):
+            break
+        time.sleep(0.01)
+    svc.submit('side', image(3, 64, 96))
+    svc.process_once()
+    assert [r.camera for r in rec.results] == ['front', 'side']
+    stats = svc.stats()['side']
+    assert (stats.building, stats.dropped, stats.processed) == (1, 1, 1)
+    svc.release()
+
+
+def test_a_failed_background_build_marks_the_frames_bad_with_its_reason() -> None:
+    clock, rec = ManualClock(), Recorder()
+
+    def factory(n: int, h: int, w: int) -> FakeSegmenter:
+        raise EngineBuildError('tensorrt: no engine for 1x32x48')
+
+    svc = SegmentationService(['front'], factory, rec.outputs(), palette=PALETTE, clock=clock,
+                              background_builds=True)  # fmt: skip
+    svc.submit('front', image(1))
+    svc.process_once()
+    for _ in range(200):
+        if all(f.done() for f in svc._building.values()):
+            break
+        time.sleep(0.01)
+    svc.submit('front', image(2))
+    svc.process_once()
+    assert rec.dropped == [('front', 1, 'engine building')]
+    assert rec.bad == [('front', 'tensorrt: no engine for 1x32x48')]
+    svc.release()
