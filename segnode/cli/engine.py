@@ -15,6 +15,7 @@ from typing import Any
 import segnode.cli.arguments as arguments
 from segnode.config import BACKENDS, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError, SegnodeError
+from segnode.node.config import RANDOM_CHECKPOINT
 
 __all__ = ['add_commands']
 
@@ -68,7 +69,7 @@ def _export(args: argparse.Namespace) -> int:
     from segnode.engine.build import export_engine
 
     model, digest, weights = _model(args.checkpoint)
-    if not args.checkpoint:
+    if not args.checkpoint or args.checkpoint == RANDOM_CHECKPOINT:
         print(f'note: {weights}', file=sys.stderr)
     if args.precision == 'int8' and not args.calibration:
         raise ConfigError('--precision int8 needs --calibration DIR (images to calibrate on)')
@@ -127,8 +128,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         )
     arguments.output_file(args.json, '--json')
     arguments.output_file(args.markdown, '--markdown')
-    model, _, weights = _model(args.checkpoint)
-    if not args.checkpoint:
+    model, digest, weights = _model(args.checkpoint)
+    if not args.checkpoint or args.checkpoint == RANDOM_CHECKPOINT:
         print(f'note: {weights}', flush=True)
     h, w = args.size
     if not 0.0 <= args.min_agreement <= 1.0:
@@ -158,6 +159,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
         weights=weights,
         strict=args.strict,
         say=say,
+        checkpoint_sha256=digest,
     )
     result['command'] = 'segnode ' + ' '.join(sys.argv[1:]) if sys.argv[1:2] == ['bench'] else ''
     table = markdown_table(result)
@@ -177,7 +179,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        '--checkpoint', help='segnode checkpoint (default: the bundled model, or random weights)'
+        '--checkpoint',
+        help='segnode checkpoint (default: the bundled CamVid model; random: random weights)',
     )
     p.add_argument(
         '--device', default=EngineConfig.device, help='auto, cpu, cuda or cuda:N (default auto)'

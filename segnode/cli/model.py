@@ -1,10 +1,11 @@
-"""Subcommands about checkpoints: ``segnode info`` and ``segnode convert-official``."""
+"""Subcommands about checkpoints: ``segnode info``, ``convert-official`` and ``to-fp16``."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
 import json
+from pathlib import Path
 import textwrap
 from typing import Any
 
@@ -107,6 +108,32 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_to_fp16(args: argparse.Namespace) -> int:
+    from segnode.model.checkpoint import build_from_checkpoint, save_checkpoint
+
+    arguments.output_file(args.dst, 'DST')
+    model, meta = build_from_checkpoint(args.src)  # the training-only boundary heads go
+    classes = meta['classes']
+    source = meta.get('source') or str(args.src)
+    written = save_checkpoint(
+        model,
+        args.dst,
+        class_names=classes['names'],
+        palette=classes['palette'],
+        dataset=str(meta.get('dataset', '')),
+        recipe=meta.get('recipe'),
+        metrics=meta.get('metrics'),
+        source=f'{source}; fp16 copy of {args.src}',
+        half=True,
+    )
+    size_mb = Path(args.dst).stat().st_size / 2**20
+    print(
+        f'wrote {args.dst} ({size_mb:.1f} MB, fp16 weights without the training-only heads; '
+        f'weights sha256 {written["weights_sha256"][:12]})'
+    )
+    return 0
+
+
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     """Register ``info`` and ``convert-official`` on the ``segnode`` parser."""
     p = sub.add_parser('info', help='describe a checkpoint: model, classes, equalizers, cost')
@@ -137,3 +164,15 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     )
     p.add_argument('--half', action='store_true', help='store weights as fp16')  # fmt: skip
     handlers['convert-official'] = _cmd_convert_official
+
+    p = sub.add_parser(
+        'to-fp16',
+        help='copy a checkpoint for deployment: fp16 weights, same metadata, no training heads',
+        description='Write SRC (e.g. runs/x/model_best.pt) as a deployment checkpoint: fp16 '
+        'weights (half the size; engines compute in fp32 or their own precision), the same '
+        'classes, palette, recipe and metrics, without the training-only boundary heads. The '
+        'bundled default model is made this way (docs/model-card.md).',
+    )
+    p.add_argument('src', help='segnode checkpoint')
+    p.add_argument('dst', help='checkpoint to write')
+    handlers['to-fp16'] = _cmd_to_fp16

@@ -187,7 +187,10 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument(
         '--speed', type=arguments.rate, default=ReplayOptions.speed, help='realtime speed factor'
     )
-    p.add_argument('--checkpoint', help='segnode checkpoint (default: the bundled model)')
+    p.add_argument(
+        '--checkpoint',
+        help='segnode checkpoint (default: the bundled CamVid model; random: random weights)',
+    )
     p.add_argument('--params', help='node params YAML for the engine and model settings')
     p.add_argument('--backend', help='engine backend (auto, tensorrt, torch-compile, ...)')
     p.add_argument('--device', help='cpu, cuda or cuda:N')

@@ -130,6 +130,7 @@ def _run_backend(
     warmup: int,
     runs: int,
     say: Say,
+    checkpoint_sha256: str = '',
 ) -> dict[str, Any]:
     backend, precision = split_backend(name)
     config = replace(base, backend=backend, precision=precision or base.precision)
@@ -138,7 +139,9 @@ def _run_backend(
     if device.type == 'cuda':
         torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
-    seg = Segmenter.build(model, config, height=height, width=width, batch=batch)
+    seg = Segmenter.build(
+        model, config, height=height, width=width, batch=batch, checkpoint_sha256=checkpoint_sha256
+    )
     build_s = time.perf_counter() - start
     how = f'loaded {seg.report.artefact}' if seg.report.artefact else 'built'
     say(f'  {name}: {how} in {build_s:.1f} s ({seg.report.parity.get("source", "no")} gate); '
@@ -185,6 +188,7 @@ def run_bench(
     weights: str = '',
     strict: bool = False,
     say: Say = print,
+    checkpoint_sha256: str = '',
 ) -> dict[str, Any]:
     """Measure the paper protocol and every backend; returns the JSON-ready result.
 
@@ -201,6 +205,8 @@ def run_bench(
         weights: What the weights are (reported).
         strict: Raise when a backend cannot be built instead of reporting it and continuing.
         say: Progress output.
+        checkpoint_sha256: The checkpoint file's hash, which keys exported artefacts (as the
+            node and ``segnode export`` key them); '' hashes the weights instead.
     """
     config = config or EngineConfig(device='auto')
     if config.threads:
@@ -245,7 +251,7 @@ def run_bench(
     for name in backends:
         say(f'{name}: building and gating at {batch}x{height}x{width}')
         try:
-            entry = _run_backend(name, model, frames, config, warmup, runs, say)
+            entry = _run_backend(name, model, frames, config, warmup, runs, say, checkpoint_sha256)
         except SegnodeError as err:
             if strict:
                 raise

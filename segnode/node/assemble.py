@@ -16,9 +16,9 @@ import torch
 from segnode.config import EngineConfig
 from segnode.data.labels import CAMVID, class_table, ClassTable
 from segnode.engine.segmenter import Segmenter
-from segnode.errors import ConfigError
+from segnode.errors import CheckpointError, ConfigError
 from segnode.model.mfaranet import build_mfaranet, MFARANet
-from segnode.node.config import LabelModelConfig, NodeConfig
+from segnode.node.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
 from segnode.node.scheduler import Clock
 from segnode.node.service import Outputs, SegmentationService, SegmenterFactory
 
@@ -33,9 +33,7 @@ __all__ = [
 
 # The bundled default model (package data: segnode/weights/, docs/model-card.md).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[1] / 'weights' / 'camvid_mfaranet.pt'
-RANDOM_WEIGHTS = (
-    'RANDOM weights (no checkpoint given and none bundled): timings are real, masks not'
-)
+RANDOM_WEIGHTS = 'RANDOM weights (asked for): timings are real, masks are noise'
 
 
 @dataclass(frozen=True)
@@ -63,10 +61,14 @@ class LoadedModel:
 
 
 def load_labelled_model(config: LabelModelConfig | None = None) -> LoadedModel:
-    """The checkpoint ``config.path``, the bundled default, or random weights (in that order).
+    """The checkpoint ``config.path``, or the bundled default when it is ``''``.
+
+    Random weights only when asked for by name (``model.path: random``, ``--checkpoint
+    random``): for timing without a model, never as a silent fallback.
 
     Raises:
-        CheckpointError: The checkpoint cannot be read or has another class count.
+        CheckpointError: The checkpoint (the bundled one included) cannot be read or has
+            another class count.
         ConfigError: Class names or palette do not match the model's class count.
     """
     from segnode.files import file_sha256
@@ -74,7 +76,12 @@ def load_labelled_model(config: LabelModelConfig | None = None) -> LoadedModel:
 
     config = config or LabelModelConfig()
     path = Path(config.path) if config.path else DEFAULT_CHECKPOINT
-    if config.path or path.is_file():
+    if not config.path and not path.is_file():
+        raise CheckpointError(
+            f'the bundled model {path} is missing (an incomplete install?): reinstall segnode, '
+            f'give a checkpoint, or ask for random weights with model.path: {RANDOM_CHECKPOINT}'
+        )
+    if config.path != RANDOM_CHECKPOINT:
         model, meta = build_from_checkpoint(path, num_classes=config.num_classes or None)
         classes = meta.get('classes', {})
         names = tuple(classes.get('names', ()))

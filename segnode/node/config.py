@@ -33,6 +33,7 @@ from segnode.errors import ConfigError
 __all__ = [
     'COLOR_MODES',
     'QOS_PRESETS',
+    'RANDOM_CHECKPOINT',
     'TRANSPORTS',
     'CameraConfig',
     'LabelModelConfig',
@@ -44,6 +45,7 @@ __all__ = [
     'node_config_to_flat',
 ]
 
+RANDOM_CHECKPOINT = 'random'  # model.path (and --checkpoint) that asks for random weights
 QOS_PRESETS = ('SENSOR_DATA', 'DEFAULT', 'SYSTEM_DEFAULT')
 TRANSPORTS = ('raw', 'compressed')
 COLOR_MODES = ('auto', 'always', 'never')
@@ -107,8 +109,8 @@ class LabelModelConfig:
     """The checkpoint and what its classes are called.
 
     Attributes:
-        path: segnode checkpoint; ``''`` is the bundled default (random weights with a
-            warning when the package ships none).
+        path: segnode checkpoint; ``''`` is the bundled default (CamVid, docs/model-card.md);
+            ``random`` asks for random weights (timing only; never a silent fallback).
         num_classes: Classes the checkpoint must have (a mismatch fails to configure); 0
             accepts the checkpoint's. Random weights use it (CamVid's 11 when 0).
         class_names: Names of classes 0..K-1; empty takes them from the checkpoint.

@@ -6,9 +6,9 @@ a synthetic street drawn in code (:func:`segnode.synthetic.synthetic_drive`: sky
 trees, road, pavement, an overtaking car, with CamVid labels). It is written as a rosbag2 bag
 with an image and a label topic and replayed in realtime mode through the node's own service
 (:mod:`segnode.replay.replay`): frames that arrive while the model is busy are dropped exactly
-as on a vehicle. The model is the bundled default checkpoint when the package ships one,
-otherwise random weights, announced by a banner. A synthetic drive is not CamVid: its mIoU says
-how the model does on cartoon streets, not on real ones, and the demo says so.
+as on a vehicle. The model is the bundled default checkpoint (docs/model-card.md). A synthetic
+drive is not CamVid: its mIoU says how the model does on cartoon streets, not on real ones, and
+the demo says so.
 """
 
 from __future__ import annotations
@@ -83,11 +83,6 @@ def run_demo(
     for stale in ('drive', 'synthetic_drive', 'report'):  # the demo owns its output folder
         shutil.rmtree(out / stale, ignore_errors=True)
     loaded = load_labelled_model(LabelModelConfig())
-    if not loaded.trained:
-        print('=' * 76)
-        print('NOTE: no bundled checkpoint, so the demo uses RANDOM weights. Masks and mIoU')
-        print('are meaningless; frame timing, drops and the data path are real.')
-        print('=' * 76)
     h, w = size
     if images:
         summary = bag_from_images(

@@ -69,7 +69,8 @@ def test_demo_records_and_replays_a_drive(
     args = ['demo', '--size', '64', '96', '--frames', '6', '--rate', '50', '--out', str(tmp_path)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert 'RANDOM weights' in out and 'camera camera: 6 frames' in out and 'mIoU' in out
+    assert 'model: checkpoint ' in out and 'camvid_mfaranet.pt' in out  # the bundled model
+    assert 'RANDOM' not in out and 'camera camera: 6 frames' in out and 'mIoU' in out
     assert f'report: {tmp_path}/report/report.md' in out
     report = json.loads((tmp_path / 'report' / 'report.json').read_text())
     assert report['mode'] == 'realtime' and report['frames'] == 6

@@ -19,7 +19,7 @@ def test_export_onnxruntime_writes_artefact_and_manifest(
     )  # fmt: skip
     assert code == 0
     captured = capsys.readouterr()
-    assert 'RANDOM weights' in captured.err
+    assert 'note: checkpoint ' in captured.err and 'camvid_mfaranet.pt' in captured.err
     assert 'exported onnxruntime fp32 engine ->' in captured.out and 'agreement' in captured.out
     names = sorted(p.suffix for p in tmp_path.iterdir())
     assert names == ['.json', '.onnx']

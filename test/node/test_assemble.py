@@ -13,8 +13,9 @@ from segnode.config import EngineConfig
 from segnode.data.labels import CAMVID
 from segnode.errors import CheckpointError, ConfigError
 from segnode.node import imaging
+from segnode.node import assemble
 from segnode.node.assemble import build_service, load_labelled_model, RANDOM_WEIGHTS
-from segnode.node.config import LabelModelConfig, NodeConfig
+from segnode.node.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
 from segnode.node.service import FrameResult, Outputs
 
 EAGER = EngineConfig(backend='eager', device='cpu', parity_gate=False)
@@ -28,20 +29,26 @@ def message(array: np.ndarray, encoding: str, stamp_ns: int) -> Any:
 
 @pytest.fixture(scope='module')
 def random_model() -> Any:
-    return load_labelled_model(LabelModelConfig(path=''))
+    return load_labelled_model(LabelModelConfig(path=RANDOM_CHECKPOINT))
 
 
-def test_random_weights_are_announced(random_model: Any) -> None:
-    if random_model.trained:
-        pytest.skip('a bundled checkpoint is present; random weights are not used')
-    assert random_model.description == RANDOM_WEIGHTS
+def test_random_weights_only_when_asked_for_and_announced(random_model: Any) -> None:
+    assert not random_model.trained and random_model.description == RANDOM_WEIGHTS
     assert random_model.table.names == CAMVID.names
     assert random_model.palette.shape == (11, 3)
 
 
+def test_a_missing_bundled_model_is_an_error_not_random_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(assemble, 'DEFAULT_CHECKPOINT', tmp_path / 'camvid_mfaranet.pt')
+    with pytest.raises(CheckpointError, match=r'bundled model .* is missing .* model.path: random'):
+        load_labelled_model(LabelModelConfig())
+
+
 def test_label_overrides_must_match_the_class_count(random_model: Any) -> None:
     with pytest.raises(ConfigError, match='11 classes but model.class_names has 2 names'):
-        load_labelled_model(LabelModelConfig(class_names=('a', 'b')))
+        load_labelled_model(LabelModelConfig(RANDOM_CHECKPOINT, class_names=('a', 'b')))
 
 
 def test_missing_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:
