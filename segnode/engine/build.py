@@ -130,10 +130,15 @@ class _Job:
         )
 
     def graph(self, spec: Backend, *, logits: bool = False) -> nn.Module:
-        deployed = deploy_model(self.model, fold_bn=True)
+        deployed = deploy_model(self.model, fold_bn=True)  # the one copy of this graph
         c = self.config
         return frame_graph(
-            deployed, bgr=c.bgr, input_size=c.input_size, logits=logits, mask_dtype=spec.MASK_DTYPE
+            deployed,
+            bgr=c.bgr,
+            input_size=c.input_size,
+            logits=logits,
+            mask_dtype=spec.MASK_DTYPE,
+            copy=False,
         )
 
     def example(self) -> Tensor:

@@ -91,10 +91,14 @@ def frame_graph(
     input_size: tuple[int, int] | None = None,
     logits: bool = False,
     mask_dtype: torch.dtype = torch.uint8,
+    copy: bool = True,
 ) -> FrameToMask:
-    """Wrap a deployment model: a mask graph, or (``logits``) the gate's logits graph."""
+    """Wrap a deployment model: a mask graph, or (``logits``) the gate's logits graph.
+
+    ``copy=False`` wraps ``model`` itself (a fresh ``deploy_model`` copy nobody else holds).
+    """
     return FrameToMask(
-        model, bgr=bgr, input_size=input_size, mask_dtype=mask_dtype, logits=logits
+        model, bgr=bgr, input_size=input_size, mask_dtype=mask_dtype, logits=logits, copy=copy
     ).eval()
 
 

@@ -9,7 +9,7 @@ argmax.
 
 from __future__ import annotations
 
-import copy
+import copy as _copy
 
 import torch
 from torch import nn, Tensor
@@ -39,6 +39,8 @@ class FrameToMask(nn.Module):
             to uint8 (its ``_to_copy`` validator), so a TensorRT engine ends in int32 and the
             engine layer casts to uint8 on the device.
         logits: Return logits instead of class ids.
+        copy: Wrap a private copy of ``model`` (default); False wraps ``model`` itself, for a
+            caller that made a copy of its own (the engine builder's deployment copy).
     """
 
     def __init__(
@@ -49,9 +51,10 @@ class FrameToMask(nn.Module):
         input_size: tuple[int, int] | None = None,
         mask_dtype: torch.dtype = torch.uint8,
         logits: bool = False,
+        copy: bool = True,
     ) -> None:
         super().__init__()
-        self.model = copy.deepcopy(model).eval()
+        self.model = (_copy.deepcopy(model) if copy else model).eval()
         mean, std = torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD)
         if bgr:
             stem = self.model.backbone.layer0[0]
