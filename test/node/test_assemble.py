@@ -12,8 +12,7 @@ import pytest
 from segnode.config import EngineConfig
 from segnode.data.labels import CAMVID
 from segnode.errors import CheckpointError, ConfigError
-from segnode.node import imaging
-from segnode.node import assemble
+from segnode.node import assemble, imaging
 from segnode.node.assemble import build_service, load_labelled_model, RANDOM_WEIGHTS
 from segnode.node.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
 from segnode.node.service import FrameResult, Outputs
@@ -42,7 +41,7 @@ def test_a_missing_bundled_model_is_an_error_not_random_weights(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(assemble, 'DEFAULT_CHECKPOINT', tmp_path / 'camvid_mfaranet.pt')
-    with pytest.raises(CheckpointError, match=r'bundled model .* is missing .* model.path: random'):
+    with pytest.raises(CheckpointError, match=r'bundled model .* missing .* model.path: random'):
         load_labelled_model(LabelModelConfig())
 
 
