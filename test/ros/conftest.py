@@ -9,7 +9,7 @@ import uuid
 
 import pytest
 
-# A tiny CPU setup: eager engine, no parity gate, random weights unless a checkpoint ships.
+# A tiny CPU setup: eager engine, no parity gate, the bundled CamVid model.
 CPU_PARAMS: dict[str, Any] = {
     'engine.backend': 'eager',
     'engine.device': 'cpu',

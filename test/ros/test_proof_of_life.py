@@ -2,7 +2,7 @@
 
 Runs where ROS 2 and the built package are available (``colcon build`` then ``colcon test``,
 or ``launch_test test/ros/test_proof_of_life.py`` in a sourced workspace); skipped elsewhere.
-The node runs the eager CPU engine (random weights unless a checkpoint ships), so the test needs
+The node runs the eager CPU engine with the bundled CamVid model, so the test needs
 no GPU and checks the interface, not the segmentation quality.
 """
 
