@@ -13,30 +13,12 @@ replayed with --clock).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from ament_index_python.packages import get_package_share_directory
-from launch import LaunchContext, LaunchDescription
+from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
-from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from segnode.ros.launch_args import declare_overrides, given_overrides
-
-
-def _node(context: LaunchContext) -> list[Any]:
-    """The one node, with autostart / use_sim_time only where given on the command line."""
-    overrides = given_overrides(context.launch_configurations)
-    return [
-        Node(
-            package='segnode',
-            executable='segnode_node',
-            name='segnode',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[LaunchConfiguration('params_file'), *([overrides] if overrides else [])],
-            output='screen',
-        )
-    ]
+from segnode.ros.launch_args import declare_overrides, segnode_node
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -53,6 +35,6 @@ def generate_launch_description() -> LaunchDescription:
                 'namespace', default_value='', description='Namespace of the node.'
             ),
             *declare_overrides(),
-            OpaqueFunction(function=_node),
+            OpaqueFunction(function=segnode_node),
         ]
     )

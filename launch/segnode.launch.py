@@ -21,25 +21,15 @@ from ament_index_python.packages import get_package_share_directory
 from launch import LaunchContext, LaunchDescription
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
-from segnode.ros.launch_args import declare_overrides, given_overrides
+from segnode.ros.launch_args import declare_overrides, segnode_node
 
 
 def _node(context: LaunchContext) -> list[Any]:
     """The node, with autostart / use_sim_time only where given (else the params file wins)."""
-    overrides = given_overrides(context.launch_configurations)
-    return [
-        Node(
-            package='segnode',
-            executable='segnode_node',
-            name='segnode',
-            namespace=LaunchConfiguration('namespace'),
-            parameters=[LaunchConfiguration('params_file'), *([overrides] if overrides else [])],
-            remappings=[('camera/image_raw', LaunchConfiguration('camera_topic'))],
-            output='screen',
-        )
-    ]
+    return segnode_node(
+        context, remappings=[('camera/image_raw', LaunchConfiguration('camera_topic'))]
+    )
 
 
 def generate_launch_description() -> LaunchDescription:

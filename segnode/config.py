@@ -30,6 +30,7 @@ __all__ = [
     'BACKEND_CHOICES',
     'PRECISIONS',
     'PRECISION_CHOICES',
+    'MIN_SIDE',
     'EngineConfig',
     'ModelConfig',
     'config_from_dict',
@@ -40,6 +41,9 @@ __all__ = [
 ]
 
 T = TypeVar('T')
+
+# MFARANet's smallest input side: its flow grids need 2 cells at the /32 level.
+MIN_SIDE = 32
 
 
 @dataclass(frozen=True)

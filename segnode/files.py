@@ -24,6 +24,7 @@ __all__ = [
     'file_sha256',
     'jsonable',
     'no_empty_folders_left',
+    'sigint_handled_by',
     'write_json',
 ]
 
@@ -111,6 +112,23 @@ def no_empty_folders_left(path: str | Path) -> Iterator[None]:
 
 
 @contextmanager
+def sigint_handled_by(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Run the block with ``handler`` for Ctrl-C (SIGINT), then restore the previous handler.
+
+    Outside the main thread, where Python cannot set signal handlers, Ctrl-C is left as it is.
+    """
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@contextmanager
 def ctrl_c_after(what: str) -> Iterator[None]:
     """Hold Ctrl-C until the block (writing a report) is done, then stop as it asked.
 
@@ -123,14 +141,7 @@ def ctrl_c_after(what: str) -> Iterator[None]:
             print(f'segnode: Ctrl-C: finishing {what} first', file=sys.stderr)
         pressed.append(signum)
 
-    try:
-        previous = signal.signal(signal.SIGINT, hold)
-    except ValueError:  # not the main thread
+    with sigint_handled_by(hold):
         yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
     if pressed:
         raise KeyboardInterrupt

@@ -11,6 +11,7 @@ import math
 import os
 from pathlib import Path
 
+from segnode.config import MIN_SIDE
 from segnode.errors import ConfigError
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
     'side',
 ]
 
-MIN_SIDE = 32  # the network's minimum frame side (MFARANet's flow grids need 2 cells at /32)
 MAX_SIDE = 8192  # larger frames are a typo, or would exhaust the memory
 
 

@@ -71,12 +71,12 @@ def _add_bag_from_images(sub: Any, handlers: dict[str, Handler]) -> None:
     handlers['bag-from-images'] = _cmd_bag_from_images
 
 
-def _replay_config(args: argparse.Namespace) -> Any:
+def _replay_config(args: argparse.Namespace, base: Any) -> Any:
+    """The replay's NodeConfig: ``base`` (the params file's) with the command line's choices."""
     from segnode.config import config_to_dict, EngineConfig
     from segnode.data.labels import class_table
-    from segnode.node.config import LabelModelConfig, load_node_config, NodeConfig
+    from segnode.node.config import LabelModelConfig, NodeConfig
 
-    base = load_node_config(args.params) if args.params else NodeConfig()
     engine = config_to_dict(base.engine)
     for key in ('backend', 'device', 'precision'):
         if getattr(args, key):
@@ -95,19 +95,14 @@ def _replay_config(args: argparse.Namespace) -> Any:
     )
 
 
-def _param_topics(params: str | None) -> tuple[str, ...]:
-    """The image topics a params file's ``cameras.<name>.topic`` entries subscribe, if any.
+def _param_topics(base: Any, given: dict[str, Any]) -> tuple[str, ...]:
+    """The image topics the params file's ``cameras.<name>.topic`` entries subscribe, if any.
 
     A relative topic resolves in the root namespace, as a node launched without one does.
     """
-    from segnode.node.config import load_node_config, read_node_params
-
-    if not params or not any(
-        k.startswith('cameras.') and k.endswith('.topic') for k in read_node_params(params)
-    ):
+    if not any(k.startswith('cameras.') and k.endswith('.topic') for k in given):
         return ()
-    cameras = load_node_config(params).cameras
-    return tuple('/' + cam.subscribed_topic.lstrip('/') for cam in cameras)
+    return tuple('/' + cam.subscribed_topic.lstrip('/') for cam in base.cameras)
 
 
 def bag_name(bag: str) -> str:
@@ -119,8 +114,8 @@ def bag_name(bag: str) -> str:
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
-
     from segnode.files import ctrl_c_after, write_json
+    from segnode.node.config import load_node_params, NodeConfig
     from segnode.replay.options import ReplayOptions
     from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report
@@ -128,7 +123,8 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     arguments.output_dir(args.out, '--out', new_bag=True)
     arguments.output_file(args.json, '--json')
     arguments.output_dir(args.report, '--report')
-    topics_from_params = () if args.image_topic else _param_topics(args.params)
+    base, given = load_node_params(args.params) if args.params else (NodeConfig(), {})
+    topics_from_params = () if args.image_topic else _param_topics(base, given)
     if topics_from_params:
         logging.getLogger('segnode').info(
             'cameras from %s: %s (--image-topic overrides)',
@@ -148,7 +144,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         max_frames=args.max_frames,
         progress=not args.no_progress,
     )
-    result = replay(args.bag, _replay_config(args), options)
+    result = replay(args.bag, _replay_config(args, base), options)
     report_dir = Path(args.report or Path('outputs') / 'replay' / bag_name(args.bag))
     with ctrl_c_after('the report'):
         paths = write_report(result, report_dir)

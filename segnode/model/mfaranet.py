@@ -18,7 +18,7 @@ from typing import Any, Literal, overload
 from torch import nn, Tensor
 import torch.nn.functional as F
 
-from segnode.config import config_from_dict, config_to_dict, ModelConfig
+from segnode.config import config_from_dict, config_to_dict, MIN_SIDE, ModelConfig
 from segnode.model.aggregation import MFAM
 from segnode.model.attention_fusion import ASFM
 from segnode.model.backbone import DeepStemResNet18
@@ -30,7 +30,6 @@ __all__ = ['build_mfaranet', 'MFARANet', 'upsample_to']
 
 BRANCHES = 4
 PRUNED_BRANCH = 1  # MFARANet-Pruned keeps the 1/8 branch
-MIN_SIDE = 32
 
 
 def upsample_to(x: Tensor, size: tuple[int, int] | Any) -> Tensor:

@@ -39,6 +39,7 @@ __all__ = [
     'LabelModelConfig',
     'NodeConfig',
     'load_node_config',
+    'load_node_params',
     'read_node_params',
     'node_config_from_dict',
     'node_config_from_flat',
@@ -341,9 +342,18 @@ def load_node_config(path: str | Path) -> NodeConfig:
     Raises:
         ConfigError: Missing or malformed file, several node entries, unknown or invalid keys.
     """
+    return load_node_params(path)[0]
+
+
+def load_node_params(path: str | Path) -> tuple[NodeConfig, dict[str, Any]]:
+    """:func:`load_node_config` and the parameters the file sets (:func:`read_node_params`).
+
+    Raises:
+        ConfigError: As :func:`load_node_config`.
+    """
     flat = read_node_params(path)
     try:
-        return node_config_from_flat(flat)
+        return node_config_from_flat(flat), flat
     except ConfigError as err:
         raise ConfigError(f'{path}: {err}') from err
 

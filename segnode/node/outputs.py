@@ -61,7 +61,8 @@ class Outputs:
         want_color: Whether anyone listens for a camera's colour mask now.
         bad_frame: ``(camera, reason)`` for a frame that could not be decoded or segmented.
         dropped: ``(camera, stamp_ns, reason)`` for a frame replaced in its slot
-            (``replaced``) or too old when taken (``stale``).
+            (``replaced``), too old when taken (``stale``), or taken while its engine was
+            being built in the background (``engine building``).
         result: Every processed frame with its decoded image and mask.
     """
 

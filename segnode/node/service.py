@@ -36,8 +36,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from segnode.config import MIN_SIDE
 from segnode.errors import describe, SegnodeError
-from segnode.model.mfaranet import MIN_SIDE
 from segnode.node import imaging
 from segnode.node.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
 from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock

@@ -187,12 +187,12 @@ class BagWriter:
         Raises:
             BagWriteError: The topic was declared with another type, or the type is unknown.
         """
-        check_topic_name(topic)
         known = self._connections.get(topic)
         if known is not None:
             if known.msgtype != msgtype:
                 raise BagWriteError(f'{topic} is {known.msgtype}, cannot also write {msgtype}')
             return
+        check_topic_name(topic)  # once per topic, not per message
         if msgtype not in TYPESTORE.types:
             raise BagWriteError(f'{topic}: message type {msgtype} is not in the type store')
         writer = self._open()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ['OVERRIDES', 'declare_overrides', 'given_overrides']
+__all__ = ['OVERRIDES', 'declare_overrides', 'given_overrides', 'segnode_node']
 
 # name -> what it does; every one is a bool parameter of the node
 OVERRIDES = {
@@ -50,4 +50,31 @@ def declare_overrides() -> list[Any]:
             description=f'{what} (true or false; default: the params file, else the node).',
         )
         for name, what in OVERRIDES.items()
+    ]
+
+
+def segnode_node(context: Any, **node_options: Any) -> list[Any]:
+    """The segnode node of a launch file, for ``OpaqueFunction``.
+
+    Its parameters are the params file, then only the overrides given on the command line, so
+    that a value in the params file wins over an argument left out.
+
+    Args:
+        context: The ``LaunchContext``; its ``params_file`` and ``namespace`` are used.
+        node_options: More ``launch_ros.actions.Node`` arguments (e.g. ``remappings``).
+    """
+    from launch.substitutions import LaunchConfiguration
+    from launch_ros.actions import Node
+
+    overrides = given_overrides(context.launch_configurations)
+    return [
+        Node(
+            package='segnode',
+            executable='segnode_node',
+            name='segnode',
+            namespace=LaunchConfiguration('namespace'),
+            parameters=[LaunchConfiguration('params_file'), *([overrides] if overrides else [])],
+            output='screen',
+            **node_options,
+        )
     ]

@@ -9,6 +9,8 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
+from segnode.config import MIN_SIDE
+
 __all__ = ['predict_probs', 'window_starts']
 
 
@@ -18,9 +20,6 @@ def window_starts(length: int, window: int, stride: int) -> list[int]:
         return [0]
     count = math.ceil((length - window) / stride) + 1
     return [min(i * stride, length - window) for i in range(count)]
-
-
-MIN_SIDE = 32  # MFARANet's smallest input side
 
 
 def _forward_probs(model: nn.Module, x: Tensor) -> Tensor:

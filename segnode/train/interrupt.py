@@ -7,10 +7,10 @@ is interrupted half-way through an optimiser step. Loader workers ignore SIGINT
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 import logging
-import signal
+
+from segnode.files import sigint_handled_by
 
 __all__ = ['CtrlC']
 
@@ -29,15 +29,6 @@ class CtrlC:
         self.pressed = True
         _LOG.warning('Ctrl-C: saving after this iteration (Ctrl-C again to stop at once)')
 
-    @contextmanager
-    def watch(self) -> Iterator[None]:
+    def watch(self) -> AbstractContextManager[None]:
         """Catch SIGINT inside the block (outside the main thread: leave it alone)."""
-        try:
-            previous = signal.signal(signal.SIGINT, self._handler)
-        except ValueError:
-            yield
-            return
-        try:
-            yield
-        finally:
-            signal.signal(signal.SIGINT, previous)
+        return sigint_handled_by(self._handler)

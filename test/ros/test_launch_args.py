@@ -29,7 +29,7 @@ def test_a_value_that_is_not_a_bool_names_the_argument() -> None:
 @pytest.mark.parametrize('name', ['segnode.launch.py', 'multi_camera.launch.py'])
 def test_both_launch_files_declare_every_override_through_the_helper(name: str) -> None:
     text = (LAUNCH / name).read_text()
-    assert 'declare_overrides()' in text and 'given_overrides(' in text
+    assert 'declare_overrides()' in text and 'segnode_node' in text  # the helper's node
     assert "'autostart'" not in text and "'use_sim_time'" not in text  # no second default
     assert set(OVERRIDES) == {'autostart', 'use_sim_time'}
 
