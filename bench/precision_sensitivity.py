@@ -74,11 +74,16 @@ def main() -> int:
                 'agreement': float(1 - flipped.float().mean()),
                 'max_abs_logit_diff': float((out.float() - ref).abs().max()),
                 'flipped_margin_median': float(margin[flipped].median()) if flipped.any() else 0.0,
+                'flipped_margin_p99': float(margin[flipped].quantile(0.99))
+                if flipped.any()
+                else 0.0,
+                'flipped_margin_max': float(margin[flipped].max()) if flipped.any() else 0.0,
             }
             print(
                 f'{name:22s} agreement {row["agreement"]:.5%}  max |diff| '
                 f'{row["max_abs_logit_diff"]:.3g}  median fp32 margin of flipped pixels '
-                f'{row["flipped_margin_median"]:.4f}',
+                f'{row["flipped_margin_median"]:.4f}, p99 {row["flipped_margin_p99"]:.4f}, '
+                f'max {row["flipped_margin_max"]:.4f}',
                 flush=True,
             )
             return row

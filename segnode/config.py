@@ -92,12 +92,15 @@ class EngineConfig:
     """How frames are segmented: backend, device, precision, artefacts and the parity gate.
 
     Attributes:
-        backend: ``auto`` (the fastest available, logging why each faster one was not used),
-            ``tensorrt``, ``torch-compile``, ``onnxruntime`` or ``eager``.
+        backend: ``auto`` (the fastest that passes the gate here, by measurement:
+            docs/engine.md, "Choosing by measurement"), ``tensorrt``, ``torch-compile``,
+            ``onnxruntime`` or ``eager``.
         device: ``auto`` (``cuda:0`` when CUDA is available, else ``cpu``), ``cpu``, ``cuda``
             or ``cuda:N``.
-        precision: ``auto`` (fp16 on CUDA, fp32 on a CPU), ``fp32``, ``fp16``, ``bf16``, or
-            ``int8`` (TensorRT only, from an artefact quantised by ``segnode export``).
+        precision: ``auto`` (the fastest that passes the gate, by measurement, among fp32,
+            fp16 and bf16 on CUDA; fp32, bf16 where the CPU runs it natively, and int8 with
+            ``calibration_images``), ``fp32``, ``fp16``, ``bf16``, or ``int8`` (TensorRT and
+            onnxruntime, quantised on ``calibration_images``).
         input_size: Fixed network input ``(h, w)``: frames are resized inside the graph and the
             mask comes back at frame resolution. ``None`` runs at frame resolution.
         bgr: Frames are bgr8 (the swap is folded into the first convolution).
@@ -113,8 +116,17 @@ class EngineConfig:
         parity_frames: Frames the gate compares; rounded up to a multiple of the batch.
         parity_images: Folder of camera images (``.png``/``.jpg``, e.g. CamVid val) the gate
             compares on, resized to the frame size; ``''``: synthetic streets.
+        parity_labels: Folder of class-id label images named like ``parity_images`` (e.g.
+            CamVid valannot): the gate then also compares mIoU; ``''``: no labels.
         min_agreement: Least argmax agreement with eager fp32 the gate accepts.
-        min_cosine: Least cosine similarity of the logits the gate accepts.
+        tie_margin: Every pixel whose fp32 top-2 logit margin is at least this must keep its
+            class (smaller margins are near-ties that camera noise flips too).
+        max_miou_drop: Most the mIoU (with ``parity_labels``) may fall below fp32's.
+        calibration_images: Folder of images INT8 quantisation calibrates on (e.g. CamVid
+            train); ``''``: int8 is not a candidate of ``precision: auto``.
+        calibration_frames: At most this many of them.
+        remember_choice: Keep what ``auto`` measured (in ``artifact_dir``, else the user's
+            cache folder) so the next start builds the winner only.
         threads: CPU threads of every backend: torch's intra-op pool (eager, torch-compile;
             process-wide) and onnxruntime's session; 0 keeps the libraries' defaults.
         cuda_graphs: Replay CUDA graphs in the torch-compile backend on a GPU.
@@ -133,8 +145,14 @@ class EngineConfig:
     parity_gate: bool = True
     parity_frames: int = 2
     parity_images: str = ''
-    min_agreement: float = 0.999
-    min_cosine: float = 0.99
+    parity_labels: str = ''
+    # Calibrated on the shipped checkpoint (docs/engine.md, "How the thresholds were set").
+    min_agreement: float = 0.995
+    tie_margin: float = 1.0
+    max_miou_drop: float = 0.002
+    calibration_images: str = ''
+    calibration_frames: int = 32
+    remember_choice: bool = True
     threads: int = 0
     cuda_graphs: bool = True
 
@@ -152,8 +170,10 @@ class EngineConfig:
                 f'engine.precision must be one of {", ".join(PRECISION_CHOICES)}, '
                 f'got {self.precision!r}'
             )
-        if self.precision == 'int8' and self.backend != 'tensorrt':
-            raise ConfigError('engine.precision int8 needs engine.backend tensorrt')
+        if self.precision == 'int8' and self.backend not in ('auto', 'tensorrt', 'onnxruntime'):
+            raise ConfigError(
+                f'engine.precision int8 runs on tensorrt or onnxruntime, not {self.backend}'
+            )
         if isinstance(self.input_size, list):  # from YAML or JSON
             object.__setattr__(self, 'input_size', tuple(self.input_size))
         if self.input_size is not None and (
@@ -168,10 +188,16 @@ class EngineConfig:
             )
         if not 1 <= self.parity_frames <= 1000:
             raise ConfigError(f'engine.parity_frames must be in 1..1000, got {self.parity_frames}')
-        for name in ('min_agreement', 'min_cosine'):
+        for name in ('min_agreement', 'max_miou_drop'):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f'engine.{name} must be in [0, 1], got {value}')
+        if not 0.0 <= self.tie_margin <= 1000.0:
+            raise ConfigError(f'engine.tie_margin must be in [0, 1000], got {self.tie_margin}')
+        if not 1 <= self.calibration_frames <= 10000:
+            raise ConfigError(
+                f'engine.calibration_frames must be in 1..10000, got {self.calibration_frames}'
+            )
         if not 0 <= self.threads <= 1024:
             raise ConfigError(f'engine.threads must be in 0..1024, got {self.threads}')
 

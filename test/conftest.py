@@ -28,3 +28,9 @@ def camvid_root() -> Path:
         folders = ', '.join(f'{name}/' for name in missing)
         pytest.skip(f'SEGNODE_CAMVID_ROOT={root} is not a CamVid root: it lacks {folders}')
     return root
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test remembers engine choices in its own cache folder, never the user's."""
+    monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path_factory.mktemp('cache')))

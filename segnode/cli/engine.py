@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 import segnode.cli.arguments as arguments
-from segnode.config import BACKENDS, EngineConfig, PRECISION_CHOICES
+from segnode.config import BACKEND_CHOICES, BACKENDS, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError, SegnodeError
 from segnode.node.config import RANDOM_CHECKPOINT
 
@@ -37,24 +37,12 @@ def _engine_config(args: argparse.Namespace, **overrides: Any) -> Any:
         'precision': args.precision,
         'threads': args.threads,
         'parity_images': args.gate_images,
+        'parity_labels': args.gate_labels,
+        'calibration_images': args.calibration or '',
+        'calibration_frames': args.calibration_frames,
         **overrides,
     }
     return EngineConfig(**values)
-
-
-def _calibration(folder: str | None, count: int, size: tuple[int, int], bgr: bool) -> Any:
-    if not folder:
-        return None
-    import torch
-
-    from segnode.engine.parity import image_frames
-
-    paths = sorted(
-        p for p in Path(folder).iterdir() if p.suffix.lower() in ('.png', '.jpg', '.jpeg')
-    )[:count]
-    if not paths:
-        raise ConfigError(f'--calibration {folder}: no .png or .jpg images')
-    return torch.from_numpy(image_frames(paths, size[0], size[1], bgr=bgr))
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -83,7 +71,6 @@ def _export(args: argparse.Namespace) -> int:
         strict=True,
     )
     h, w = args.size
-    calibration = _calibration(args.calibration, args.calibration_frames, (h, w), args.bgr)
     path, report = export_engine(
         model,
         config,
@@ -92,11 +79,10 @@ def _export(args: argparse.Namespace) -> int:
         width=w,
         batch=args.batch,
         checkpoint_sha256=digest,
-        calibration=calibration,
     )
     parity = report.parity
     gate = (
-        f'agreement {parity["agreement"]:.4%}, cosine {parity["cosine"]:.6f} '
+        f'agreement {parity["agreement"]:.4%}, {parity["confident_flips"]} confident flips '
         f'on {parity["frames"]} {parity["source"]} frames'
         if parity
         else 'gate off'
@@ -115,10 +101,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if not backends:
         raise ConfigError('--backends names no backend (e.g. eager,torch-compile)')
     parts = [split_backend(b) for b in backends]
-    unknown = sorted({b for b, _ in parts} - set(BACKENDS))
+    unknown = sorted({b for b, _ in parts} - set(BACKEND_CHOICES))
     if unknown:
         raise ConfigError(
-            f'--backends: unknown {", ".join(unknown)}; choose from {", ".join(BACKENDS)}'
+            f'--backends: unknown {", ".join(unknown)}; choose from {", ".join(BACKEND_CHOICES)}'
         )
     bad = sorted({f'{b}:{p}' for b, p in parts if p and p not in PRECISION_CHOICES})
     if bad:
@@ -189,7 +175,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         '--precision',
         default=EngineConfig.precision,
         choices=PRECISION_CHOICES,
-        help='auto: fp16 on CUDA, fp32 on a CPU',
+        help='auto: the fastest precision the parity gate accepts here, by measurement',
     )
     p.add_argument(
         '--batch', type=arguments.count, default=1, help='frames per call (one per camera)'
@@ -205,6 +191,24 @@ def _common(p: argparse.ArgumentParser) -> None:
         default='',
         metavar='DIR',
         help='images the parity gate compares on, e.g. CamVid val (default: synthetic streets)',
+    )
+    p.add_argument(
+        '--gate-labels',
+        default='',
+        metavar='DIR',
+        help='class-id labels of --gate-images (e.g. CamVid valannot): the gate also checks mIoU',
+    )
+    p.add_argument(
+        '--calibration',
+        metavar='DIR',
+        help='images INT8 calibrates on, e.g. CamVid train (int8 is a candidate of auto only '
+        'with them)',
+    )
+    p.add_argument(
+        '--calibration-frames',
+        type=arguments.count,
+        default=EngineConfig.calibration_frames,
+        help='at most this many (default %(default)s)',
     )
 
 
@@ -236,10 +240,6 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         help='fixed network input: frames are resized inside the graph',
     )
     p.add_argument('--bgr', action='store_true', help='frames are bgr8')
-    p.add_argument('--calibration', metavar='DIR', help='images for INT8 calibration')
-    p.add_argument(
-        '--calibration-frames', type=arguments.count, default=64, help='at most this many'
-    )
     p.add_argument('--out', required=True, metavar='DIR', help='folder for artefacts')
     handlers['export'] = _cmd_export
 
@@ -256,8 +256,8 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         '--backends',
         default='eager,onnxruntime,torch-compile',
         help='comma-separated backends, each optionally BACKEND:PRECISION to override '
-        '--precision, e.g. eager,torch-compile,torch-compile:bf16 '
-        '(default eager,onnxruntime,torch-compile)',
+        '--precision, e.g. eager,torch-compile,torch-compile:bf16,auto (auto: the engine '
+        'the node would choose here, measured afresh) (default eager,onnxruntime,torch-compile)',
     )
     p.add_argument(
         '--size',

@@ -4,8 +4,9 @@
 run here; ``build(graph, example, options)`` returns a runner built in memory;
 ``export(graph, example, path, options)`` writes an artefact to ``path`` (a temporary file the
 caller renames); ``load(path, options, example)`` runs a saved artefact. ``NAME`` is the
-backend's name in :data:`segnode.config.BACKENDS`, ``MASK_DTYPE`` the dtype its graph ends in
-and ``SUFFIX`` its artefact's file suffix.
+backend's name in :data:`segnode.config.BACKENDS`, ``MASK_DTYPE`` the dtype its graph ends in,
+``SUFFIX`` its artefact's file suffix and ``PRECISIONS`` what ``precision: auto`` measures on
+each device type.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class Backend(Protocol):
     NAME: str
     MASK_DTYPE: torch.dtype
     SUFFIX: str
+    PRECISIONS: dict[str, tuple[str, ...]]
 
     def check(self, options: BuildOptions) -> None:
         """Raise ``EngineUnavailable`` when the backend cannot run with ``options``."""

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from segnode.config import EngineConfig
-from segnode.errors import EngineBuildError
+from segnode.errors import EngineBuildError, EngineUnavailable
 
 __all__ = [
     'DTYPES',
@@ -173,12 +173,18 @@ class Engine:
 
 @dataclass
 class Attempt:
-    """One backend the builder tried."""
+    """One candidate the builder tried: ``backend`` names it (with its precision under auto).
+
+    ``ms`` is its measured time per call when ``auto`` timed it; ``unavailable`` marks one
+    that cannot run here at all (not installed, a precision the backend does not run).
+    """
 
     backend: str
     ok: bool
     reason: str = ''
     seconds: float = 0.0
+    ms: float | None = None
+    unavailable: bool = False
 
 
 @dataclass
@@ -197,14 +203,24 @@ class EngineReport:
     def refused(self, backend: str, err: BaseException, seconds: float = 0.0) -> None:
         """Record a backend that was not used and why."""
         kind = '' if isinstance(err, EngineBuildError) else f'{type(err).__name__}: '
-        self.attempts.append(Attempt(backend, False, f'{kind}{err}', seconds))
+        unavailable = isinstance(err, EngineUnavailable)
+        self.attempts.append(Attempt(backend, False, f'{kind}{err}', seconds, None, unavailable))
 
     def summary(self) -> str:
         """One line per attempt, e.g. for a log."""
-        lines = [
-            f'{a.backend}: ' + ('used' if a.ok else f'not used ({a.reason})')
-            for a in self.attempts
-        ]
+        lines = []
+        skipped = [a.backend for a in self.attempts if a.unavailable]
+        for a in self.attempts:
+            if a.unavailable and len(self.attempts) > 1:
+                continue  # listed together below
+            if not a.ok:
+                lines.append(f'{a.backend}: not used ({a.reason})')
+            elif a.ms is not None:
+                lines.append(f'{a.backend}: {a.ms:.1f} ms')
+        if skipped and len(self.attempts) > 1:
+            lines.append(f'cannot run here: {", ".join(skipped)}')
+        if self.backend:
+            lines.append(f'used {self.backend} {self.precision}')
         return '; '.join(lines)
 
     def to_dict(self) -> dict[str, Any]:

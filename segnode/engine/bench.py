@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from segnode.config import EngineConfig, resolve_device
+from segnode.engine.choice import cpu_model
 from segnode.engine.segmenter import Segmenter
 from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import SegnodeError
@@ -52,17 +53,6 @@ def split_backend(spec: str) -> tuple[str, str]:
     return backend, precision
 
 
-def _cpu_model() -> str:
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith('model name'):
-                    return line.split(':', 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def machine_description(device: torch.device) -> dict[str, Any]:
     """Hardware and software the figures were measured with."""
     try:
@@ -72,7 +62,7 @@ def machine_description(device: torch.device) -> dict[str, Any]:
     except ImportError:
         ort_version = ''
     info: dict[str, Any] = {
-        'cpu': _cpu_model(),
+        'cpu': cpu_model(),
         'logical_cpus': os.cpu_count(),
         'torch_threads': torch.get_num_threads(),
         'load_average': [round(x, 2) for x in os.getloadavg()],
@@ -134,6 +124,8 @@ def _run_backend(
 ) -> dict[str, Any]:
     backend, precision = split_backend(name)
     config = replace(base, backend=backend, precision=precision or base.precision)
+    if 'auto' in (config.backend, config.precision):  # measure afresh; a refusal is no error
+        config = replace(config, strict=False, remember_choice=False)
     batch, height, width = frames.shape[:3]
     device = torch.device(base.device)
     if device.type == 'cuda':
@@ -159,6 +151,7 @@ def _run_backend(
     frame = percentile_ms(totals)
     return {
         'status': 'ok',
+        'backend': seg.engine.backend,
         'precision': seg.engine.precision,
         'device': str(seg.engine.device),
         **frame,
@@ -172,6 +165,7 @@ def _run_backend(
         'artefact': seg.report.artefact or None,  # the exported file timed, if one was loaded
         'parity': seg.report.parity,
         'attempts': [a.__dict__ for a in seg.report.attempts],
+        'notes': seg.report.notes,
     }
 
 
@@ -309,8 +303,8 @@ def markdown_table(result: dict[str, Any]) -> str:
     )
     rows = [
         '| backend | precision | frame p50 / p90 / p99 ms | engine p50 ms | host overhead ms '
-        '| frames/s | speed-up vs paper protocol | peak memory MB | parity (agreement, cosine) '
-        '| build s |',
+        '| frames/s | speed-up vs paper protocol | peak memory MB | parity (agreement, largest '
+        'flipped margin) | build s |',
         '|---|---|---|---|---|---|---|---|---|---|',
     ]
     b = result['baseline']
@@ -325,13 +319,11 @@ def markdown_table(result: dict[str, Any]) -> str:
             rows.append(f'| {name} | - | unavailable: {reason} | | | | | | | |')
             continue
         p = e.get('parity') or {}
-        cosine = p.get('cosine')
-        parity = (
-            f'{p["agreement"]:.4%}, {cosine:.6f}' if cosine is not None else
-            f'{p.get("agreement", 0):.4%}, -'
-        ) if p else 'off'  # fmt: skip
+        parity = f'{p["agreement"]:.4%}, {p.get("largest_flip_margin", 0):.3g}' if p else 'off'
         if p and p.get('min_agreement', GATE_AGREEMENT) < GATE_AGREEMENT:
             parity += f' (gate lowered to {p["min_agreement"]:.2%})'
+        if split_backend(name)[0] == 'auto':
+            name = f'{name} (chose {e.get("backend", "?")})'
         rows.append(
             f'| {name} | {e["precision"]} | {e["p50_ms"]:.1f} / {e["p90_ms"]:.1f} / '
             f'{e["p99_ms"]:.1f} | {e["engine"]["p50_ms"]:.1f} | {e["host_overhead_ms"]:.3f} | '

@@ -3,31 +3,30 @@
 ``build_engine`` turns a model and an :class:`~segnode.config.EngineConfig` into a gated
 :class:`~segnode.engine.base.Engine`:
 
-* ``backend: auto`` tries the backends fastest first (``AUTO_ORDER``: tensorrt,
-  torch-compile, onnxruntime, eager; TensorRT is not tried on a CPU) and records why each one
-  before the chosen one was not used; a named backend is used or refused, never replaced.
+* A named backend and precision is built (or loaded) and gated, or refused; never replaced.
+* ``auto`` (backend, precision or both) is resolved by measurement (``segnode.engine.choice``):
+  every candidate pair is built and gated, those that pass are timed, the fastest is used, and
+  the choice is remembered so the next start builds the winner only. Each candidate's outcome
+  (time, or why it was refused) is in the report and the log.
 * With ``artifact_dir`` the engine is loaded from an exported artefact whose key matches
   exactly; a mismatching artefact is refused naming what differs. TensorRT engines are never
   built on the spot unless ``build_if_missing`` is set (they take minutes and belong to
   ``segnode export``); the other backends build in memory when no artefact exists.
-* Every engine passes the parity gate (``segnode.engine.parity``) before it is returned.
-  A fresh build is compared on masks and logits (a logits build of the same backend); an
-  engine loaded from an artefact on masks, its logits having been checked at export time
-  (the figures are in its manifest).
-* ``strict`` raises on the first failed build instead of falling back; a backend that is
-  merely unavailable (no CUDA, not installed) is still skipped by ``auto``.
+* Every engine passes the parity gate (``segnode.engine.parity``) on its masks before it is
+  used, loaded artefacts included; the gate's reference is computed once per build.
+* ``strict`` raises on the first failed build instead of going on; a candidate that is merely
+  unavailable (no CUDA, not installed, a precision the backend does not run) is still skipped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 import logging
 import math
 from pathlib import Path
 import time
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn, Tensor
 
@@ -40,7 +39,7 @@ from segnode.engine.artifacts import (
     weights_sha256,
     write_manifest,
 )
-from segnode.engine.backends import AUTO_ORDER, Backend, BACKEND_TABLE
+from segnode.engine.backends import Backend, BACKEND_TABLE
 from segnode.engine.base import (
     Attempt,
     BuildOptions,
@@ -49,8 +48,25 @@ from segnode.engine.base import (
     resolve_precision,
     Runner,
 )
+from segnode.engine.choice import (
+    Candidate,
+    candidates,
+    choice_dir,
+    choice_key,
+    read_choice,
+    time_calls,
+    write_choice,
+)
 from segnode.engine.graph import deploy_model, frame_dims, frame_graph
-from segnode.engine.parity import check_parity, gate_frames, ParityResult, reference_logits
+from segnode.engine.parity import (
+    check_parity,
+    GateThresholds,
+    image_frames,
+    image_paths,
+    ParityResult,
+    prepare_reference,
+    Reference,
+)
 from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import EngineBuildError, EngineUnavailable, SegnodeError
 from segnode.files import atomic_write
@@ -66,13 +82,14 @@ class _Job:
     """Everything one attempt needs, resolved once."""
 
     model: MFARANet
-    reference: MFARANet
+    reference_model: MFARANet
     config: EngineConfig
     batch: int
     height: int
     width: int
     digest: str
     calibration: Tensor | None
+    references: dict[str, Reference] = field(default_factory=dict, compare=False)
 
     @classmethod
     def create(
@@ -90,7 +107,7 @@ class _Job:
         frame_dims(batch, height, width, dynamic=config.dynamic)
         return cls(
             model=model.eval(),
-            reference=(reference or model).eval(),
+            reference_model=(reference or model).eval(),
             config=config,
             batch=batch,
             height=height,
@@ -98,6 +115,17 @@ class _Job:
             digest=checkpoint_sha256 or weights_sha256(model),
             calibration=calibration,
         )
+
+    def calibration_frames(self) -> Tensor | None:
+        """The INT8 calibration frames: given, else read from ``calibration_images``."""
+        c = self.config
+        if self.calibration is None and c.calibration_images:
+            paths = image_paths(c.calibration_images, 1, what='engine.calibration_images')
+            frames = image_frames(
+                paths[: c.calibration_frames], self.height, self.width, bgr=c.bgr
+            )
+            object.__setattr__(self, 'calibration', torch.from_numpy(frames))
+        return self.calibration
 
     def options(self, device: torch.device, precision: str) -> BuildOptions:
         c = self.config
@@ -109,7 +137,7 @@ class _Job:
             threads=c.threads,
             cuda_graphs=c.cuda_graphs,
             strict=c.strict,
-            calibration=self.calibration,
+            calibration=self.calibration_frames() if precision == 'int8' else None,
         )
 
     def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
@@ -129,14 +157,13 @@ class _Job:
             versions=versions,
         )
 
-    def graph(self, spec: Backend, *, logits: bool = False) -> nn.Module:
+    def graph(self, spec: Backend) -> nn.Module:
         deployed = deploy_model(self.model, fold_bn=True)  # the one copy of this graph
         c = self.config
         return frame_graph(
             deployed,
             bgr=c.bgr,
             input_size=c.input_size,
-            logits=logits,
             mask_dtype=spec.MASK_DTYPE,
             copy=False,
         )
@@ -157,37 +184,38 @@ class _Job:
             max_side=self.config.max_side,
         )
 
-    def gate(
-        self, spec: Backend, engine: Engine, options: BuildOptions, *, logits: bool
-    ) -> ParityResult:
-        c = self.config
-        count = math.ceil(c.parity_frames / self.batch) * self.batch
-        frames_np, source = gate_frames(
-            count, self.height, self.width, bgr=c.bgr, folder=c.parity_images
-        )
-        frames = torch.from_numpy(np.ascontiguousarray(frames_np))
-        reference = reference_logits(
-            self.reference, frames, bgr=c.bgr, input_size=c.input_size, device=options.device
-        )
-        logits_runner = (
-            spec.build(self.graph(spec, logits=True), self.example(), options) if logits else None
-        )
+    def reference(self, device: torch.device) -> Reference:
+        """The gate's frames and eager fp32 verdict on them, computed once per device."""
+        if str(device) not in self.references:
+            c = self.config
+            self.references[str(device)] = prepare_reference(
+                self.reference_model,
+                math.ceil(c.parity_frames / self.batch) * self.batch,
+                self.height,
+                self.width,
+                bgr=c.bgr,
+                input_size=c.input_size,
+                images=c.parity_images,
+                labels=c.parity_labels,
+                device=device,
+            )
+        return self.references[str(device)]
+
+    def gate(self, spec: Backend, engine: Engine, options: BuildOptions) -> ParityResult:
         result = check_parity(
             engine,
-            logits_runner,
-            reference,
-            frames,
+            self.reference(options.device),
             batch=self.batch,
             device=options.device,
-            source=source,
-            min_agreement=c.min_agreement,
-            min_cosine=c.min_cosine,
+            thresholds=GateThresholds.of(self.config),
         )
         if not result.passed:
             raise EngineBuildError(
                 f'{spec.NAME} {options.precision} engine refused by the parity gate against '
                 f'eager fp32: {result.describe()}'
             )
+        log.info('%s %s passed the parity gate: %s', spec.NAME, options.precision,
+                 result.describe())  # fmt: skip
         return result
 
 
@@ -212,7 +240,7 @@ def _export(job: _Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _
         engine = job.engine(spec, spec.load(tmp, options, job.example()), options)
         engines.append(engine)
         if job.config.parity_gate:
-            parity.update(job.gate(spec, engine, options, logits=True).to_dict())
+            parity.update(job.gate(spec, engine, options).to_dict())
 
     atomic_write(path, write)
     seconds = time.perf_counter() - start
@@ -220,9 +248,11 @@ def _export(job: _Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _
     return _Exported(path, engines[0], parity, seconds)
 
 
-def _attempt(job: _Job, name: str, device: torch.device, report: EngineReport) -> Engine:
+def _attempt(
+    job: _Job, name: str, precision: str, device: torch.device, report: EngineReport
+) -> Engine:
     spec = BACKEND_TABLE[name]
-    options = job.options(device, resolve_precision(job.config, device))
+    options = job.options(device, precision)
     spec.check(options)
     c = job.config
     start = time.perf_counter()
@@ -238,7 +268,7 @@ def _attempt(job: _Job, name: str, device: torch.device, report: EngineReport) -
             engine = job.engine(spec, spec.load(path, options, job.example()), options)
             stored = read_manifest(path.with_suffix('.json')).get('parity') or {}
             if c.parity_gate:
-                report.parity = job.gate(spec, engine, options, logits=False).to_dict()
+                report.parity = job.gate(spec, engine, options).to_dict()
                 report.parity['export_time'] = stored
             report.artefact = str(path)
             report.notes.append(f'loaded {path.name}')
@@ -281,7 +311,7 @@ def _fresh(job: _Job, spec: Backend, options: BuildOptions, report: EngineReport
         )
     engine = job.engine(spec, spec.build(job.graph(spec), job.example(), options), options)
     if job.config.parity_gate:
-        report.parity = job.gate(spec, engine, options, logits=True).to_dict()
+        report.parity = job.gate(spec, engine, options).to_dict()
     return engine
 
 
@@ -297,6 +327,62 @@ def _missing(job: _Job, options: BuildOptions, folder: str) -> str:
     )
 
 
+def _one(
+    job: _Job, pair: Candidate, device: torch.device, report: EngineReport, *, named: bool
+) -> Engine | None:
+    """Build and gate one candidate; None (recorded in the report) when it is not used."""
+    name, precision = pair
+    label = f'{name} {precision}'
+    start = time.perf_counter()
+    try:
+        return _attempt(job, name, precision, device, report)
+    except SegnodeError as err:
+        report.refused(label, err, time.perf_counter() - start)
+        if named or (job.config.strict and not isinstance(err, EngineUnavailable)):
+            raise
+        log.log(_quiet(err), 'engine %s not used: %s', label, err)
+    except Exception as err:  # the one broad except: the engine fallback (docs/engine.md)
+        report.refused(label, err, time.perf_counter() - start)
+        if named or job.config.strict:
+            raise EngineBuildError(f'{label} build failed: {type(err).__name__}: {err}') from err
+        log.warning('engine %s not used: %s: %s', label, type(err).__name__, err)
+    return None
+
+
+def _quiet(err: SegnodeError) -> int:
+    """A precision a backend does not run is expected; a refused build is worth a warning."""
+    return logging.INFO if isinstance(err, EngineUnavailable) else logging.WARNING
+
+
+def _measure(
+    job: _Job, pairs: list[Candidate], device: torch.device, report: EngineReport
+) -> tuple[Engine, Candidate]:
+    """Build, gate and time every candidate; keep the fastest."""
+    log.info('engine auto: measuring %d candidates at %dx%dx%d (%s)', len(pairs), job.batch,
+             job.height, job.width, ', '.join(f'{b} {p}' for b, p in pairs))  # fmt: skip
+    frames = job.example().to(device)  # timing does not depend on the pixels
+    best: tuple[float, Engine, Candidate, dict[str, Any], str] | None = None
+    for pair in pairs:
+        trial = EngineReport(device=str(device))
+        engine = _one(job, pair, device, trial, named=False)
+        report.attempts.extend(trial.attempts)
+        if engine is None:
+            continue
+        ms = time_calls(engine, frames, device)
+        report.attempts.append(Attempt(f'{pair[0]} {pair[1]}', True, '', trial.build_s, ms))
+        log.info('engine %s %s: %.1f ms per call (built in %.1f s)', *pair, ms, trial.build_s)
+        if best is None or ms < best[0]:
+            best = (ms, engine, pair, trial.parity, trial.artefact)
+        del engine
+    if best is None:
+        raise EngineUnavailable(f'no engine could be built: {report.summary()}')
+    ms, engine, pair, report.parity, report.artefact = best
+    timed = sorted((a for a in report.attempts if a.ms is not None), key=lambda a: a.ms or 0.0)
+    runner_up = f'; next {timed[1].backend} at {timed[1].ms:.1f} ms' if len(timed) > 1 else ''
+    report.notes.append(f'chosen by measurement: {pair[0]} {pair[1]} at {ms:.1f} ms{runner_up}')
+    return engine, pair
+
+
 def build_engine(
     model: MFARANet,
     config: EngineConfig,
@@ -308,7 +394,7 @@ def build_engine(
     reference: MFARANet | None = None,
     calibration: Tensor | None = None,
 ) -> tuple[Engine, EngineReport]:
-    """Build (or load) the engine ``config`` asks for and gate it.
+    """Build (or load) the engine ``config`` asks for, or the fastest of ``auto``, gated.
 
     Args:
         model: The unfolded eval-mode model (as loaded from a checkpoint).
@@ -319,15 +405,16 @@ def build_engine(
         checkpoint_sha256: Hash of the checkpoint file for artefact keys; defaults to a hash
             of the weights.
         reference: The model the gate compares with (default: ``model``).
-        calibration: uint8 frames (M, H, W, 3) for INT8 quantisation.
+        calibration: uint8 frames (M, H, W, 3) for INT8 quantisation (default: read from
+            ``config.calibration_images``).
 
     Returns:
-        The engine and the report of every backend tried.
+        The engine and the report of every candidate tried.
 
     Raises:
-        EngineUnavailable: The named backend (or every one ``auto`` tried) cannot run here,
+        EngineUnavailable: The named backend (or every candidate of ``auto``) cannot run here,
             or a TensorRT engine is missing and may not be built.
-        EngineBuildError: A build or the parity gate failed (``strict``, or a named backend).
+        EngineBuildError: A build or the parity gate failed (``strict``, or a named pair).
     """
     job = _Job.create(
         model, config, batch, height, width, checkpoint_sha256, calibration, reference
@@ -335,32 +422,47 @@ def build_engine(
     device = resolve_device(config.device)
     if config.threads and device.type == 'cpu':
         torch.set_num_threads(config.threads)  # eager and torch-compile; onnxruntime's own
-    auto = config.backend == 'auto'
-    candidates = AUTO_ORDER[device.type] if auto else (config.backend,)
+    int8 = calibration is not None or bool(config.calibration_images)
+    pairs = candidates(config, device, int8=int8)
     report = EngineReport(device=str(device))
-    for name in candidates:
-        start = time.perf_counter()
+    engine = _chosen(job, pairs, device, report)
+    report.backend, report.precision = engine.backend, engine.precision
+    log.info('engine %s ready (%s)', engine, report.summary())
+    return engine, report
+
+
+def _chosen(
+    job: _Job, pairs: list[Candidate], device: torch.device, report: EngineReport
+) -> Engine:
+    """The remembered winner when it still builds, else a fresh measurement (remembered)."""
+    c = job.config
+    key = choice_key(c, device, checkpoint_sha256=job.digest, batch=job.batch,
+                     height=job.height, width=job.width, pairs=pairs)  # fmt: skip
+    if len(pairs) == 1:
+        engine = _one(job, pairs[0], device, report, named=True)
+        assert engine is not None  # a named pair raises instead
+        report.attempts.append(Attempt(f'{pairs[0][0]} {pairs[0][1]}', True, '', report.build_s))
+        return engine
+    folder = choice_dir(c)
+    remembered = read_choice(folder, key) if c.remember_choice else None
+    if remembered is not None:
+        pair, path = remembered
+        log.info('engine auto: %s %s, as measured before (%s)', *pair, path)
+        engine = _one(job, pair, device, report, named=False)
+        if engine is not None:
+            report.attempts.append(Attempt(f'{pair[0]} {pair[1]}', True, '', report.build_s))
+            report.notes.append(f'chosen by an earlier measurement: {path}')
+            return engine
+        log.warning('engine auto: the remembered %s %s failed; measuring again', *pair)
+    engine, pair = _measure(job, pairs, device, report)
+    if c.remember_choice:
+        measured = [a.__dict__ for a in report.attempts]
         try:
-            engine = _attempt(job, name, device, report)
-        except SegnodeError as err:
-            report.refused(name, err, time.perf_counter() - start)
-            if not auto or (config.strict and not isinstance(err, EngineUnavailable)):
-                raise
-            log.warning('engine %s not used: %s', name, err)
-            continue
-        except Exception as err:  # the one broad except: the engine fallback (docs/engine.md)
-            report.refused(name, err, time.perf_counter() - start)
-            if not auto or config.strict:
-                raise EngineBuildError(
-                    f'{name} build failed: {type(err).__name__}: {err}'
-                ) from err
-            log.warning('engine %s not used: %s: %s', name, type(err).__name__, err)
-            continue
-        report.attempts.append(Attempt(name, True, '', time.perf_counter() - start))
-        report.backend, report.precision = name, engine.precision
-        log.info('engine %s ready (%s)', engine, report.summary())
-        return engine, report
-    raise EngineUnavailable(f'no engine could be built: {report.summary()}')
+            path = write_choice(folder, key, pair, measured)
+            report.notes.append(f'choice remembered in {path}')
+        except OSError as err:
+            log.warning('engine auto: cannot remember the choice in %s: %s', folder, err)
+    return engine
 
 
 def export_engine(

@@ -23,11 +23,13 @@ from segnode.engine import eager
 from segnode.engine.base import BuildOptions, Runner
 from segnode.engine.eager import load_program, place_graph
 
-__all__ = ['MASK_DTYPE', 'NAME', 'SUFFIX', 'build', 'check', 'export', 'load']
+__all__ = ['MASK_DTYPE', 'NAME', 'PRECISIONS', 'SUFFIX', 'build', 'check', 'export', 'load']
 
 NAME = 'torch-compile'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.pt2'
+# What `precision: auto` measures here, per device type (others are refused or emulated).
+PRECISIONS = eager.PRECISIONS
 
 
 class CompiledRunner:

@@ -20,6 +20,7 @@ from segnode.model.deploy import FrameToMask
 __all__ = [
     'MASK_DTYPE',
     'NAME',
+    'PRECISIONS',
     'SUFFIX',
     'build',
     'check',
@@ -32,6 +33,8 @@ __all__ = [
 NAME = 'eager'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.pt2'
+# What `precision: auto` measures here, per device type (others are refused or emulated).
+PRECISIONS = {'cpu': ('fp32', 'bf16'), 'cuda': ('fp32', 'fp16', 'bf16')}
 
 
 class ModuleRunner:
@@ -50,7 +53,9 @@ class ModuleRunner:
 def check(options: BuildOptions) -> None:
     """Refuse precisions PyTorch cannot run here."""
     if options.precision == 'int8':
-        raise EngineUnavailable('eager runs fp32, fp16 or bf16; int8 is a TensorRT export')
+        raise EngineUnavailable(
+            'eager runs fp32, fp16 or bf16; int8 runs on onnxruntime or tensorrt'
+        )
     if options.device.type == 'cpu' and options.precision == 'fp16':
         raise EngineUnavailable(
             'fp16 convolutions on a CPU are emulated and slow; use fp32 or bf16'

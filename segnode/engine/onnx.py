@@ -6,10 +6,16 @@ the arange flow grid, so one file serves every resolution when exported ``dynami
 dynamo exporter produced a static model. The graph is uint8 frames in, uint8 mask (ArgMax
 then Cast) out. onnxruntime folds BatchNorm itself. onnxruntime is imported inside functions
 only.
+
+INT8 is onnxruntime's static quantisation (QDQ, per-channel int8 weights, uint8 activations
+calibrated by percentile on the calibration frames) of the encoder's convolutions (backbone
+and MFAM) but the first one, which sees the normalised image; the flow alignment, heads and
+fusion stay fp32, as in the bf16 policy (docs/engine.md, "INT8 on the CPU").
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 import warnings
@@ -25,6 +31,7 @@ from segnode.model.deploy import FrameToMask
 __all__ = [
     'MASK_DTYPE',
     'NAME',
+    'PRECISIONS',
     'SUFFIX',
     'OPSET',
     'OrtRunner',
@@ -37,16 +44,18 @@ __all__ = [
 NAME = 'onnxruntime'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.onnx'
+# What `precision: auto` measures here, per device type (others are refused or emulated).
+PRECISIONS = {'cpu': ('fp32', 'int8'), 'cuda': ('fp32',)}
 
 OPSET = 17
 INPUT, OUTPUT = 'frames', 'out'
 
 
 def check(options: BuildOptions) -> None:
-    """Check that onnxruntime is installed and the precision is fp32.
+    """Check that onnxruntime is installed and runs the precision here.
 
     Raises:
-        EngineUnavailable: Not installed, or a precision other than fp32.
+        EngineUnavailable: Not installed; a precision other than fp32 or int8; int8 on CUDA.
     """
     try:
         import onnxruntime  # noqa: F401
@@ -54,10 +63,13 @@ def check(options: BuildOptions) -> None:
         raise EngineUnavailable(
             'onnxruntime is not installed (pip install onnxruntime, or the onnx extra)'
         ) from err
-    if options.precision != 'fp32':
+    if options.precision == 'int8':
+        if options.device.type != 'cpu':
+            raise EngineUnavailable('onnxruntime int8 runs on the CPU; use tensorrt on CUDA')
+    elif options.precision != 'fp32':
         raise EngineUnavailable(
-            f'the onnxruntime backend runs fp32, not {options.precision} '
-            '(use tensorrt or torch-compile for reduced precision)'
+            f'the onnxruntime backend runs fp32 or int8, not {options.precision} '
+            '(use tensorrt or torch-compile for fp16 and bf16)'
         )
 
 
@@ -71,6 +83,9 @@ def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions)
         options: ``dynamic`` makes H and W symbolic (the batch is always fixed).
     """
     check(options)
+    if options.precision == 'int8':
+        _export_int8(graph, example, path, options)
+        return
     graph = graph.to(device='cpu', dtype=torch.float32).eval()
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')  # TracerWarnings about the size checks
@@ -83,6 +98,54 @@ def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions)
             input_names=[INPUT],
             output_names=[OUTPUT],
             dynamic_axes=_dynamic_axes(graph) if options.dynamic else None,
+        )
+
+
+class _Calibration:
+    """onnxruntime's ``CalibrationDataReader``: the calibration frames, a batch at a time."""
+
+    def __init__(self, frames: Tensor, batch: int) -> None:
+        chunks = [frames[i : i + batch] for i in range(0, len(frames) - batch + 1, batch)]
+        if not chunks:
+            raise EngineBuildError(f'int8 needs at least {batch} calibration frames')
+        self.batches = iter(chunks)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next batch as the graph's input, or None at the end."""
+        chunk = next(self.batches, None)
+        return None if chunk is None else {INPUT: chunk.contiguous().numpy()}
+
+
+def _export_int8(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
+    import tempfile
+
+    import onnx
+    from onnxruntime import quantization as q
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if options.calibration is None:
+        raise EngineUnavailable(
+            'int8 needs calibration frames (engine.calibration_images, or --calibration DIR)'
+        )
+    with tempfile.TemporaryDirectory(prefix='segnode-int8-') as folder:
+        fp32, pre = Path(folder) / 'fp32.onnx', Path(folder) / 'pre.onnx'
+        export(graph, example, fp32, replace(options, precision='fp32'))
+        quant_pre_process(str(fp32), str(pre))
+        convs = [n.name for n in onnx.load(str(pre)).graph.node if n.op_type == 'Conv']
+        encoder = [n for n in convs if n.startswith(('/model/backbone/', '/model/mfam/'))]
+        if len(encoder) < 2:
+            raise EngineBuildError(f'int8: found {len(encoder)} encoder convolutions to quantise')
+        q.quantize_static(
+            str(pre),
+            str(path),
+            _Calibration(options.calibration, example.shape[0]),  # type: ignore[arg-type]
+            quant_format=q.QuantFormat.QDQ,
+            op_types_to_quantize=['Conv'],
+            nodes_to_quantize=encoder[1:],  # the first sees the normalised image: fp32
+            per_channel=True,
+            activation_type=q.QuantType.QUInt8,
+            weight_type=q.QuantType.QInt8,
+            calibrate_method=q.CalibrationMethod.Percentile,
         )
 
 

@@ -1,11 +1,17 @@
 """The parity gate: every built engine is checked against eager fp32 before it is used.
 
-Reference: the unfolded model (equalizers and BatchNorm as trained), fp32, eager, TF32 off,
-on the engine's frames. The engine passes when its masks agree with the reference argmax on at
-least ``min_agreement`` of the pixels and the cosine similarity of its logits (from a logits
-build of the same backend) is at least ``min_cosine`` on every frame (docs/engine.md, "The
-parity gate"). Frames: the images of ``engine.parity_images`` (e.g. CamVid val) when set,
-otherwise synthetic streets; resized to the engine's shape.
+Reference: the unfolded model (equalizers and BatchNorm as trained), fp32, eager, TF32 off, as
+logits on the gate's frames. The engine's masks pass when (docs/engine.md, "The parity gate"):
+
+- every pixel whose reference top-2 logit margin is at least ``tie_margin`` has the reference
+  class (flips are allowed only at near-ties, where camera noise flips pixels too);
+- the argmax agreement over all pixels is at least ``min_agreement``;
+- with labels (``engine.parity_labels``), the mIoU of the masks is at most ``max_miou_drop``
+  below the reference's on the same frames.
+
+Only masks are compared, so the gate never builds a second (logits) engine. Frames: the images
+of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise synthetic streets; resized to
+the engine's shape.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-import math
 from pathlib import Path
 from typing import Any
 
@@ -22,44 +27,108 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from segnode.config import EngineConfig
 from segnode.engine.graph import frame_graph
 from segnode.errors import EngineBuildError
+from segnode.metrics import confusion_matrix, IGNORE_ID, iou_from_confusion
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['ParityResult', 'check_parity', 'gate_frames', 'image_frames', 'reference_logits']
+__all__ = [
+    'GateThresholds',
+    'ParityResult',
+    'Reference',
+    'check_parity',
+    'gate_frames',
+    'image_frames',
+    'image_paths',
+    'label_frames',
+    'prepare_reference',
+    'reference_logits',
+]
 
 FrameFn = Callable[[Tensor], Tensor]
+IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
+
+
+@dataclass(frozen=True)
+class GateThresholds:
+    """What the gate accepts (``engine.min_agreement``, ``tie_margin``, ``max_miou_drop``)."""
+
+    min_agreement: float = EngineConfig.min_agreement
+    tie_margin: float = EngineConfig.tie_margin
+    max_miou_drop: float = EngineConfig.max_miou_drop
+
+    @classmethod
+    def of(cls, config: EngineConfig) -> GateThresholds:
+        """The thresholds of an engine config."""
+        return cls(config.min_agreement, config.tie_margin, config.max_miou_drop)
 
 
 @dataclass(frozen=True)
 class ParityResult:
-    """What the gate measured (the worst frame for cosine, all pixels for agreement)."""
+    """What the gate measured, over every pixel of every gate frame.
+
+    Attributes:
+        agreement: Fraction of pixels whose class is the reference's.
+        confident_flips: Pixels with a reference margin of at least ``tie_margin`` whose class
+            changed (must be 0).
+        largest_flip_margin: The largest reference margin among the changed pixels (0: none).
+        miou: mIoU of the engine's masks on the labels (None without labels).
+        reference_miou: mIoU of the reference's masks on the same labels.
+        frames: Frames compared.
+        source: Where they came from (a folder, or ``synthetic``).
+    """
 
     agreement: float
-    cosine: float | None
-    max_abs: float | None
+    confident_flips: int
+    largest_flip_margin: float
+    miou: float | None
+    reference_miou: float | None
     frames: int
     source: str
     min_agreement: float
-    min_cosine: float
+    tie_margin: float
+    max_miou_drop: float
 
     @property
     def passed(self) -> bool:
-        """Both thresholds met (cosine only when logits were compared)."""
-        cosine_ok = self.cosine is None or self.cosine >= self.min_cosine
-        return self.agreement >= self.min_agreement and cosine_ok
+        """No confident flip, the agreement floor met, and the mIoU kept where measured."""
+        miou_ok = (
+            self.miou is None
+            or self.reference_miou is None
+            or self.reference_miou - self.miou <= self.max_miou_drop + 1e-12
+        )
+        return self.confident_flips == 0 and self.agreement >= self.min_agreement and miou_ok
 
     def describe(self) -> str:
         """One line for logs and errors."""
-        text = f'argmax agreement {self.agreement:.5%} (min {self.min_agreement:.3%})'
-        if self.cosine is not None:
-            text += f', logits cosine {self.cosine:.6f} (min {self.min_cosine}), '
-            text += f'max |diff| {self.max_abs:.3g}'
+        text = (
+            f'{self.confident_flips} pixels flipped at fp32 margin >= {self.tie_margin:g} '
+            f'(largest flipped margin {self.largest_flip_margin:.3g}), argmax agreement '
+            f'{self.agreement:.4%} (min {self.min_agreement:.2%})'
+        )
+        if self.miou is not None and self.reference_miou is not None:
+            text += (
+                f', mIoU {self.miou:.4f} vs fp32 {self.reference_miou:.4f} '
+                f'(max drop {self.max_miou_drop:g})'
+            )
         return f'{text} on {self.frames} {self.source} frames'
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data, with the verdict."""
         return {**asdict(self), 'passed': self.passed}
+
+
+def image_paths(folder: str, count: int, *, what: str = 'engine.parity_images') -> list[Path]:
+    """The ``.png``/``.jpg`` files of ``folder``, sorted; at least ``count`` of them.
+
+    Raises:
+        EngineBuildError: Fewer than ``count`` (``what`` names the setting).
+    """
+    paths = sorted(p for p in Path(folder).glob('*') if p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(paths) < count:
+        raise EngineBuildError(f'{what} {folder}: {len(paths)} images, {count} needed')
+    return paths
 
 
 def image_frames(
@@ -76,6 +145,33 @@ def image_frames(
     return np.stack(frames)
 
 
+def label_frames(
+    images: Sequence[Path], folder: str, height: int, width: int, num_classes: int
+) -> np.ndarray:
+    """The single-channel class-id maps named like ``images`` in ``folder``, at H x W.
+
+    Nearest-neighbour resize; ids outside [0, K) become the ignore id (255).
+
+    Raises:
+        EngineBuildError: A label is missing, unreadable or not single-channel.
+    """
+    labels = []
+    for image in images:
+        candidates = [Path(folder) / image.name, Path(folder) / f'{image.stem}.png']
+        path = next((p for p in candidates if p.is_file()), None)
+        if path is None:
+            raise EngineBuildError(f'engine.parity_labels {folder}: no label for {image.name}')
+        label = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if label is None or label.ndim != 2:
+            raise EngineBuildError(
+                f'label {path} must be a single-channel image of class ids'
+                + ('' if label is None else f', got shape {label.shape}')
+            )
+        label = cv2.resize(label, (width, height), interpolation=cv2.INTER_NEAREST)
+        labels.append(np.where(label < num_classes, label, IGNORE_ID).astype(np.int64))
+    return np.stack(labels)
+
+
 def gate_frames(
     count: int, height: int, width: int, *, bgr: bool = False, folder: str = ''
 ) -> tuple[np.ndarray, str]:
@@ -89,14 +185,9 @@ def gate_frames(
         EngineBuildError: ``folder`` holds fewer than ``count`` images, or an unreadable one.
     """
     if folder:
-        paths = sorted(
-            p for p in Path(folder).glob('*') if p.suffix.lower() in ('.png', '.jpg', '.jpeg')
-        )[:count]
-        if len(paths) < count:
-            raise EngineBuildError(
-                f'engine.parity_images {folder}: {len(paths)} images, the gate needs {count}'
-            )
-        return image_frames(paths, height, width, bgr=bgr), str(folder)
+        return image_frames(image_paths(folder, count)[:count], height, width, bgr=bgr), str(
+            folder
+        )
     from segnode.synthetic import synthetic_street
 
     frames = np.stack([synthetic_street(height, width, seed=i) for i in range(count)])
@@ -120,73 +211,124 @@ def reference_logits(
     bgr: bool = False,
     input_size: tuple[int, int] | None = None,
     device: torch.device | None = None,
-) -> Tensor:
-    """Eager fp32 logits (M, K, H, W) of the unfolded model, on the CPU."""
+) -> Iterator[Tensor]:
+    """Eager fp32 logits (1, K, H, W) of the unfolded model, frame by frame, on the CPU."""
     device = device or torch.device('cpu')
     graph = frame_graph(model, bgr=bgr, input_size=input_size, logits=True).to(device).float()
-    out = []
     with torch.inference_mode(), _no_tf32():
         for frame in frames:
-            out.append(graph(frame[None].to(device)).cpu())
-    return torch.cat(out)
+            yield graph(frame[None].to(device)).cpu()
 
 
-def _chunks(frames: Tensor, batch: int) -> Iterator[Tensor]:
+def _miou(masks: Tensor, labels: Tensor, num_classes: int) -> float:
+    """MIoU over the classes present in labels or masks; invalid ids count as wrong."""
+    preds = torch.where(masks < num_classes, masks, num_classes)
+    matrix = confusion_matrix(preds, labels, num_classes + 1)
+    iou = iou_from_confusion(matrix)[:num_classes]
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The gate's frames and what eager fp32 makes of them (computed once per build).
+
+    Attributes:
+        frames: uint8 (M, H, W, 3).
+        masks: The reference classes (M, H, W), int64.
+        margins: The reference top-2 logit margins (M, H, W), float32.
+        labels: Class ids (M, H, W) with 255 for ignore, or None.
+        source: Where the frames came from.
+        num_classes: K.
+    """
+
+    frames: Tensor
+    masks: Tensor
+    margins: Tensor
+    labels: Tensor | None
+    source: str
+    num_classes: int
+
+
+def prepare_reference(
+    model: MFARANet,
+    count: int,
+    height: int,
+    width: int,
+    *,
+    bgr: bool = False,
+    input_size: tuple[int, int] | None = None,
+    images: str = '',
+    labels: str = '',
+    device: torch.device | None = None,
+) -> Reference:
+    """Read (or draw) the gate's frames and labels and run eager fp32 on them.
+
+    Raises:
+        EngineBuildError: Too few images, or an unreadable image or label.
+    """
+    if labels and not images:
+        raise EngineBuildError('engine.parity_labels needs engine.parity_images')
+    frames_np, source = gate_frames(count, height, width, bgr=bgr, folder=images)
+    frames = torch.from_numpy(np.ascontiguousarray(frames_np))
+    masks, margins = [], []
+    for logits in reference_logits(model, frames, bgr=bgr, input_size=input_size, device=device):
+        top2 = logits.topk(2, dim=1)
+        masks.append(top2.indices[:, 0])
+        margins.append(top2.values[:, 0] - top2.values[:, 1])
+    num_classes = model.config.num_classes
+    label_t = None
+    if labels:
+        paths = image_paths(images, count)[:count]
+        label_t = torch.from_numpy(label_frames(paths, labels, height, width, num_classes))
+    return Reference(frames, torch.cat(masks), torch.cat(margins), label_t, source, num_classes)
+
+
+def _chunks(frames: Tensor, batch: int) -> Iterator[tuple[slice, Tensor]]:
     for start in range(0, len(frames) - batch + 1, batch):
-        yield frames[start : start + batch]
+        yield slice(start, start + batch), frames[start : start + batch]
 
 
 def check_parity(
     masks_fn: FrameFn,
-    logits_fn: FrameFn | None,
-    reference: Tensor,
-    frames: Tensor,
+    reference: Reference,
     *,
     batch: int,
     device: torch.device,
-    source: str,
-    min_agreement: float,
-    min_cosine: float,
+    thresholds: GateThresholds,
 ) -> ParityResult:
-    """Compare an engine (masks, and logits when given) with reference logits.
+    """Compare an engine's masks with the reference.
 
     Args:
         masks_fn: The engine: uint8 frames on ``device`` -> masks.
-        logits_fn: A logits build of the same backend, or None (masks only).
-        reference: Eager fp32 logits (M, K, H, W) on the CPU.
-        frames: The uint8 frames (M, H, W, 3), M a multiple of ``batch``.
+        reference: From :func:`prepare_reference`; its frame count is a multiple of ``batch``.
         batch: Frames per engine call.
         device: The engine's device.
-        source: Where the frames came from (reported).
-        min_agreement: Argmax agreement threshold.
-        min_cosine: Logits cosine threshold.
+        thresholds: What the gate accepts.
     """
-    ref_masks = reference.argmax(dim=1)
-    agree, total = 0, 0
-    cosines, max_abs = [], 0.0
+    got = []
     with torch.inference_mode():
-        for i, chunk in enumerate(_chunks(frames, batch)):
-            part = slice(i * batch, (i + 1) * batch)
-            masks = masks_fn(chunk.to(device)).cpu().long()
-            agree += int((masks == ref_masks[part]).sum())
-            total += masks.numel()
-            if logits_fn is None:
-                continue
-            logits = logits_fn(chunk.to(device)).cpu().double()
-            ref = reference[part].double()
-            worst = float((logits - ref).abs().max())  # NaN when the engine produced NaN
-            max_abs = worst if math.isnan(worst) or worst > max_abs else max_abs
-            for got, want in zip(logits, ref, strict=True):
-                cos = torch.nn.functional.cosine_similarity(got.flatten(), want.flatten(), dim=0)
-                cosines.append(float(cos))
-    if total == 0:
+        for _, chunk in _chunks(reference.frames, batch):
+            got.append(masks_fn(chunk.to(device)).cpu().long())
+    if not got:
         raise EngineBuildError(f'the parity gate got no frames (batch {batch})')
+    masks = torch.cat(got)
+    ref_masks = reference.masks[: len(masks)]
+    flipped = masks != ref_masks
+    flip_margins = reference.margins[: len(masks)][flipped]
+    miou = reference_miou = None
+    if reference.labels is not None:
+        labels = reference.labels[: len(masks)]
+        miou = _miou(masks, labels, reference.num_classes)
+        reference_miou = _miou(ref_masks, labels, reference.num_classes)
     return ParityResult(
-        agreement=agree / total,
-        cosine=min(cosines) if cosines else None,
-        max_abs=max_abs if cosines else None,
-        frames=total // ref_masks[0].numel(),
-        source=source,
-        min_agreement=min_agreement,
-        min_cosine=min_cosine,
+        agreement=1.0 - float(flipped.float().mean()),
+        confident_flips=int((flip_margins >= thresholds.tie_margin).sum()),
+        largest_flip_margin=float(flip_margins.max()) if flip_margins.numel() else 0.0,
+        miou=miou,
+        reference_miou=reference_miou,
+        frames=len(masks),
+        source=reference.source,
+        min_agreement=thresholds.min_agreement,
+        tie_margin=thresholds.tie_margin,
+        max_miou_drop=thresholds.max_miou_drop,
     )

@@ -42,7 +42,7 @@ def replaced() -> Callable[..., SimpleNamespace]:
 
     def make(name: str, **functions: Any) -> SimpleNamespace:
         spec = BACKEND_TABLE[name]
-        parts = ('NAME', 'MASK_DTYPE', 'SUFFIX', 'check', 'build', 'export', 'load')
+        parts = ('NAME', 'MASK_DTYPE', 'SUFFIX', 'PRECISIONS', 'check', 'build', 'export', 'load')
         return SimpleNamespace(**{**{k: getattr(spec, k) for k in parts}, **functions})
 
     return make

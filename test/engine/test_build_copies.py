@@ -24,9 +24,9 @@ def test_an_eager_build_with_its_gate_copies_the_model_twice(
         return deepcopy(x, memo)
 
     monkeypatch.setattr(copy, 'deepcopy', counting)
-    config = EngineConfig(backend='eager', device='cpu', parity_frames=2)
+    config = EngineConfig(backend='eager', device='cpu', precision='fp32', parity_frames=2)
     Segmenter.build(model, config, height=64, width=96)
-    # The engine's graph and the gate's logits graph (each a folded deployment copy), and the
-    # gate's fp32 reference (moved to the device without touching the caller's model). Each
-    # graph used to be copied twice (deploy_model, then FrameToMask).
-    assert len(copies) == 3
+    # The engine's graph (a folded deployment copy) and the gate's fp32 reference (moved to the
+    # device without touching the caller's model). The gate compares masks only, so no second
+    # (logits) engine is built; each graph used to be copied twice (deploy_model, FrameToMask).
+    assert len(copies) == 2

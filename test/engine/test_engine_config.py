@@ -12,7 +12,7 @@ def test_defaults_pick_the_fastest_backend_on_any_device() -> None:
     config = EngineConfig()
     assert (config.backend, config.device, config.precision) == ('auto', 'auto', 'auto')
     assert config.build_if_missing is False and config.parity_gate is True
-    assert (config.min_agreement, config.min_cosine) == (0.999, 0.99)
+    assert (config.min_agreement, config.tie_margin, config.max_miou_drop) == (0.995, 1.0, 0.002)
 
 
 def test_from_mapping_turns_lists_into_tuples() -> None:
@@ -28,7 +28,11 @@ def test_from_mapping_turns_lists_into_tuples() -> None:
         ({'backend': 'trt'}, 'engine.backend must be one of auto, tensorrt'),
         ({'device': 'gpu0'}, 'engine.device must be auto, cpu, cuda or cuda:N'),
         ({'precision': 'fp8'}, 'engine.precision must be one of'),
-        ({'precision': 'int8', 'backend': 'onnxruntime'}, 'int8 needs engine.backend tensorrt'),
+        (
+            {'precision': 'int8', 'backend': 'eager'},
+            'int8 runs on tensorrt or onnxruntime, not eager',
+        ),
+        ({'tie_margin': -1.0}, r'engine.tie_margin must be in \[0, 1000\]'),
         ({'input_size': (16, 64)}, 'engine.input_size must be'),
         ({'max_side': 1000}, 'engine.max_side must be a multiple of 32'),
         ({'min_agreement': 1.5}, r'engine.min_agreement must be in \[0, 1\]'),

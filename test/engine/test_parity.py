@@ -1,8 +1,7 @@
-"""check_parity on hand-made tensors: thresholds, NaN logits, frame sources."""
+"""The parity gate on hand-made references: near-ties, the agreement floor, mIoU, sources."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import cv2
@@ -10,64 +9,89 @@ import numpy as np
 import pytest
 import torch
 
-from segnode.engine.parity import check_parity, gate_frames
+from segnode.engine.parity import (
+    check_parity,
+    gate_frames,
+    GateThresholds,
+    label_frames,
+    prepare_reference,
+    Reference,
+)
 from segnode.errors import EngineBuildError
+from segnode.model.mfaranet import MFARANet
 
 CPU = torch.device('cpu')
+K = 5
 
 
-def _reference() -> tuple[torch.Tensor, torch.Tensor]:
+def _reference(labels: torch.Tensor | None = None) -> Reference:
     gen = torch.Generator().manual_seed(0)
-    logits = torch.randn(2, 5, 8, 10, generator=gen)
+    masks = torch.randint(0, K, (2, 8, 10), generator=gen)
+    margins = torch.full((2, 8, 10), 3.0)
+    margins[0, 0, :4] = 0.1  # four near-ties
     frames = torch.zeros(2, 8, 10, 3, dtype=torch.uint8)
-    return logits, frames
+    return Reference(frames, masks, margins, labels, 'test', K)
 
 
-def _check(masks_fn, logits_fn, logits, frames):  # type: ignore[no-untyped-def]
-    return check_parity(
-        masks_fn,
-        logits_fn,
-        logits,
-        frames,
-        batch=1,
-        device=CPU,
-        source='test',
-        min_agreement=0.999,
-        min_cosine=0.99,
-    )
+def _engine(masks: torch.Tensor):  # type: ignore[no-untyped-def]
+    calls = iter(range(len(masks)))
+    return lambda frames: masks[next(calls)][None].to(torch.uint8)
 
 
-def test_identical_engine_passes_and_one_wrong_pixel_fails() -> None:
-    logits, frames = _reference()
-    calls = iter(range(4))
-
-    def logits_fn(x: torch.Tensor) -> torch.Tensor:
-        return logits[next(calls)][None]
-
-    masks = logits.argmax(1).to(torch.uint8)
-    index = iter(range(2))
-    result = _check(lambda x: masks[next(index)][None], logits_fn, logits, frames)
-    assert result.passed and result.agreement == 1.0 and result.cosine == pytest.approx(1.0)
-    wrong = masks.clone()
-    wrong[0, 0, 0] = (wrong[0, 0, 0] + 1) % 5
-    index = iter(range(2))
-    result = _check(lambda x: wrong[next(index)][None], None, logits, frames)
-    assert not result.passed and result.agreement == pytest.approx(1 - 1 / 160)
-    assert result.cosine is None and 'argmax agreement 99.37500%' in result.describe()
+def _check(ref: Reference, masks: torch.Tensor, **thresholds: float):  # type: ignore[no-untyped-def]
+    gate = GateThresholds(**{'min_agreement': 0.97, 'tie_margin': 1.0, **thresholds})
+    return check_parity(_engine(masks), ref, batch=1, device=CPU, thresholds=gate)
 
 
-def test_nan_logits_are_refused() -> None:
-    logits, frames = _reference()
-    masks = logits.argmax(1).to(torch.uint8)
-    index = iter(range(2))
-    result = _check(
-        lambda x: masks[next(index)][None],
-        lambda x: torch.full((1, 5, 8, 10), float('nan')),
-        logits,
-        frames,
-    )
-    assert result.agreement == 1.0 and not result.passed
-    assert result.max_abs is not None and math.isnan(result.max_abs)
+def test_identical_masks_pass() -> None:
+    ref = _reference()
+    result = _check(ref, ref.masks)
+    assert result.passed and result.agreement == 1.0 and result.confident_flips == 0
+    assert result.largest_flip_margin == 0.0 and result.miou is None
+
+
+def test_a_flip_at_a_near_tie_passes_and_a_confident_one_fails() -> None:
+    ref = _reference()
+    tie = ref.masks.clone()
+    tie[0, 0, 0] = (tie[0, 0, 0] + 1) % K  # margin 0.1
+    result = _check(ref, tie)
+    assert result.passed and result.agreement == pytest.approx(1 - 1 / 160)
+    assert result.largest_flip_margin == pytest.approx(0.1)
+    confident = ref.masks.clone()
+    confident[1, 3, 3] = (confident[1, 3, 3] + 1) % K  # margin 3.0
+    result = _check(ref, confident)
+    assert not result.passed and result.confident_flips == 1
+    assert '1 pixels flipped at fp32 margin >= 1' in result.describe()
+
+
+def test_the_agreement_floor_refuses_many_near_tie_flips() -> None:
+    ref = _reference()
+    ties = ref.masks.clone()
+    ties[0, 0, :4] = (ties[0, 0, :4] + 1) % K  # 4 of 160 pixels: 97.5 %
+    assert _check(ref, ties).passed
+    result = _check(ref, ties, min_agreement=0.99)
+    assert not result.passed and result.confident_flips == 0
+    assert 'argmax agreement 97.5000% (min 99.00%)' in result.describe()
+
+
+def test_garbage_masks_are_refused() -> None:
+    ref = _reference()
+    result = _check(ref, torch.full_like(ref.masks, 255))  # what NaN logits turn into
+    assert not result.passed and result.agreement == 0.0
+
+
+def test_miou_drop_against_labels() -> None:
+    labels = _reference().masks.clone()
+    labels[:, 7] = 255  # ignored
+    ref = _reference(labels)
+    same = _check(ref, ref.masks)
+    assert same.passed and same.miou == pytest.approx(1.0) == same.reference_miou
+    tie = ref.masks.clone()
+    tie[0, 0, :2] = (tie[0, 0, :2] + 1) % K  # near-ties, so only the mIoU can refuse it
+    result = _check(ref, tie, max_miou_drop=0.002)
+    assert result.miou is not None and result.miou < 1.0
+    assert not result.passed and 'mIoU' in result.describe()
+    assert _check(ref, tie, max_miou_drop=0.5).passed
 
 
 def test_gate_frames_come_from_the_configured_folder(tmp_path: Path) -> None:
@@ -81,5 +105,27 @@ def test_gate_frames_come_from_the_configured_folder(tmp_path: Path) -> None:
     assert tuple(frames[1, 0, 0]) == (200, 100, 10)  # converted to RGB
     bgr, _ = gate_frames(2, 32, 48, bgr=True, folder=str(tmp_path))
     assert tuple(bgr[1, 0, 0]) == (10, 100, 200)
-    with pytest.raises(EngineBuildError, match='2 images, the gate needs 3'):
+    with pytest.raises(EngineBuildError, match='2 images, 3 needed'):
         gate_frames(3, 32, 48, folder=str(tmp_path))
+
+
+def test_labels_are_read_resized_and_checked(tmp_path: Path) -> None:
+    images, labels = tmp_path / 'val', tmp_path / 'valannot'
+    images.mkdir()
+    labels.mkdir()
+    cv2.imwrite(str(images / 'a.png'), np.zeros((60, 80, 3), np.uint8))
+    label = np.zeros((60, 80), np.uint8)
+    label[:, 40:] = 7  # not a class of a 5-class model: ignored
+    cv2.imwrite(str(labels / 'a.png'), label)
+    out = label_frames([images / 'a.png'], str(labels), 30, 40, K)
+    assert out.shape == (1, 30, 40) and set(np.unique(out)) == {0, 255}
+    with pytest.raises(EngineBuildError, match='no label for b.png'):
+        label_frames([images / 'b.png'], str(labels), 30, 40, K)
+    cv2.imwrite(str(labels / 'c.png'), np.zeros((6, 8, 3), np.uint8))
+    with pytest.raises(EngineBuildError, match='single-channel'):
+        label_frames([images / 'c.png'], str(labels), 30, 40, K)
+
+
+def test_labels_need_images(model: MFARANet) -> None:
+    with pytest.raises(EngineBuildError, match='parity_labels needs engine.parity_images'):
+        prepare_reference(model, 1, 64, 64, labels='somewhere')

@@ -58,7 +58,7 @@ def test_fp32_is_left_untouched(model: MFARANet) -> None:
 
 def test_bf16_eager_engine_stays_close_to_fp32(model: MFARANet) -> None:
     # This seeded, untrained model has nearly tied logits (max |logit| about 0.04), so one
-    # bf16 rounding flips about 1 % of its argmax: the default 99.9 % gate refuses it here,
+    # bf16 rounding flips about 1 % of its argmax: the default 99.5 % floor refuses it here,
     # and passes trained weights (docs/benchmarks.md). The test checks closeness instead.
     config = EngineConfig(
         backend='eager', device='cpu', precision='bf16', strict=True, min_agreement=0.97
@@ -66,8 +66,9 @@ def test_bf16_eager_engine_stays_close_to_fp32(model: MFARANet) -> None:
     engine, report = build_engine(model, config, height=H, width=W)
     assert engine.precision == 'bf16' and report.precision == 'bf16'
     assert report.parity['passed']
-    # bf16 keeps 8 significant bits: the logits differ from fp32, but only slightly
-    assert 0 < report.parity['max_abs'] < 0.05 and report.parity['cosine'] > 0.9999
+    # bf16 keeps 8 significant bits: only near-ties flip (all margins here are tiny)
+    assert 0 < report.parity['largest_flip_margin'] < 0.05
+    assert report.parity['confident_flips'] == 0
 
 
 def test_whole_graph_bf16_differs_more_than_the_mixed_policy(model: MFARANet) -> None:

@@ -17,7 +17,7 @@ from segnode.node.assemble import build_service, load_labelled_model, RANDOM_WEI
 from segnode.node.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
 from segnode.node.service import FrameResult, Outputs
 
-EAGER = EngineConfig(backend='eager', device='cpu', parity_gate=False)
+EAGER = EngineConfig(backend='eager', device='cpu', precision='fp32', parity_gate=False)
 
 
 def message(array: np.ndarray, encoding: str, stamp_ns: int) -> Any:

@@ -28,7 +28,9 @@ from segnode.replay.timeline import ReplayClock
 PERIOD_NS = 33_333_333  # 30 Hz
 T0 = 1_700_000_000 * 10**9
 H, W = 32, 48
-CONFIG = NodeConfig(engine=EngineConfig(backend='eager', device='cpu', parity_gate=False))
+CONFIG = NodeConfig(
+    engine=EngineConfig(backend='eager', device='cpu', precision='fp32', parity_gate=False)
+)
 NO_MODEL: Any = None  # the fake segmenter stands in for it
 LOADED = LoadedModel(model=NO_MODEL, table=CAMVID, sha256='', description='fake', trained=False)
 
@@ -247,8 +249,9 @@ def test_cli_replay_writes_reports_and_errors_in_one_line(
                 '/cam/labels', T0, make_image(imaging.array_to_fields(truth, 'mono8'), header)
             )
     rep, doc_path = tmp_path / 'rep', tmp_path / 'r.json'
-    args = ['replay', str(tmp_path / 'in'), '--backend', 'eager', '--device', 'cpu', '--json',
-            str(doc_path), '--report', str(rep), '--no-progress']  # fmt: skip
+    args = ['replay', str(tmp_path / 'in'), '--backend', 'eager', '--precision', 'fp32',
+            '--device', 'cpu', '--json', str(doc_path), '--report', str(rep),
+            '--no-progress']  # fmt: skip
     assert main(args) == 0
     out = capsys.readouterr().out
     assert 'camera cam: 2 frames, 2 processed, 0 dropped' in out and 'mIoU' in out
@@ -278,8 +281,8 @@ def test_camvid_val_replay(tmp_path: Path, camvid_root: Path) -> None:
     assert main(['bag-from-images', str(camvid_root / 'val'), '--out', str(bag),
                  '--labels', str(camvid_root / 'valannot'), '--rate', '30']) == 0  # fmt: skip
     json_path = tmp_path / 'val.json'
-    assert main(['replay', str(bag), '--backend', 'eager', '--device', 'cpu', '--classes',
-                 'camvid', '--json', str(json_path), '--report', str(tmp_path / 'rep'),
+    assert main(['replay', str(bag), '--backend', 'eager', '--precision', 'fp32', '--device',
+                 'cpu', '--classes', 'camvid', '--json', str(json_path), '--report', str(tmp_path / 'rep'),
                  '--no-progress']) == 0  # fmt: skip
     doc = json.loads(json_path.read_text())
     assert (doc['frames'], doc['processed'], doc['dropped']) == (101, 101, 0)
@@ -388,8 +391,8 @@ def test_params_cameras_choose_the_topics_as_the_node_subscribes(
         '    cameras.rear.topic: rear/image_raw\n'  # relative: the root namespace
     )
     json_path = tmp_path / 'r.json'
-    args = ['replay', str(bag), '--params', str(params), '--backend', 'eager', '--device', 'cpu',
-            '--report', str(tmp_path / 'rep'), '--no-progress']  # fmt: skip
+    args = ['replay', str(bag), '--params', str(params), '--backend', 'eager', '--precision',
+            'fp32', '--device', 'cpu', '--report', str(tmp_path / 'rep'), '--no-progress']  # fmt: skip
     assert main([*args, '--json', str(json_path)]) == 0
     assert list(json.loads(json_path.read_text())['cameras']) == ['rear']
     params.write_text('/**:\n  ros__parameters:\n    cameras.camera.topic: /side/image_raw\n')

@@ -35,6 +35,7 @@ from segnode.errors import EngineBuildError, EngineUnavailable
 __all__ = [
     'MASK_DTYPE',
     'NAME',
+    'PRECISIONS',
     'SUFFIX',
     'build',
     'check',
@@ -48,6 +49,8 @@ __all__ = [
 NAME = 'tensorrt'
 MASK_DTYPE = torch.int32  # no uint8 cast converter in Torch-TensorRT 2.13
 SUFFIX = '.ep'
+# What `precision: auto` measures here, per device type (others are refused or emulated).
+PRECISIONS = {'cpu': (), 'cuda': ('fp32', 'fp16', 'bf16', 'int8')}
 
 INSTALL_HINT = (
     'install torch-tensorrt matching torch {torch} exactly (x86: torch 2.13 + torch-tensorrt '
