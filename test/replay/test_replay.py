@@ -282,8 +282,8 @@ def test_camvid_val_replay(tmp_path: Path, camvid_root: Path) -> None:
                  '--labels', str(camvid_root / 'valannot'), '--rate', '30']) == 0  # fmt: skip
     json_path = tmp_path / 'val.json'
     assert main(['replay', str(bag), '--backend', 'eager', '--precision', 'fp32', '--device',
-                 'cpu', '--classes', 'camvid', '--json', str(json_path), '--report', str(tmp_path / 'rep'),
-                 '--no-progress']) == 0  # fmt: skip
+                 'cpu', '--classes', 'camvid', '--json', str(json_path), '--report',
+                 str(tmp_path / 'rep'), '--no-progress']) == 0  # fmt: skip
     doc = json.loads(json_path.read_text())
     assert (doc['frames'], doc['processed'], doc['dropped']) == (101, 101, 0)
     assert doc['cameras']['camera']['scored'] == 101
@@ -392,7 +392,8 @@ def test_params_cameras_choose_the_topics_as_the_node_subscribes(
     )
     json_path = tmp_path / 'r.json'
     args = ['replay', str(bag), '--params', str(params), '--backend', 'eager', '--precision',
-            'fp32', '--device', 'cpu', '--report', str(tmp_path / 'rep'), '--no-progress']  # fmt: skip
+            'fp32', '--device', 'cpu', '--report', str(tmp_path / 'rep'),
+            '--no-progress']  # fmt: skip
     assert main([*args, '--json', str(json_path)]) == 0
     assert list(json.loads(json_path.read_text())['cameras']) == ['rear']
     params.write_text('/**:\n  ros__parameters:\n    cameras.camera.topic: /side/image_raw\n')
