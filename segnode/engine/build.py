@@ -20,23 +20,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import logging
-import math
 from pathlib import Path
 import time
 from typing import Any
 
 import torch
-from torch import nn, Tensor
+from torch import Tensor
 
 from segnode.config import EngineConfig, resolve_device
 from segnode.engine.artifacts import (
-    artefact_key,
     artefact_path,
     find_artefact,
     read_manifest,
-    weights_sha256,
     write_manifest,
 )
 from segnode.engine.backends import Backend, BACKEND_TABLE
@@ -46,7 +43,6 @@ from segnode.engine.base import (
     Engine,
     EngineReport,
     resolve_precision,
-    Runner,
 )
 from segnode.engine.choice import (
     Candidate,
@@ -57,17 +53,7 @@ from segnode.engine.choice import (
     time_calls,
     write_choice,
 )
-from segnode.engine.graph import deploy_model, frame_dims, frame_graph
-from segnode.engine.parity import (
-    check_parity,
-    GateThresholds,
-    image_frames,
-    image_paths,
-    ParityResult,
-    prepare_reference,
-    Reference,
-)
-from segnode.engine.tensorrt.backend import trt_versions
+from segnode.engine.job import Job
 from segnode.errors import EngineBuildError, EngineUnavailable, SegnodeError
 from segnode.files import atomic_write
 from segnode.model.mfaranet import MFARANet
@@ -78,148 +64,6 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class _Job:
-    """Everything one attempt needs, resolved once."""
-
-    model: MFARANet
-    reference_model: MFARANet
-    config: EngineConfig
-    batch: int
-    height: int
-    width: int
-    digest: str
-    calibration: Tensor | None
-    references: dict[str, Reference] = field(default_factory=dict, compare=False)
-
-    @classmethod
-    def create(
-        cls,
-        model: MFARANet,
-        config: EngineConfig,
-        batch: int,
-        height: int,
-        width: int,
-        checkpoint_sha256: str,
-        calibration: Tensor | None,
-        reference: MFARANet | None = None,
-    ) -> _Job:
-        """Check the frame shape and put the models in eval mode."""
-        frame_dims(batch, height, width, dynamic=config.dynamic)
-        return cls(
-            model=model.eval(),
-            reference_model=(reference or model).eval(),
-            config=config,
-            batch=batch,
-            height=height,
-            width=width,
-            digest=checkpoint_sha256 or weights_sha256(model),
-            calibration=calibration,
-        )
-
-    def calibration_frames(self) -> Tensor | None:
-        """The INT8 calibration frames: given, else read from ``calibration_images``."""
-        c = self.config
-        if self.calibration is None and c.calibration_images:
-            paths = image_paths(c.calibration_images, 1, what='engine.calibration_images')
-            frames = image_frames(
-                paths[: c.calibration_frames], self.height, self.width, bgr=c.bgr
-            )
-            object.__setattr__(self, 'calibration', torch.from_numpy(frames))
-        return self.calibration
-
-    def options(self, device: torch.device, precision: str) -> BuildOptions:
-        c = self.config
-        return BuildOptions(
-            device=device,
-            precision=precision,
-            dynamic=c.dynamic,
-            max_side=c.max_side,
-            threads=c.threads,
-            cuda_graphs=c.cuda_graphs,
-            strict=c.strict,
-            calibration=self.calibration_frames() if precision == 'int8' else None,
-        )
-
-    def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
-        versions = trt_versions() if backend == 'tensorrt' else None
-        return artefact_key(
-            backend=backend,
-            checkpoint_sha256=self.digest,
-            batch=self.batch,
-            height=self.height,
-            width=self.width,
-            dynamic=self.config.dynamic,
-            max_side=self.config.max_side,
-            input_size=self.config.input_size,
-            bgr=self.config.bgr,
-            precision=options.precision,
-            device=options.device,
-            versions=versions,
-        )
-
-    def graph(self, spec: Backend) -> nn.Module:
-        deployed = deploy_model(self.model, fold_bn=True)  # the one copy of this graph
-        c = self.config
-        return frame_graph(
-            deployed,
-            bgr=c.bgr,
-            input_size=c.input_size,
-            mask_dtype=spec.MASK_DTYPE,
-            copy=False,
-        )
-
-    def example(self) -> Tensor:
-        return torch.zeros(self.batch, self.height, self.width, 3, dtype=torch.uint8)
-
-    def engine(self, spec: Backend, runner: Runner, options: BuildOptions) -> Engine:
-        return Engine(
-            spec.NAME,
-            runner,
-            device=options.device,
-            precision=options.precision,
-            batch=self.batch,
-            height=self.height,
-            width=self.width,
-            dynamic=self.config.dynamic,
-            max_side=self.config.max_side,
-        )
-
-    def reference(self, device: torch.device) -> Reference:
-        """The gate's frames and eager fp32 verdict on them, computed once per device."""
-        if str(device) not in self.references:
-            c = self.config
-            self.references[str(device)] = prepare_reference(
-                self.reference_model,
-                math.ceil(c.parity_frames / self.batch) * self.batch,
-                self.height,
-                self.width,
-                bgr=c.bgr,
-                input_size=c.input_size,
-                images=c.parity_images,
-                labels=c.parity_labels,
-                device=device,
-            )
-        return self.references[str(device)]
-
-    def gate(self, spec: Backend, engine: Engine, options: BuildOptions) -> ParityResult:
-        result = check_parity(
-            engine,
-            self.reference(options.device),
-            batch=self.batch,
-            device=options.device,
-            thresholds=GateThresholds.of(self.config),
-        )
-        if not result.passed:
-            raise EngineBuildError(
-                f'{spec.NAME} {options.precision} engine refused by the parity gate against '
-                f'eager fp32: {result.describe()}'
-            )
-        log.info('%s %s passed the parity gate: %s', spec.NAME, options.precision,
-                 result.describe())  # fmt: skip
-        return result
-
-
-@dataclass(frozen=True)
 class _Exported:
     path: Path
     engine: Engine
@@ -227,7 +71,7 @@ class _Exported:
     build_s: float
 
 
-def _export(job: _Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _Exported:
+def _export(job: Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _Exported:
     """Export, load the written file, gate it, and only then move it into place."""
     key = job.key(spec.NAME, options)
     path = artefact_path(out_dir, key)
@@ -249,7 +93,7 @@ def _export(job: _Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _
 
 
 def _attempt(
-    job: _Job, name: str, precision: str, device: torch.device, report: EngineReport
+    job: Job, name: str, precision: str, device: torch.device, report: EngineReport
 ) -> Engine:
     spec = BACKEND_TABLE[name]
     options = job.options(device, precision)
@@ -298,7 +142,7 @@ _BUILD_TIME = {
 }
 
 
-def _fresh(job: _Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
+def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
     if spec.NAME in _BUILD_TIME:
         log.info(
             'building %s %s engine for %dx%dx%d in memory (%s)',
@@ -315,7 +159,7 @@ def _fresh(job: _Job, spec: Backend, options: BuildOptions, report: EngineReport
     return engine
 
 
-def _missing(job: _Job, options: BuildOptions, folder: str) -> str:
+def _missing(job: Job, options: BuildOptions, folder: str) -> str:
     where = f'in {folder}' if folder else '(engine.artifact_dir is not set)'
     dyn = ' --dynamic' if job.config.dynamic else ''
     return (
@@ -328,7 +172,7 @@ def _missing(job: _Job, options: BuildOptions, folder: str) -> str:
 
 
 def _one(
-    job: _Job, pair: Candidate, device: torch.device, report: EngineReport, *, named: bool
+    job: Job, pair: Candidate, device: torch.device, report: EngineReport, *, named: bool
 ) -> Engine | None:
     """Build and gate one candidate; None (recorded in the report) when it is not used."""
     name, precision = pair
@@ -355,7 +199,7 @@ def _quiet(err: SegnodeError) -> int:
 
 
 def _measure(
-    job: _Job, pairs: list[Candidate], device: torch.device, report: EngineReport
+    job: Job, pairs: list[Candidate], device: torch.device, report: EngineReport
 ) -> tuple[Engine, Candidate]:
     """Build, gate and time every candidate; keep the fastest."""
     log.info('engine auto: measuring %d candidates at %dx%dx%d (%s)', len(pairs), job.batch,
@@ -416,7 +260,7 @@ def build_engine(
             or a TensorRT engine is missing and may not be built.
         EngineBuildError: A build or the parity gate failed (``strict``, or a named pair).
     """
-    job = _Job.create(
+    job = Job.create(
         model, config, batch, height, width, checkpoint_sha256, calibration, reference
     )
     device = resolve_device(config.device)
@@ -432,7 +276,7 @@ def build_engine(
 
 
 def _chosen(
-    job: _Job, pairs: list[Candidate], device: torch.device, report: EngineReport
+    job: Job, pairs: list[Candidate], device: torch.device, report: EngineReport
 ) -> Engine:
     """The remembered winner when it still builds, else a fresh measurement (remembered)."""
     c = job.config
@@ -485,7 +329,7 @@ def export_engine(
     """
     if config.backend == 'auto':
         raise EngineBuildError('export needs a named backend (tensorrt, onnxruntime, ...)')
-    job = _Job.create(model, config, batch, height, width, checkpoint_sha256, calibration)
+    job = Job.create(model, config, batch, height, width, checkpoint_sha256, calibration)
     device = resolve_device(config.device)
     spec = BACKEND_TABLE[config.backend]
     options = job.options(device, resolve_precision(config, device))

@@ -138,7 +138,7 @@ def _export_int8(graph: nn.Module, example: Tensor, path: Path, options: BuildOp
         q.quantize_static(
             str(pre),
             str(path),
-            _Calibration(options.calibration, example.shape[0]),  # type: ignore[arg-type]
+            _Calibration(options.calibration, example.shape[0]),
             quant_format=q.QuantFormat.QDQ,
             op_types_to_quantize=['Conv'],
             nodes_to_quantize=encoder[1:],  # the first sees the normalised image: fp32

@@ -221,7 +221,7 @@ def reference_logits(
 
 
 def _miou(masks: Tensor, labels: Tensor, num_classes: int) -> float:
-    """MIoU over the classes present in labels or masks; invalid ids count as wrong."""
+    """The mIoU over the classes present in labels or masks; invalid ids count as wrong."""
     preds = torch.where(masks < num_classes, masks, num_classes)
     matrix = confusion_matrix(preds, labels, num_classes + 1)
     iou = iou_from_confusion(matrix)[:num_classes]

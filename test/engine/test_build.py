@@ -16,6 +16,7 @@ from segnode.config import EngineConfig
 from segnode.engine import build
 from segnode.engine.backends import AUTO_ORDER, BACKEND_TABLE
 from segnode.engine.build import build_engine, export_engine
+from segnode.engine.graph import deploy_model, frame_graph
 from segnode.errors import EngineBuildError, EngineUnavailable
 from segnode.model import MFARANet
 
@@ -161,7 +162,7 @@ def test_auto_refuses_a_wrong_engine_and_uses_the_next(
     wrong = BACKEND_TABLE['onnxruntime']
 
     def wrong_weights(graph: torch.nn.Module, example: torch.Tensor, options: object) -> object:
-        broken_graph = build.frame_graph(build.deploy_model(broken, fold_bn=True))
+        broken_graph = frame_graph(deploy_model(broken, fold_bn=True))
         return wrong.build(broken_graph, example, options)  # type: ignore[arg-type]
 
     monkeypatch.setitem(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -14,6 +15,7 @@ from segnode.engine.parity import (
     gate_frames,
     GateThresholds,
     label_frames,
+    ParityResult,
     prepare_reference,
     Reference,
 )
@@ -33,13 +35,14 @@ def _reference(labels: torch.Tensor | None = None) -> Reference:
     return Reference(frames, masks, margins, labels, 'test', K)
 
 
-def _engine(masks: torch.Tensor):  # type: ignore[no-untyped-def]
+def _engine(masks: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
     calls = iter(range(len(masks)))
     return lambda frames: masks[next(calls)][None].to(torch.uint8)
 
 
-def _check(ref: Reference, masks: torch.Tensor, **thresholds: float):  # type: ignore[no-untyped-def]
-    gate = GateThresholds(**{'min_agreement': 0.97, 'tie_margin': 1.0, **thresholds})
+def _check(ref: Reference, masks: torch.Tensor, **thresholds: float) -> ParityResult:
+    values = {'min_agreement': 0.97, 'tie_margin': 1.0, **thresholds}
+    gate = GateThresholds(**values)
     return check_parity(_engine(masks), ref, batch=1, device=CPU, thresholds=gate)
 
 

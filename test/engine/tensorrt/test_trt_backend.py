@@ -74,8 +74,9 @@ def test_missing_torch_tensorrt_has_an_install_hint(monkeypatch: pytest.MonkeyPa
 def test_missing_engine_says_how_to_build_it(model: MFARANet, tmp_path: Path) -> None:
     from segnode.engine import build
     from segnode.engine.base import BuildOptions
+    from segnode.engine.job import Job
 
-    job = build._Job(model, model, EngineConfig(), 2, 720, 1280, 'x', None)
+    job = Job(model, model, EngineConfig(), 2, 720, 1280, 'x', None)
     options = BuildOptions(device=torch.device('cpu'), precision='fp16')
     message = build._missing(job, options, str(tmp_path))
     assert message.startswith(f'no TensorRT engine for 2x720x1280 fp16 in {tmp_path}')

@@ -1,0 +1,180 @@
+"""One engine build, resolved once: the model, the config, the shape, and the gate's reference.
+
+A :class:`Job` is what every candidate of a build shares (``segnode.engine.build``): the
+options and artefact key of each (backend, precision), the frame graph each backend compiles
+(one folded copy of the model per graph), and the parity gate with its eager fp32 reference,
+computed once per device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+import logging
+import math
+
+import torch
+from torch import nn, Tensor
+
+from segnode.config import EngineConfig
+from segnode.engine.artifacts import artefact_key, weights_sha256
+from segnode.engine.backends import Backend
+from segnode.engine.base import BuildOptions, Engine, Runner
+from segnode.engine.graph import deploy_model, frame_dims, frame_graph
+from segnode.engine.parity import (
+    check_parity,
+    GateThresholds,
+    image_frames,
+    image_paths,
+    ParityResult,
+    prepare_reference,
+    Reference,
+)
+from segnode.engine.tensorrt.backend import trt_versions
+from segnode.errors import EngineBuildError
+from segnode.model.mfaranet import MFARANet
+
+__all__ = ['Job']
+
+log = logging.getLogger('segnode.engine.build')  # one logger for everything a build says
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything one attempt needs, resolved once."""
+
+    model: MFARANet
+    reference_model: MFARANet
+    config: EngineConfig
+    batch: int
+    height: int
+    width: int
+    digest: str
+    calibration: Tensor | None
+    references: dict[str, Reference] = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def create(
+        cls,
+        model: MFARANet,
+        config: EngineConfig,
+        batch: int,
+        height: int,
+        width: int,
+        checkpoint_sha256: str,
+        calibration: Tensor | None,
+        reference: MFARANet | None = None,
+    ) -> Job:
+        """Check the frame shape and put the models in eval mode."""
+        frame_dims(batch, height, width, dynamic=config.dynamic)
+        return cls(
+            model=model.eval(),
+            reference_model=(reference or model).eval(),
+            config=config,
+            batch=batch,
+            height=height,
+            width=width,
+            digest=checkpoint_sha256 or weights_sha256(model),
+            calibration=calibration,
+        )
+
+    def calibration_frames(self) -> Tensor | None:
+        """The INT8 calibration frames: given, else read from ``calibration_images``."""
+        c = self.config
+        if self.calibration is None and c.calibration_images:
+            paths = image_paths(c.calibration_images, 1, what='engine.calibration_images')
+            frames = image_frames(
+                paths[: c.calibration_frames], self.height, self.width, bgr=c.bgr
+            )
+            object.__setattr__(self, 'calibration', torch.from_numpy(frames))
+        return self.calibration
+
+    def options(self, device: torch.device, precision: str) -> BuildOptions:
+        c = self.config
+        return BuildOptions(
+            device=device,
+            precision=precision,
+            dynamic=c.dynamic,
+            max_side=c.max_side,
+            threads=c.threads,
+            cuda_graphs=c.cuda_graphs,
+            strict=c.strict,
+            calibration=self.calibration_frames() if precision == 'int8' else None,
+        )
+
+    def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
+        versions = trt_versions() if backend == 'tensorrt' else None
+        return artefact_key(
+            backend=backend,
+            checkpoint_sha256=self.digest,
+            batch=self.batch,
+            height=self.height,
+            width=self.width,
+            dynamic=self.config.dynamic,
+            max_side=self.config.max_side,
+            input_size=self.config.input_size,
+            bgr=self.config.bgr,
+            precision=options.precision,
+            device=options.device,
+            versions=versions,
+        )
+
+    def graph(self, spec: Backend) -> nn.Module:
+        deployed = deploy_model(self.model, fold_bn=True)  # the one copy of this graph
+        c = self.config
+        return frame_graph(
+            deployed,
+            bgr=c.bgr,
+            input_size=c.input_size,
+            mask_dtype=spec.MASK_DTYPE,
+            copy=False,
+        )
+
+    def example(self) -> Tensor:
+        return torch.zeros(self.batch, self.height, self.width, 3, dtype=torch.uint8)
+
+    def engine(self, spec: Backend, runner: Runner, options: BuildOptions) -> Engine:
+        return Engine(
+            spec.NAME,
+            runner,
+            device=options.device,
+            precision=options.precision,
+            batch=self.batch,
+            height=self.height,
+            width=self.width,
+            dynamic=self.config.dynamic,
+            max_side=self.config.max_side,
+        )
+
+    def reference(self, device: torch.device) -> Reference:
+        """The gate's frames and eager fp32 verdict on them, computed once per device."""
+        if str(device) not in self.references:
+            c = self.config
+            self.references[str(device)] = prepare_reference(
+                self.reference_model,
+                math.ceil(c.parity_frames / self.batch) * self.batch,
+                self.height,
+                self.width,
+                bgr=c.bgr,
+                input_size=c.input_size,
+                images=c.parity_images,
+                labels=c.parity_labels,
+                device=device,
+            )
+        return self.references[str(device)]
+
+    def gate(self, spec: Backend, engine: Engine, options: BuildOptions) -> ParityResult:
+        result = check_parity(
+            engine,
+            self.reference(options.device),
+            batch=self.batch,
+            device=options.device,
+            thresholds=GateThresholds.of(self.config),
+        )
+        if not result.passed:
+            raise EngineBuildError(
+                f'{spec.NAME} {options.precision} engine refused by the parity gate against '
+                f'eager fp32: {result.describe()}'
+            )
+        log.info('%s %s passed the parity gate: %s', spec.NAME, options.precision,
+                 result.describe())  # fmt: skip
+        return result
