@@ -13,11 +13,15 @@ CONSTRAINTS := requirements/constraints.txt
 EXTRAS := dev,train,replay,onnx
 PYTEST_MARKERS ?= not gpu and not ros and not slow
 LINT_PATHS := $(wildcard segnode test launch bench) setup.py
+# In a sourced ROS 2 shell the venv must see the system's site-packages: rclpy comes from the
+# ROS install, and launch / launch_testing need Python packages the distribution installs
+# (lark, osrf_pycommon, ...). The venv's own pins (pytest among them) still win.
+VENV_FLAGS := $(if $(ROS_DISTRO),--system-site-packages,)
 
-.PHONY: venv demo test lint typecheck pytest colcon-check format clean
+.PHONY: venv venv-check demo test lint typecheck pytest colcon-check format clean
 
 $(VENV)/.installed: setup.py $(CONSTRAINTS)
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -c $(CONSTRAINTS) $(TORCH_SPEC)
 	$(BIN)/python -m pip install -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
@@ -25,11 +29,19 @@ $(VENV)/.installed: setup.py $(CONSTRAINTS)
 
 venv: $(VENV)/.installed
 
+# A venv made before ROS was sourced cannot import launch_testing's dependencies there.
+venv-check: $(VENV)/.installed
+	@if [[ -n "$${ROS_DISTRO:-}" ]] && grep -qi '^include-system-site-packages *= *false' \
+	    $(VENV)/pyvenv.cfg; then \
+	  echo "make: $(VENV) was made outside a ROS shell and cannot see ROS's Python packages;" \
+	    "remove it (rm -rf $(VENV)) and run make again in this shell" >&2; exit 1; fi
+
 demo: $(VENV)/.installed
 	$(BIN)/segnode demo
 
 # Sequential on purpose (even under -j); the first failing step fails `make test`.
 test: $(VENV)/.installed
+	$(MAKE) --no-print-directory venv-check
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory pytest
