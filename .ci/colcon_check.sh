@@ -12,7 +12,7 @@ trap 'rm -rf "$tmp"' EXIT
 paths=(--base-paths "$repo" --build-base "$tmp/build" --install-base "$tmp/install")
 
 echo "colcon_check: building into $tmp"
-"$BIN/colcon" --log-base "$tmp/log" build "${paths[@]}" --event-handlers console_cohesion+
+"$BIN/python" -m colcon --log-base "$tmp/log" build "${paths[@]}" --event-handlers console_cohesion+
 
 install=$tmp/install/segnode  # colcon's default isolated layout, as in a ROS 2 workspace
 missing=0
@@ -34,7 +34,7 @@ echo 'colcon_check: install layout OK'
 # The full suite runs in `make pytest`; here colcon test runs the packaging and ament lint tests
 # (the ament ones skip themselves where ament_* is not installed). The leading spaces stop
 # argparse from reading pytest's options as colcon's own (colcon strips them).
-"$BIN/colcon" --log-base "$tmp/log" test "${paths[@]}" --event-handlers console_cohesion+ \
+"$BIN/python" -m colcon --log-base "$tmp/log" test "${paths[@]}" --event-handlers console_cohesion+ \
   --pytest-args ' -m' 'not gpu and not ros and not data and not slow' \
   test/test_layout.py test/test_flake8.py test/test_pep257.py
-"$BIN/colcon" --log-base "$tmp/log" test-result --test-result-base "$tmp/build" --verbose
+"$BIN/python" -m colcon --log-base "$tmp/log" test-result --test-result-base "$tmp/build" --verbose

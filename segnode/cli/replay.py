@@ -190,7 +190,9 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--params', help='node params YAML for the engine and model settings')
     p.add_argument('--backend', help='engine backend (auto, tensorrt, torch-compile, ...)')
     p.add_argument('--device', help='cpu, cuda or cuda:N')
-    p.add_argument('--precision', help='fp32, fp16, bf16 or int8')
+    p.add_argument(
+        '--precision', help='auto (the fastest the gate accepts, measured), fp32, fp16, bf16, int8'
+    )
     p.add_argument('--classes', choices=('camvid', 'cityscapes'), help='class names table')
     p.add_argument('--out', help='output bag with images, labels and metrics (must not exist)')
     p.add_argument('--out-storage', choices=('mcap', 'sqlite3'), default=ReplayOptions.out_storage)

@@ -100,11 +100,15 @@ class SegNode(LifecycleNode):
         result = super().on_activate(state)  # enables the lifecycle publishers
         if result != SUCCESS:
             return result
-        info = convert.label_info_msg(self._loaded.table.names)
-        info.header.stamp = self.get_clock().now().to_msg()
-        self._label_pub.publish(info)
-        self._subs = [self._subscribe(cam) for cam in self._config.cameras]
-        self._service.start()
+        try:
+            info = convert.label_info_msg(self._loaded.table.names)
+            info.header.stamp = self.get_clock().now().to_msg()
+            self._label_pub.publish(info)
+            self._subs = [self._subscribe(cam) for cam in self._config.cameras]
+            self._service.start()
+        except Exception:  # noqa: BLE001 - rclpy turns it into ERROR without logging it
+            self.get_logger().error(f'activate failed:\n{traceback.format_exc()}')
+            return TransitionCallbackReturn.ERROR
         return SUCCESS
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
