@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -34,3 +35,16 @@ def camvid_root() -> Path:
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test remembers engine choices in its own cache folder, never the user's."""
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path_factory.mktemp('cache')))
+
+
+@pytest.fixture(autouse=True)
+def _segnode_logs_propagate() -> None:
+    """Let segnode's logs reach ``caplog`` in a sourced ROS shell too.
+
+    launch (imported by launch_testing's pytest plugin there) makes every logger created after
+    it non-propagating (``launch.logging.LaunchLogger``), and segnode's module loggers are
+    created after it.
+    """
+    for name, logger in logging.root.manager.loggerDict.items():
+        if name.startswith('segnode') and isinstance(logger, logging.Logger):
+            logger.propagate = True
