@@ -17,14 +17,20 @@ LINT_PATHS := $(wildcard segnode test launch bench) setup.py
 # ROS install, and launch / launch_testing need Python packages the distribution installs
 # (lark, osrf_pycommon, ...). The venv's own pins (pytest among them) still win.
 VENV_FLAGS := $(if $(ROS_DISTRO),--system-site-packages,)
+# ... and numpy and OpenCV pinned to what the distribution's packages were built for
+# (requirements/constraints-ros.txt says why).
+ROS_CONSTRAINTS := requirements/constraints-ros.txt
+PIP_CONSTRAINTS := $(if $(ROS_DISTRO),$(VENV)/constraints.txt,$(CONSTRAINTS))
 
 .PHONY: venv venv-check demo test lint typecheck pytest colcon-check format clean
 
-$(VENV)/.installed: setup.py $(CONSTRAINTS)
+$(VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
+	$(if $(ROS_DISTRO),grep -v -E '^(numpy|opencv-python-headless)==' $(CONSTRAINTS) \
+	    | cat - $(ROS_CONSTRAINTS) > $(PIP_CONSTRAINTS))
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -c $(CONSTRAINTS) $(TORCH_SPEC)
-	$(BIN)/python -m pip install -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	$(BIN)/python -m pip install -c $(PIP_CONSTRAINTS) $(TORCH_SPEC)
+	$(BIN)/python -m pip install -c $(PIP_CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 
 venv: $(VENV)/.installed
