@@ -26,7 +26,7 @@ PIP_CONSTRAINTS := $(if $(ROS_DISTRO),$(VENV)/constraints.txt,$(CONSTRAINTS))
 
 $(VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
-	$(if $(ROS_DISTRO),grep -v -E '^(numpy|opencv-python-headless)==' $(CONSTRAINTS) \
+	$(if $(ROS_DISTRO),grep -v -E '^(numpy|opencv-python-headless|ml_dtypes)==' $(CONSTRAINTS) \
 	    | cat - $(ROS_CONSTRAINTS) > $(PIP_CONSTRAINTS))
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -c $(PIP_CONSTRAINTS) $(TORCH_SPEC)
