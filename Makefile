@@ -63,8 +63,12 @@ lint: $(VENV)/.installed
 	$(BIN)/pydocstyle --match='.*\.py' --convention=google \
 	    --add-ignore=D100,D101,D102,D103,D104,D105,D106,D107 $(LINT_PATHS)
 
+# The types are checked against constraints.txt's numpy 2 and OpenCV 5 stubs; a ROS shell's
+# venv has numpy 1.26 and OpenCV 4.10, whose stubs type the same code differently.
 typecheck: $(VENV)/.installed
-	$(BIN)/mypy
+	$(if $(ROS_DISTRO),@echo 'typecheck: skipped in a sourced ROS shell: mypy checks against' \
+	    'the numpy 2 and OpenCV 5 of requirements/constraints.txt, this venv has' \
+	    'requirements/constraints-ros.txt; run make typecheck outside ROS',$(BIN)/mypy)
 
 # Data tests are selected: they skip themselves when SEGNODE_CAMVID_ROOT is unset.
 pytest: $(VENV)/.installed
