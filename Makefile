@@ -66,9 +66,13 @@ lint: $(VENV)/.installed
 # The types are checked against constraints.txt's numpy 2 and OpenCV 5 stubs; a ROS shell's
 # venv has numpy 1.26 and OpenCV 4.10, whose stubs type the same code differently.
 typecheck: $(VENV)/.installed
-	$(if $(ROS_DISTRO),@echo 'typecheck: skipped in a sourced ROS shell: mypy checks against' \
-	    'the numpy 2 and OpenCV 5 of requirements/constraints.txt, this venv has' \
-	    'requirements/constraints-ros.txt; run make typecheck outside ROS',$(BIN)/mypy)
+ifdef ROS_DISTRO
+	@echo 'typecheck: skipped in a sourced ROS shell: mypy checks against the numpy 2 and' \
+	    'OpenCV 5 of requirements/constraints.txt; this venv has constraints-ros.txt' \
+	    '(run make typecheck outside ROS)'
+else
+	$(BIN)/mypy
+endif
 
 # Data tests are selected: they skip themselves when SEGNODE_CAMVID_ROOT is unset.
 pytest: $(VENV)/.installed
