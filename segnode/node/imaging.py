@@ -206,6 +206,11 @@ def declared_size(msg: Any) -> tuple[int, int]:
     return int(height), int(width)
 
 
+# A JPEG ends with the EOI marker FFD9 (a 0xFF in the entropy-coded data is always followed by
+# 0x00, so the marker cannot occur there); some encoders pad a few bytes after it.
+JPEG_END, JPEG_TAIL = b'\xff\xd9', 64
+
+
 def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
     """Decode a ``sensor_msgs/CompressedImage`` with ``cv2.imdecode``.
 
@@ -214,10 +219,17 @@ def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
         grayscale ones (16-bit png is reduced to 8 bits by OpenCV).
 
     Raises:
-        ImageFormatError: The format is neither jpeg nor png, or the data cannot be decoded.
+        ImageFormatError: The format is neither jpeg nor png, a jpeg is truncated, or the data
+            cannot be decoded.
     """
     kind = _parse_format(str(msg.format))
     buf = _byte_view(msg.data)
+    if kind == 'jpeg' and buf.size and JPEG_END not in buf[-JPEG_TAIL:].tobytes():
+        # OpenCV 4 decodes a truncated JPEG into a partly grey frame (with a warning on
+        # stderr); OpenCV 5 refuses it. Refuse it on both: the mask would be of half a frame.
+        raise ImageFormatError(
+            f'truncated jpeg CompressedImage: no end-of-image marker ({buf.size} bytes)'
+        )
     try:
         image = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR) if buf.size else None
     except cv2.error as err:  # e.g. a header claiming more than CV_IO_MAX_IMAGE_PIXELS

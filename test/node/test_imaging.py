@@ -241,6 +241,18 @@ def test_corrupt_compressed_data(data: bytes, size: int) -> None:
         compressed_to_array(SimpleNamespace(format='png', data=data))
 
 
+def test_a_truncated_jpeg_is_refused_on_every_opencv() -> None:
+    ok, jpeg = cv2.imencode(
+        '.jpg', np.random.default_rng(1).integers(0, 256, (64, 80, 3), np.uint8)
+    )
+    assert ok
+    data = bytes(jpeg)
+    with pytest.raises(ImageFormatError, match='truncated jpeg .*no end-of-image marker'):
+        compressed_to_array(SimpleNamespace(format='jpeg', data=data[: len(data) * 9 // 10]))
+    padded, _ = compressed_to_array(SimpleNamespace(format='jpeg', data=data + bytes(16)))
+    assert padded.shape == (64, 80, 3)  # bytes after the marker are tolerated
+
+
 def test_encode_compressed_errors() -> None:
     with pytest.raises(ImageFormatError, match="unsupported compression 'webp'"):
         encode_compressed(sample('rgb8'), 'rgb8', 'webp')
