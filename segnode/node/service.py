@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 import threading
 from typing import Any, Protocol
@@ -115,7 +115,7 @@ class SegmentationService:
         self._segmenters: OrderedDict[tuple[int, int, int], SegmentBatch] = OrderedDict()
         self.background_builds = background_builds
         self._building: dict[tuple[int, int, int], Future[SegmentBatch]] = {}
-        self._builder: ThreadPoolExecutor | None = None
+        self._build_lock = threading.Lock()  # one background build at a time
         self._lut = imaging.palette_lut(palette)
         self._slots = LatestSlots(self.cameras)
         self._stats = {cam: CameraStats() for cam in self.cameras}
@@ -264,14 +264,32 @@ class SegmentationService:
             return self._segmenter(n, h, w)
         future = self._building.get(key)
         if future is None:
-            if self._builder is None:
-                self._builder = ThreadPoolExecutor(1, thread_name_prefix='segnode-build')
-            self._building[key] = self._builder.submit(self._factory, n, h, w)
+            self._building[key] = self._build_in_background(n, h, w)
             return None
         if not future.done():
             return None
         del self._building[key]
         return self._keep(key, future.result())
+
+    def _build_in_background(self, n: int, h: int, w: int) -> Future[SegmentBatch]:
+        """Build on a daemon thread, one build at a time.
+
+        Daemon, unlike a ``ThreadPoolExecutor``'s workers, which the interpreter joins at exit:
+        a minute-long build would otherwise hold Ctrl-C up until ``ros2 launch`` kills the node.
+        """
+        future: Future[SegmentBatch] = Future()
+
+        def build() -> None:
+            with self._build_lock:
+                if not future.set_running_or_notify_cancel():
+                    return  # released while it waited for the build before it
+                try:
+                    future.set_result(self._factory(n, h, w))
+                except BaseException as err:  # noqa: BLE001 - handed to the worker's next frame
+                    future.set_exception(err)
+
+        threading.Thread(target=build, name=f'segnode-build-{n}x{h}x{w}', daemon=True).start()
+        return future
 
     def _segment_and_publish(
         self, group: list[_Decoded], shape: tuple[int, ...], encoding: str
@@ -387,9 +405,8 @@ class SegmentationService:
         dropped.
         """
         self.stop()
-        if self._builder is not None:
-            self._builder.shutdown(wait=False, cancel_futures=True)
-            self._builder = None
+        for future in self._building.values():
+            future.cancel()  # a build still waiting its turn never starts
         self._building.clear()
         self._segmenters.clear()
 

@@ -295,6 +295,8 @@ def test_a_new_shape_is_built_in_the_background_while_other_cameras_are_served()
     svc.submit('side', image(1, 64, 96))
     svc.process_once()
     assert building.wait(10)  # on the builder thread, not this one
+    (builder,) = [t for t in threading.enumerate() if t.name.startswith('segnode-build-')]
+    assert builder.daemon  # the interpreter does not wait for it at exit (Ctrl-C)
     svc.submit('front', image(2))
     svc.process_once()
     assert [r.camera for r in rec.results] == ['front']
