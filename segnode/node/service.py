@@ -385,6 +385,11 @@ class SegmentationService:
         self._slots.clear()
 
     @property
+    def building(self) -> bool:
+        """Whether a background build is still running (or waiting for its turn)."""
+        return any(not f.done() for f in self._building.values())
+
+    @property
     def running(self) -> bool:
         """Whether the worker thread runs (false once it has stopped on an error)."""
         return self._thread is not None and self._thread.is_alive()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import functools
 import gc
+import os
 import sys
 import traceback
 from typing import Any, TYPE_CHECKING
@@ -137,6 +138,10 @@ class SegNode(LifecycleNode):
                 self.get_logger().fatal(f'autostart: {name} failed (reason above); exiting')
                 return False
         return True
+
+    def building(self) -> bool:
+        """Whether an engine is being built in the background."""
+        return self._service is not None and self._service.building
 
     def destroy_node(self) -> None:
         """Stop the worker thread before rclpy destroys the publishers it uses."""
@@ -341,9 +346,17 @@ def main(args: list[str] | None = None) -> int:
         print(f'segnode_node: {err}', file=sys.stderr)
         status = 1
     finally:
+        building = node is not None and node.building()
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()
+    if building:
+        # A background engine build is still inside torch on its (daemon) thread; finalising
+        # the interpreter under it aborts ('terminate called without an active exception').
+        # Nothing is left to save, so leave without finalising.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
     return status
 
 
