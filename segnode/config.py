@@ -151,7 +151,7 @@ class EngineConfig:
     tie_margin: float = 1.0
     max_miou_drop: float = 0.002
     calibration_images: str = ''
-    calibration_frames: int = 32
+    calibration_frames: int = 16
     remember_choice: bool = True
     threads: int = 0
     cuda_graphs: bool = True

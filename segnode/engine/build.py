@@ -143,7 +143,10 @@ _BUILD_TIME = {
 
 
 def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
-    if spec.NAME in _BUILD_TIME:
+    took = _BUILD_TIME.get(spec.NAME)
+    if options.precision == 'int8' and options.calibration is not None:
+        took = f'calibrating on {len(options.calibration)} frames: a minute or two on a CPU'
+    if took:
         log.info(
             'building %s %s engine for %dx%dx%d in memory (%s)',
             spec.NAME,
@@ -151,7 +154,7 @@ def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport)
             job.batch,
             job.height,
             job.width,
-            _BUILD_TIME[spec.NAME],
+            took,
         )
     engine = job.engine(spec, spec.build(job.graph(spec), job.example(), options), options)
     if job.config.parity_gate:
