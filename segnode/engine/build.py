@@ -208,7 +208,7 @@ def _measure(
     log.info('engine auto: measuring %d candidates at %dx%dx%d (%s)', len(pairs), job.batch,
              job.height, job.width, ', '.join(f'{b} {p}' for b, p in pairs))  # fmt: skip
     frames = job.example().to(device)  # timing does not depend on the pixels
-    best: tuple[float, Engine, Candidate, dict[str, Any], str] | None = None
+    best: tuple[float, Engine, Candidate, EngineReport] | None = None
     for pair in pairs:
         trial = EngineReport(device=str(device))
         engine = _one(job, pair, device, trial, named=False)
@@ -219,11 +219,13 @@ def _measure(
         report.attempts.append(Attempt(f'{pair[0]} {pair[1]}', True, '', trial.build_s, ms))
         log.info('engine %s %s: %.1f ms per call (built in %.1f s)', *pair, ms, trial.build_s)
         if best is None or ms < best[0]:
-            best = (ms, engine, pair, trial.parity, trial.artefact)
+            best = (ms, engine, pair, trial)
         del engine
     if best is None:
         raise EngineUnavailable(f'no engine could be built: {report.summary()}')
-    ms, engine, pair, report.parity, report.artefact = best
+    ms, engine, pair, winner = best
+    report.parity, report.artefact = winner.parity, winner.artefact
+    report.notes.extend(winner.notes)  # e.g. the artefact it was loaded from
     timed = sorted((a for a in report.attempts if a.ms is not None), key=lambda a: a.ms or 0.0)
     runner_up = f'; next {timed[1].backend} at {timed[1].ms:.1f} ms' if len(timed) > 1 else ''
     report.notes.append(f'chosen by measurement: {pair[0]} {pair[1]} at {ms:.1f} ms{runner_up}')
