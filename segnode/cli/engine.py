@@ -175,7 +175,8 @@ def _common(p: argparse.ArgumentParser) -> None:
         '--precision',
         default=EngineConfig.precision,
         choices=PRECISION_CHOICES,
-        help='auto: the fastest precision the parity gate accepts here, by measurement',
+        help='auto: bench measures every precision that runs here and keeps the fastest the '
+        'parity gate accepts; export takes fp16 on CUDA, fp32 on a CPU',
     )
     p.add_argument(
         '--batch', type=arguments.count, default=1, help='frames per call (one per camera)'

@@ -387,7 +387,7 @@ class SegmentationService:
     @property
     def building(self) -> bool:
         """Whether a background build is still running (or waiting for its turn)."""
-        return any(not f.done() for f in self._building.values())
+        return any(not f.done() for f in list(self._building.values()))
 
     @property
     def running(self) -> bool:

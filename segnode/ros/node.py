@@ -346,9 +346,10 @@ def main(args: list[str] | None = None) -> int:
         print(f'segnode_node: {err}', file=sys.stderr)
         status = 1
     finally:
-        building = node is not None and node.building()
+        building = False
         if node is not None:
-            node.destroy_node()
+            node.destroy_node()  # stops the worker first, so nothing else touches the builds
+            building = node.building()
         rclpy.try_shutdown()
     if building:
         # A background engine build is still inside torch on its (daemon) thread; finalising
