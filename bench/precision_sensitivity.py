@@ -3,7 +3,9 @@
 For one checkpoint, on the parity gate's frames (the images in ``--images``, e.g. CamVid val,
 else synthetic), all against the eager fp32 frame graph (folded, as the engines are):
 
-- ``bf16 mixed``: the engines' bf16 policy (encoder bf16, the rest fp32);
+- ``bf16 mixed``: the engines' bf16 policy (every convolution bf16; grids, logits and fusion
+  fp32);
+- ``bf16 encoder only``: the earlier policy (backbone and MFAM bf16, the rest fp32);
 - ``bf16 stem``: only the deep stem in bf16, the smallest perturbation bf16 can make;
 - ``fp32 + 1 LSB noise``: fp32 on the frames with uniform noise in {-1, 0, +1} grey levels.
 
@@ -39,6 +41,14 @@ def stem_only(graph: FrameToMask) -> FrameToMask:
     """Only the deep stem (``backbone.layer0``) in bf16."""
     backbone = graph.model.backbone
     backbone.layer0 = Cast(backbone.layer0, torch.bfloat16, out=torch.float32)
+    return graph
+
+
+def encoder_only(graph: FrameToMask) -> FrameToMask:
+    """Only the encoder (backbone and MFAM) in bf16: the policy before issue 17."""
+    model = graph.model
+    model.backbone = Cast(model.backbone, torch.bfloat16, out=torch.bfloat16)
+    model.mfam = Cast(model.mfam, torch.bfloat16, out=torch.float32)
     return graph
 
 
@@ -92,6 +102,7 @@ def main() -> int:
 
         variants: dict[str, Variant] = {
             'bf16 mixed': lambda g: reduced_precision(g, torch.bfloat16),
+            'bf16 encoder only': encoder_only,
             'bf16 stem': stem_only,
         }
         rows = [compare(name, make(logits_graph())(frames)) for name, make in variants.items()]

@@ -65,7 +65,7 @@ def check(options: BuildOptions) -> None:
 def place_graph(graph: nn.Module, options: BuildOptions) -> nn.Module:
     """Move the graph to the device and precision (channels_last weights on a CPU).
 
-    fp16 and bf16 are mixed: the encoder in the low dtype, the rest fp32
+    fp16 and bf16 are mixed: the convolutions in the low dtype; grids, logits and fusion fp32
     (:func:`segnode.engine.graph.reduced_precision`).
     """
     assert isinstance(graph, FrameToMask)

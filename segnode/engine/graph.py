@@ -6,8 +6,9 @@ The logits variant (``FrameToMask(logits=True)``) runs exactly the same normalis
 resizes as the mask graph and stops before the argmax.
 
 Reduced precision (``fp16``/``bf16``) for eager and torch-compile is mixed, as
-:func:`reduced_precision` sets it: the encoder (backbone and MFAM, about 80 % of the MACs) in
-the low dtype, the flow alignment, heads, fusion, upsample and argmax in fp32.
+:func:`reduced_precision` sets it: every convolution in the low dtype; the normalisation, the
+flow grids and their ``grid_sample``, the score logits, the attention sigmoids, the fusion,
+the upsample and the argmax in fp32.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from typing import Any, cast
 import torch
 from torch import nn, Tensor
 
+from segnode.model.attention_fusion import AttentionBranch
 from segnode.model.deploy import FrameToMask
+from segnode.model.flow_align import FlowPredictor
 from segnode.model.fold import fold_batchnorm, fold_equalizers
 from segnode.model.mfaranet import MFARANet
 
@@ -59,20 +62,40 @@ class Cast(nn.Module):
 
 
 def reduced_precision(graph: FrameToMask, dtype: torch.dtype) -> FrameToMask:
-    """Put the encoder (backbone and MFAM) of a frame graph in ``dtype``, in place.
+    """Put every convolution of a frame graph in ``dtype``, in place; keep the rest fp32.
 
-    The rest stays fp32: the normalisation, the recursive flow alignment (its ``grid_sample``
-    grids lie in [-1, 1], where a bf16 step is 2^-8, about half a pixel on a 256-pixel-wide
-    /4 map; a whole-bf16 graph also produced non-finite logits at 512x1024), the heads, the
-    score fusion, the upsample and the argmax. The encoder holds about 80 % of the MACs
-    (docs/model.md, "Counting conventions and MAC shares"), so most of the speed of the low
-    dtype is kept.
+    The encoder (backbone and MFAM, about 80 % of the MACs; docs/model.md, "Counting
+    conventions and MAC shares") runs wholly in ``dtype`` and hands its features on in it.
+    The other convolutions take ``dtype`` in and give fp32 out where a sensitive op follows:
+
+    - flow predictors: projections in ``dtype``, the 2-channel flow out in fp32, so the
+      sampling grid and ``grid_sample`` stay fp32 (the grids lie in [-1, 1], where a bf16
+      step is 2^-8, about half a pixel on a 256-pixel-wide /4 map; the warp samples
+      low-dtype features in the grid's dtype);
+    - score heads: class logits out in fp32;
+    - ASFM attention: the 3x3 conv in ``dtype``, the 1x1 out in fp32 before its sigmoid.
+
+    The fusion, the upsample and the argmax are fp32. A whole-``dtype`` graph, grids
+    included, produced non-finite logits at 512x1024; this placement passes the parity gate
+    on the trained checkpoint (docs/engine.md, "Mixed precision").
     """
     if dtype == torch.float32:
         return graph
+    f32 = torch.float32
     model = graph.model
     model.backbone = Cast(model.backbone, dtype, out=dtype)  # type: ignore[assignment]
-    model.mfam = Cast(model.mfam, dtype, out=torch.float32)  # type: ignore[assignment]
+    model.mfam = Cast(model.mfam, dtype, out=dtype)  # type: ignore[assignment]
+    for flow in model.ram.flows:
+        assert isinstance(flow, FlowPredictor)
+        flow.coarse_proj = Cast(flow.coarse_proj, dtype, out=dtype)  # type: ignore[assignment]
+        flow.fine_proj = Cast(flow.fine_proj, dtype, out=dtype)  # type: ignore[assignment]
+        flow.flow = Cast(flow.flow, dtype, out=f32)  # type: ignore[assignment]
+    for i, head in enumerate(model.score_heads):
+        model.score_heads[i] = Cast(head, dtype, out=f32)
+    for branch in model.asfm.attentions:
+        assert isinstance(branch, AttentionBranch)
+        branch[0] = Cast(branch[0], dtype, out=dtype)
+        branch[4] = Cast(branch[4], dtype, out=f32)
     return graph
 
 

@@ -39,7 +39,13 @@ def sampling_grid(flow: Tensor) -> Tensor:
 
 
 def warp(x: Tensor, grid: Tensor) -> Tensor:
-    """Sample ``x`` at ``grid`` (bilinear, zero padding, align_corners=True)."""
+    """Sample ``x`` at ``grid`` (bilinear, zero padding, align_corners=True).
+
+    Sampling runs in the grid's dtype: a reduced-precision engine keeps its grids fp32 and
+    its features bf16 or fp16 (docs/engine.md, "Mixed precision"); in training both are fp32
+    and the cast is a no-op.
+    """
+    x = x.to(grid.dtype)
     return F.grid_sample(x, grid, mode='bilinear', padding_mode='zeros', align_corners=True)
 
 

@@ -61,6 +61,8 @@ def test_bench_reports_baseline_backends_and_skips_the_unavailable(
     assert code == 0
     result = json.loads(out_json.read_text())
     assert result['baseline_p50_ms'] > 0 and result['settings']['size'] == [64, 96]
+    passes = result['baseline']['passes_p50_ms']  # timed before and after the backends
+    assert len(passes) == 2 and min(passes) <= result['baseline_p50_ms'] <= max(passes)
     assert result['model']['parameters'] > 1_000_000 and result['model']['gmac_per_frame'] > 0
     assert result['machine']['cpu'] and result['machine']['torch']
     for name in ('eager', 'onnxruntime'):
@@ -75,6 +77,7 @@ def test_bench_reports_baseline_backends_and_skips_the_unavailable(
     assert skipped['status'] == 'unavailable' and 'CUDA device' in skipped['reason']
     table = out_md.read_text()
     assert '| paper protocol (eager fp32, model only) |' in table
+    assert 'timed before and after the backends' in table
     assert '| onnxruntime | fp32 |' in table and 'unavailable' in table
     assert 'tensorrt: skipped: TensorRT needs a CUDA device' in capsys.readouterr().out
 
@@ -159,3 +162,12 @@ def test_tail_warnings_name_a_wide_spread_only() -> None:
     assert 'p99 from 5 calls' in few
     _, wide = tail_warnings({'a': calm, 'b': busy}, 5)
     assert 'for b, up to 3.0x (b)' in wide
+
+
+def test_drift_warning_only_when_the_baseline_passes_disagree() -> None:
+    from segnode.engine.bench import drift_warning
+
+    assert drift_warning([1000.0]) == []  # no backend ran: one pass
+    assert drift_warning([1000.0, 1080.0]) == []
+    (moved,) = drift_warning([955.0, 1140.0])
+    assert 'from 955.0 to 1140.0 ms' in moved

@@ -1,10 +1,12 @@
-"""Reduced precision for eager and torch-compile: the encoder in bf16, the rest fp32."""
+"""Reduced precision for eager and torch-compile: convolutions bf16; grids, logits, fusion fp32."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import torch
-from torch import nn
+from torch import nn, Tensor
 
 from segnode.config import EngineConfig
 from segnode.engine.base import BuildOptions
@@ -36,17 +38,41 @@ def test_cast_converts_tensors_and_lists_and_passes_the_rest() -> None:
     assert out[0].tolist() == [2.0, 2.0]
 
 
-def test_reduced_precision_puts_only_the_encoder_in_bf16(model: MFARANet) -> None:
+def test_reduced_precision_puts_every_conv_in_bf16_and_keeps_grids_and_logits_fp32(
+    model: MFARANet,
+) -> None:
     graph = reduced_precision(frame_graph(deploy_model(model, fold_bn=True)), torch.bfloat16)
     net = graph.model
-    assert _dtypes(net.backbone) == {torch.bfloat16} and _dtypes(net.mfam) == {torch.bfloat16}
-    for fp32 in (net.ram, net.score_heads, net.asfm):
-        assert _dtypes(fp32) == {torch.float32}
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and {c.weight.dtype for c in convs} == {torch.bfloat16}
     assert graph.mean.dtype == torch.float32  # normalisation stays fp32
+    seen: dict[str, list[torch.dtype]] = {}
+
+    def record(name: str) -> Callable[..., None]:
+        def hook(module: nn.Module, args: object, out: object) -> None:
+            outs = out if isinstance(out, list) else [out]
+            seen.setdefault(name, []).extend(o.dtype for o in outs if isinstance(o, Tensor))
+
+        return hook
+
+    net.mfam.register_forward_hook(record('mfam'))
+    for flow in net.ram.flows:
+        flow.register_forward_hook(record('grid'))
+    net.ram.register_forward_hook(record('aligned'))
+    for head in net.score_heads:
+        head.register_forward_hook(record('scores'))
+    for branch in net.asfm.attentions:
+        branch[4].register_forward_hook(record('attention logits'))
+    net.asfm.register_forward_hook(record('fused'))
     frames = torch.randint(0, 256, (1, H, W, 3), dtype=torch.uint8)
     with torch.inference_mode():
         mask = graph(frames)
     assert mask.dtype == torch.uint8 and mask.shape == (1, H, W)
+    bf16, fp32 = torch.bfloat16, torch.float32
+    assert set(seen['mfam']) == {bf16}  # the encoder hands bf16 features on
+    assert seen['aligned'] == [bf16, fp32, fp32, fp32]  # F1 as is; warps sample in fp32
+    for name in ('grid', 'scores', 'attention logits', 'fused'):
+        assert set(seen[name]) == {fp32}, name
 
 
 def test_fp32_is_left_untouched(model: MFARANet) -> None:
