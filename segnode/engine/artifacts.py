@@ -37,7 +37,10 @@ __all__ = [
     'write_manifest',
 ]
 
-FORMAT: Final = 1
+# Bumped when the same key would name a different graph, so older artefacts are rebuilt, not
+# loaded: 2 = fp16/bf16 eager and torch-compile programs put every convolution in the low
+# dtype (issue 17; 1 put only the encoder there).
+FORMAT: Final = 2
 
 
 def weights_sha256(model: nn.Module) -> str:

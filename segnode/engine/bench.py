@@ -6,10 +6,11 @@ float tensor (no preprocessing, argmax or copies), synchronised.
 Backends: the whole frame path through :class:`~segnode.engine.segmenter.Segmenter` (uint8 frames
 in, uint8 masks out) built with the parity gate; "engine" is the engine stage of those same
 calls (CUDA events on a GPU) and "host overhead" the rest of each call (staging, copies, mask
-handling). Warm-up calls are excluded. The baseline is timed before the backends and again
-after them, and its calls pooled, so a machine whose speed drifts during the run favours
-neither side. The speed-up of a backend is that pooled baseline p50 divided by the backend's
-frame-path p50, so the backend is charged for the work the baseline skips.
+handling). Every backend is built and gated first; then the baseline and the backends are
+timed in turns, one call each per round, so a machine whose speed drifts during the run (a
+shared host) slows every row alike. Warm-up rounds are excluded. The speed-up of a backend is
+the baseline p50 divided by the backend's frame-path p50, so the backend is charged for the
+work the baseline skips.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import torch
 
 from segnode.config import EngineConfig, resolve_device
 from segnode.engine.choice import cpu_model
-from segnode.engine.segmenter import Segmenter
+from segnode.engine.segmenter import FrameTimings, Segmenter
 from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import SegnodeError
 from segnode.metrics import percentiles
@@ -88,24 +89,23 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _baseline(
-    model: MFARANet, frame: np.ndarray, device: torch.device, warmup: int, runs: int
-) -> list[float]:
-    """The paper's FPS protocol: eager fp32 eval, autograd on, float input, batch 1."""
+def _baseline(model: MFARANet, frame: np.ndarray, device: torch.device) -> Callable[[], float]:
+    """The paper's FPS protocol as one timed call: eager fp32 eval, autograd on, float input."""
     net = fold_equalizers(model).to(device).float().eval()  # no equalizers in the paper
     mean = torch.tensor(IMAGENET_MEAN, device=device).view(1, 3, 1, 1) * 255
     std = torch.tensor(IMAGENET_STD, device=device).view(1, 3, 1, 1) * 255
     x = torch.from_numpy(frame).to(device).permute(2, 0, 1)[None].float()
     x = (x - mean) / std
-    times = []
-    for i in range(warmup + runs):
+
+    def call() -> float:
         _sync(device)
         start = time.perf_counter()
-        net(x)
+        with torch.enable_grad():
+            net(x)
         _sync(device)
-        if i >= warmup:
-            times.append((time.perf_counter() - start) * 1e3)
-    return times
+        return (time.perf_counter() - start) * 1e3
+
+    return call
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -114,61 +114,86 @@ def _peak_memory_mb(device: torch.device) -> float:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
-def _run_backend(
+def _build_backend(
     name: str,
     model: MFARANet,
     frames: np.ndarray,
     base: EngineConfig,
-    warmup: int,
-    runs: int,
     say: Say,
     checkpoint_sha256: str = '',
-) -> dict[str, Any]:
+) -> tuple[Segmenter, float, float]:
+    """Build (or load) one backend's segmenter, gated, and run it once.
+
+    Returns it, its build seconds and the peak memory of the build and that call (on CUDA
+    the peak since the caller reset it; on a CPU the process high-water mark).
+    """
     backend, precision = split_backend(name)
     config = replace(base, backend=backend, precision=precision or base.precision)
     if 'auto' in (config.backend, config.precision):  # measure afresh; a refusal is no error
         config = replace(config, strict=False, remember_choice=False)
     batch, height, width = frames.shape[:3]
-    device = torch.device(base.device)
-    if device.type == 'cuda':
-        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     seg = Segmenter.build(
         model, config, height=height, width=width, batch=batch, checkpoint_sha256=checkpoint_sha256
     )
     build_s = time.perf_counter() - start
     how = f'loaded {seg.report.artefact}' if seg.report.artefact else 'built'
-    say(f'  {name}: {how} in {build_s:.1f} s ({seg.report.parity.get("source", "no")} gate); '
-        f'timing {warmup} + {runs} calls')  # fmt: skip
-    for _ in range(warmup):
-        seg.segment_batch(frames)
-    totals, infers, hosts, uploads, downloads = [], [], [], [], []
-    for _ in range(runs):
-        t = seg.segment_batch(frames).timings
-        totals.append(t.total_ms)
-        infers.append(t.infer_ms)
-        hosts.append(t.host_ms)
-        uploads.append(t.upload_ms)
-        downloads.append(t.download_ms)
-    frame = percentile_ms(totals)
+    say(f'  {name}: {how} in {build_s:.1f} s ({seg.report.parity.get("source", "no")} gate)')
+    seg.segment_batch(frames)
+    return seg, build_s, _peak_memory_mb(seg.engine.device)
+
+
+def _entry(
+    seg: Segmenter, build_s: float, peak_mb: float, timings: list[FrameTimings], batch: int
+) -> dict[str, Any]:
+    """One backend's JSON entry from the timings of its timed calls."""
+    frame = percentile_ms([t.total_ms for t in timings])
     return {
         'status': 'ok',
         'backend': seg.engine.backend,
         'precision': seg.engine.precision,
         'device': str(seg.engine.device),
         **frame,
-        'engine': percentile_ms(infers),
-        'host_overhead_ms': round(float(np.median(hosts)), 3),
-        'upload_ms': round(float(np.median(uploads)), 3),
-        'download_ms': round(float(np.median(downloads)), 3),
+        'engine': percentile_ms([t.infer_ms for t in timings]),
+        'host_overhead_ms': round(float(np.median([t.host_ms for t in timings])), 3),
+        'upload_ms': round(float(np.median([t.upload_ms for t in timings])), 3),
+        'download_ms': round(float(np.median([t.download_ms for t in timings])), 3),
         'fps': round(batch * 1e3 / frame['p50_ms'], 3),
-        'peak_memory_mb': _peak_memory_mb(seg.engine.device),
+        'peak_memory_mb': peak_mb,
         'build_s': round(build_s, 1),
         'artefact': seg.report.artefact or None,  # the exported file timed, if one was loaded
         'parity': seg.report.parity,
         'attempts': [a.__dict__ for a in seg.report.attempts],
         'notes': seg.report.notes,
     }
+
+
+def _in_turns(
+    baseline: Callable[[], float],
+    segs: dict[str, Segmenter],
+    frames: np.ndarray,
+    warmup: int,
+    runs: int,
+) -> tuple[list[float], dict[str, list[FrameTimings]]]:
+    """Time the baseline and every segmenter in turns, one call each per round.
+
+    Each round starts one place further along, so no backend always follows the same one.
+    A machine whose speed drifts during the run (a shared host, a clock change) then slows
+    every row alike, and the ratios stay fair.
+    """
+    order: list[str] = ['', *segs]  # '' is the baseline
+    base: list[float] = []
+    timings: dict[str, list[FrameTimings]] = {name: [] for name in segs}
+    for i in range(warmup + runs):
+        shift = i % len(order)
+        for name in order[shift:] + order[:shift]:
+            if not name:
+                ms = baseline()
+                base.extend([ms] if i >= warmup else [])
+                continue
+            t = segs[name].segment_batch(frames).timings
+            timings[name].extend([t] if i >= warmup else [])
+    return base, timings
 
 
 def run_bench(
@@ -221,6 +246,7 @@ def run_bench(
             'precision': config.precision,
             'threads': torch.get_num_threads(),
             'frames': 'synthetic_street (the same frames for every backend)',
+            'timing': 'in turns: one call of the baseline and of each backend per round',
             'artifact_dir': config.artifact_dir or None,
         },
         'model': {
@@ -230,51 +256,47 @@ def run_bench(
             'gmac_per_frame': round(conv_macs(model, height, width) / 1e9, 2),
         },
     }
-    say(f'baseline (paper protocol: eager fp32, batch 1) at {height}x{width} on {device}: '
-        f'{warmup} + {runs} calls, before the backends and again after them')  # fmt: skip
-    with torch.enable_grad():
-        base_times = _baseline(model, frames[0], device, warmup, runs)
-    passes = [percentile_ms(base_times)['p50_ms']]
-    say(f'  baseline p50 {passes[0]:.1f} ms')
     result['backends'] = {}
+    segs: dict[str, tuple[Segmenter, float, float]] = {}
     for name in backends:
         say(f'{name}: building and gating at {batch}x{height}x{width}')
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
         try:
-            entry = _run_backend(name, model, frames, config, warmup, runs, say, checkpoint_sha256)
+            segs[name] = _build_backend(name, model, frames, config, say, checkpoint_sha256)
         except SegnodeError as err:
             if strict:
                 raise
             say(f'  {name}: skipped: {err}')
             result['backends'][name] = {'status': 'unavailable', 'reason': str(err)}
-            continue
-        result['backends'][name] = entry
-        say(f'  {name}: frame path p50 {entry["p50_ms"]:.1f} ms, engine p50 '
-            f'{entry["engine"]["p50_ms"]:.1f} ms, host overhead {entry["host_overhead_ms"]:.3f} '
-            f'ms, {passes[0] * batch / entry["p50_ms"]:.2f}x the first baseline pass')  # fmt: skip
-    if result['backends']:
-        # A shared machine's speed drifts over a long run: timing the baseline on both sides
-        # of the backends and pooling the calls keeps the drift from favouring either.
-        say('baseline again, after the backends')
-        with torch.enable_grad():
-            again = _baseline(model, frames[0], device, warmup, runs)
-        passes.append(percentile_ms(again)['p50_ms'])
-        base_times += again
-        say(f'  baseline p50 {passes[1]:.1f} ms (first pass {passes[0]:.1f} ms)')
+    say(f'timing the paper protocol (eager fp32, batch 1) and {len(segs)} backends in turns at '
+        f'{height}x{width} on {device}: {warmup} + {runs} rounds')  # fmt: skip
+    base_times, timings = _in_turns(
+        _baseline(model, frames[0], device), {k: v[0] for k, v in segs.items()}, frames,
+        warmup, runs,
+    )  # fmt: skip
     base = percentile_ms(base_times)
     result['baseline'] = {
         'protocol': 'eager fp32, batch 1, eval() with autograd on, model only on a float '
         'input (no normalisation, argmax or copies): the official speed protocol, docs/model.md',
         **base,
         'fps': round(1e3 / base['p50_ms'], 3),
-        'passes_p50_ms': [round(p, 3) for p in passes],
     }
     result['baseline_p50_ms'] = base['p50_ms']
-    for entry in result['backends'].values():
-        if entry.get('status') == 'ok':
-            entry['speedup'] = round(base['p50_ms'] * batch / entry['p50_ms'], 3)
-            entry['speedup_engine'] = round(base['p50_ms'] * batch / entry['engine']['p50_ms'], 3)
+    say(f'  baseline p50 {base["p50_ms"]:.1f} ms')
+    for name in backends:
+        if name not in segs:
+            continue
+        entry = _entry(*segs[name], timings[name], batch)
+        entry['speedup'] = round(base['p50_ms'] * batch / entry['p50_ms'], 3)
+        entry['speedup_engine'] = round(base['p50_ms'] * batch / entry['engine']['p50_ms'], 3)
+        result['backends'][name] = entry
+        say(f'  {name}: frame path p50 {entry["p50_ms"]:.1f} ms, engine p50 '
+            f'{entry["engine"]["p50_ms"]:.1f} ms, host overhead {entry["host_overhead_ms"]:.3f} '
+            f'ms, {entry["speedup"]:.2f}x the baseline')  # fmt: skip
+    result['backends'] = {n: result['backends'][n] for n in backends}  # the order asked for
     ok = {k: v for k, v in result['backends'].items() if v.get('status') == 'ok'}
-    result['warnings'] = tail_warnings({'baseline': base, **ok}, runs) + drift_warning(passes)
+    result['warnings'] = tail_warnings({'baseline': base, **ok}, runs)
     for warning in result['warnings']:
         say(f'warning: {warning}')
     if ok:
@@ -308,31 +330,14 @@ def tail_warnings(entries: dict[str, dict[str, Any]], runs: int) -> list[str]:
     return notes
 
 
-DRIFT = 0.10  # the two baseline passes differ by more than this: say so
-
-
-def drift_warning(passes: Sequence[float]) -> list[str]:
-    """A warning when the baseline's two passes disagree (the machine's speed changed)."""
-    if len(passes) < 2 or abs(passes[1] - passes[0]) <= DRIFT * min(passes):
-        return []
-    return [
-        f'the baseline moved from {passes[0]:.1f} to {passes[1]:.1f} ms p50 during the run: '
-        'the machine was busy or its clocks changed; the speed-ups use both passes'
-    ]
-
-
 def markdown_table(result: dict[str, Any]) -> str:
     """The result as a Markdown table (one row for the baseline, one per backend)."""
     s = result['settings']
     head = (
         f'{s["size"][0]}x{s["size"][1]}, batch {s["batch"]}, {s["device"]}, '
-        f'{s["threads"]} threads, {s["warmup"]} warm-up + {s["runs"]} timed calls'
+        f'{s["threads"]} threads, {s["warmup"]} warm-up + {s["runs"]} timed rounds, every row '
+        'timed in turns with the others\n\n'
     )
-    passes = result['baseline'].get('passes_p50_ms', [])
-    if len(passes) > 1:
-        head += (f'; the paper protocol timed before and after the backends (p50 {passes[0]:.1f} '
-                 f'and {passes[1]:.1f} ms), its row pools both')  # fmt: skip
-    head += '\n\n'
     rows = [
         '| backend | precision | frame p50 / p90 / p99 ms | engine p50 ms | host overhead ms '
         '| frames/s | speed-up vs paper protocol | peak memory MB | parity (agreement, largest '

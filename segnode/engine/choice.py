@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from segnode.config import EngineConfig
+from segnode.engine.artifacts import FORMAT
 from segnode.engine.backends import AUTO_ORDER, BACKEND_TABLE
 from segnode.files import atomic_write
 
@@ -158,6 +159,7 @@ def choice_key(
             'max_miou_drop': c.max_miou_drop,
         },
         'calibration': [c.calibration_images, c.calibration_frames],
+        'artefact_format': FORMAT,  # a new graph recipe is measured again
     }
 
 
