@@ -171,6 +171,8 @@ def test_rows_are_timed_in_turns_each_round_starting_one_further() -> None:
     calls: list[str] = []
 
     class Stub:
+        """A segmenter that records its calls."""
+
         def __init__(self, name: str) -> None:
             self.name = name
 
