@@ -18,10 +18,6 @@ from segnode.model import MFARANet
 H, W = 64, 96
 
 
-def _dtypes(module: nn.Module) -> set[torch.dtype]:
-    return {p.dtype for p in module.parameters()}
-
-
 def test_cast_converts_tensors_and_lists_and_passes_the_rest() -> None:
     class Echo(nn.Module):
         """Checks the dtypes it is called with."""
