@@ -13,20 +13,28 @@ CONSTRAINTS := requirements/constraints.txt
 EXTRAS := dev,train,replay,onnx
 PYTEST_MARKERS ?= not gpu and not ros and not slow
 LINT_PATHS := $(wildcard segnode test launch bench) setup.py
-# In a sourced ROS 2 shell the venv must see the system's site-packages: rclpy comes from the
-# ROS install, and launch / launch_testing need Python packages the distribution installs
-# (lark, osrf_pycommon, ...). The venv's own pins (pytest among them) still win.
-VENV_FLAGS := $(if $(ROS_DISTRO),--system-site-packages,)
-# ... and numpy and OpenCV pinned to what the distribution's packages were built for
-# (requirements/constraints-ros.txt says why).
+# A sourced ROS 2 shell: ROS_DISTRO comes from ros_environment, AMENT_PREFIX_PATH from any
+# setup.bash (a workspace built without ros_environment sets only that).
+ROS_SHELL := $(or $(ROS_DISTRO),$(AMENT_PREFIX_PATH))
+# There the venv must see the system's site-packages: rclpy comes from the ROS install, and
+# launch / launch_testing need Python packages the distribution installs (lark, osrf_pycommon,
+# ...). The venv's own pins (pytest among them) still win.
+VENV_FLAGS := $(if $(ROS_SHELL),--system-site-packages,)
+# ... with numpy and OpenCV pinned to what the distribution's packages were built for
+# (requirements/constraints-ros.txt says why), and empy left to ROS (Humble's rosidl needs 3.x).
 ROS_CONSTRAINTS := requirements/constraints-ros.txt
-PIP_CONSTRAINTS := $(if $(ROS_DISTRO),$(VENV)/constraints.txt,$(CONSTRAINTS))
+PIP_CONSTRAINTS := $(if $(ROS_SHELL),$(VENV)/constraints.txt,$(CONSTRAINTS))
+# Outside ROS, the node's ROS tests run against the pinned ROS 2 Jazzy wheels (real rclpy and
+# Fast DDS) in an environment of their own, so that .venv stays a ROS-free one.
+ROS_VENV := .venv-ros
+ROS_WHEELS := requirements/constraints-ros-wheels.txt
+ROS_PYTHON := $(if $(ROS_SHELL),$(BIN)/python,$(ROS_VENV)/bin/python)
 
-.PHONY: venv venv-check demo test lint typecheck pytest colcon-check format clean
+.PHONY: venv venv-check demo test lint typecheck pytest ros-test colcon-check format clean
 
 $(VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV_FLAGS) $(VENV)
-	$(if $(ROS_DISTRO),grep -v -E '^(numpy|opencv-python-headless|ml_dtypes)==' $(CONSTRAINTS) \
+	$(if $(ROS_SHELL),grep -v -E '^(numpy|opencv-python-headless|ml_dtypes|empy)==' $(CONSTRAINTS) \
 	    | cat - $(ROS_CONSTRAINTS) > $(PIP_CONSTRAINTS))
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -c $(PIP_CONSTRAINTS) $(TORCH_SPEC)
@@ -35,9 +43,16 @@ $(VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_CONSTRAINTS)
 
 venv: $(VENV)/.installed
 
+$(ROS_VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_WHEELS)
+	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
+	$(ROS_VENV)/bin/python -m pip install --upgrade pip
+	$(ROS_VENV)/bin/python -m pip install -c $(CONSTRAINTS) $(TORCH_SPEC)
+	$(ROS_VENV)/bin/python -m pip install -c $(CONSTRAINTS) -c $(ROS_WHEELS) -e '.[ros,test]'
+	touch $@
+
 # A venv made before ROS was sourced cannot import launch_testing's dependencies there.
 venv-check: $(VENV)/.installed
-	@if [[ -n "$${ROS_DISTRO:-}" ]] && grep -qi '^include-system-site-packages *= *false' \
+	@if [[ -n "$(ROS_SHELL)" ]] && grep -qi '^include-system-site-packages *= *false' \
 	    $(VENV)/pyvenv.cfg; then \
 	  echo "make: $(VENV) was made outside a ROS shell and cannot see ROS's Python packages;" \
 	    "remove it (rm -rf $(VENV)) and run make again in this shell" >&2; exit 1; fi
@@ -51,6 +66,7 @@ test: $(VENV)/.installed
 	$(MAKE) --no-print-directory lint
 	$(MAKE) --no-print-directory typecheck
 	$(MAKE) --no-print-directory pytest
+	$(MAKE) --no-print-directory ros-test
 	$(MAKE) --no-print-directory colcon-check
 
 # ruff, then ament's two linters as colcon test runs them on a ROS machine (ament_flake8 with
@@ -66,7 +82,7 @@ lint: $(VENV)/.installed
 # The types are checked against constraints.txt's numpy 2 and OpenCV 5 stubs; a ROS shell's
 # venv has numpy 1.26 and OpenCV 4.10, whose stubs type the same code differently.
 typecheck: $(VENV)/.installed
-ifdef ROS_DISTRO
+ifneq ($(ROS_SHELL),)
 	@echo 'typecheck: skipped in a sourced ROS shell: mypy checks against the numpy 2 and' \
 	    'OpenCV 5 of requirements/constraints.txt; this venv has constraints-ros.txt' \
 	    '(run make typecheck outside ROS)'
@@ -77,6 +93,11 @@ endif
 # Data tests are selected: they skip themselves when SEGNODE_CAMVID_ROOT is unset.
 pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest -m "$(PYTEST_MARKERS)"
+
+# The node on real rclpy: the distribution's in a sourced ROS shell, else the wheels in
+# .venv-ros. test/ros/conftest.py isolates each run (a ROS_DOMAIN_ID of its own, localhost).
+ros-test: $(if $(ROS_SHELL),$(VENV)/.installed,$(ROS_VENV)/.installed)
+	$(ROS_PYTHON) -m pytest -m ros test/ros
 
 colcon-check: $(VENV)/.installed
 	BIN="$(abspath $(BIN))" bash .ci/colcon_check.sh

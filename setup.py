@@ -15,6 +15,18 @@ from setuptools import find_packages, setup
 
 PACKAGE = 'segnode'
 
+# The ROS 2 Jazzy wheels that run segnode_node without a ROS install (community builds, x86_64
+# Linux only). The extra pins the top-level ones; requirements/constraints-ros-wheels.txt pins
+# everything they pull in. Never install them into a sourced ROS 2 shell.
+_ROS_WHEEL_PLATFORM = "platform_machine == 'x86_64' and sys_platform == 'linux'"
+ROS_WHEELS = [
+    'ros-jazzy-rclpy[fastrtps]==7.1.6',
+    'ros-jazzy-sensor-msgs==5.3.6',
+    'ros-jazzy-std-srvs==5.3.6',
+    'ros-jazzy-diagnostic-msgs==5.3.6',
+    'ros-jazzy-lifecycle-msgs==2.0.3',
+]
+
 setup(
     name=PACKAGE,
     version='0.1.0',
@@ -40,6 +52,7 @@ setup(
         'replay': ['rosbags', 'tqdm', 'matplotlib'],
         'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
         'tensorrt': ['torch-tensorrt'],
+        'ros': [f'{wheel}; {_ROS_WHEEL_PLATFORM}' for wheel in ROS_WHEELS],
         # colcon test looks for pytest here (setuptools >= 72 warns on `tests_require`).
         'test': ['pytest', 'rosbags', 'rosbags-image'],
         'dev': [

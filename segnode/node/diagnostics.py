@@ -1,7 +1,7 @@
 """What the node reports on ``/diagnostics``, computed from the service's counters.
 
 Plain functions of :class:`~segnode.node.service.CameraStats` and the engines in use; the node
-wraps their results into ``diagnostic_updater`` statuses. No rclpy here.
+wraps their results into ``diagnostic_msgs`` statuses on ``/diagnostics``. No rclpy here.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ array's buffer and handed to the constructor, so rosidl never checks it element 
 from __future__ import annotations
 
 import array
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 import time
 from typing import Any
 
@@ -17,21 +17,26 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
-from vision_msgs.msg import LabelInfo, VisionClass
 
+from segnode.node.diagnostics import Summary
 from segnode.node.imaging import ImageFields
 from segnode.node.service import FrameMetrics
+
+try:  # optional: no wheel of it exists, and the node runs without it (no ~/label_info)
+    from vision_msgs.msg import LabelInfo, VisionClass
+except ImportError:
+    LabelInfo = VisionClass = None
 
 __all__ = [
     'RosClock',
     'UNLABELED_ID',
     'copy_header',
-    'fill_status',
     'image_msg',
     'label_info_msg',
     'latched_qos',
     'metrics_msg',
     'qos_profile',
+    'status_msg',
 ]
 
 # Masks are mono8 with 255 = unlabeled (vision_msgs: the largest id of the mask type).
@@ -152,10 +157,11 @@ def metrics_msg(
 
 def label_info_msg(
     names: Sequence[str], threshold: float = 0.0, unlabeled_id: int | None = UNLABELED_ID
-) -> LabelInfo:
+) -> Any:
     """``vision_msgs/LabelInfo``: class ids 0..K-1 with their names, plus the unlabeled id.
 
     The header is left for the caller to stamp. ``threshold`` is 0 (an argmax mask has none).
+    Only called where vision_msgs is installed (``LabelInfo`` is not None).
     """
     classes = [VisionClass(class_id=i, class_name=str(name)) for i, name in enumerate(names)]
     if unlabeled_id is not None and unlabeled_id >= len(classes):
@@ -163,14 +169,19 @@ def label_info_msg(
     return LabelInfo(class_map=classes, threshold=float(threshold))
 
 
-def fill_status(
-    stat: Any, ok: bool, message: str, values: Mapping[str, str], error: bool = False
-) -> Any:
-    """Fill a ``diagnostic_updater`` status (``DiagnosticStatusWrapper``): OK, WARN or ERROR."""
+def status_msg(name: str, summary: Summary, hardware_id: str = 'none') -> DiagnosticStatus:
+    """A ``DiagnosticStatus`` of a :class:`~segnode.node.diagnostics.Summary`: OK, WARN or ERROR.
+
+    Values keep the summary's order; ``hardware_id`` is ``none`` as the node has always set it.
+    """
     level = (
-        DiagnosticStatus.ERROR if error else DiagnosticStatus.OK if ok else DiagnosticStatus.WARN
+        DiagnosticStatus.ERROR
+        if summary.error
+        else DiagnosticStatus.OK
+        if summary.ok
+        else DiagnosticStatus.WARN
     )
-    stat.summary(level, message)
-    for key, value in values.items():
-        stat.add(key, str(value))
-    return stat
+    values = [KeyValue(key=key, value=str(value)) for key, value in summary.values.items()]
+    return DiagnosticStatus(
+        level=level, name=name, message=summary.message, hardware_id=hardware_id, values=values
+    )

@@ -1,12 +1,19 @@
 """``segnode_node``: the lifecycle node, a thin rclpy adapter over SegmentationService.
 
-* configure: read the parameters, load the model, create the lifecycle publishers, the
-  ``~/enable`` service and the ``/diagnostics`` tasks;
+* configure: read the parameters, load the model (and build or load the engines of cameras
+  with a configured size), create the lifecycle publishers, the ``~/enable`` service and the
+  ``/diagnostics`` timer;
 * activate: publish ``~/label_info``, subscribe the cameras, start the worker thread;
 * deactivate: unsubscribe, stop the worker; cleanup: destroy all that, free GPU memory.
 
 A subscription callback only hands the message to :meth:`SegmentationService.submit`; the
 service's worker thread decodes, segments and calls back here to publish (docs/node.md).
+
+Only rclpy and the message packages that have wheels (sensor_msgs, std_srvs, diagnostic_msgs,
+lifecycle_msgs) are required, so ``pip install segnode[ros]`` runs the node without a ROS
+install. ``vision_msgs`` is optional (no ``~/label_info`` without it, said at configure), and
+``/diagnostics`` comes from the node's own timer and publisher, in diagnostic_updater's shape
+(docs/node.md, "Packaging").
 """
 
 from __future__ import annotations
@@ -16,18 +23,17 @@ import functools
 import gc
 import os
 import sys
+import time
 import traceback
 from typing import Any, TYPE_CHECKING
 
 from diagnostic_msgs.msg import DiagnosticArray
-import diagnostic_updater
 import numpy as np
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
 from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
-from vision_msgs.msg import LabelInfo
 
 from segnode.errors import ConfigError, EngineBuildError, SegnodeError
 from segnode.node.assemble import build_service
@@ -44,6 +50,10 @@ __all__ = ['NODE_NAME', 'SegNode', 'main']
 NODE_NAME = 'segnode'
 SUCCESS = TransitionCallbackReturn.SUCCESS
 EXPORT_HINT = 'build engines offline with `segnode export` (docs/node.md, "Engines")'
+NO_LABEL_INFO = (
+    'vision_msgs is not installed: no ~/label_info (class names) is published; install '
+    'ros-$ROS_DISTRO-vision-msgs for it (docs/node.md, "Packaging")'
+)
 
 
 @dataclass
@@ -67,9 +77,9 @@ class SegNode(LifecycleNode):
         self._label_pub: Any = None
         self._subs: list[Any] = []
         self._enable_srv: Any = None
-        self._updater: Any = None
-        self._tasks: list[str] = []
-        self._loggers: dict[str, Any] = {}
+        self._diagnostics_pub: Any = None
+        self._diagnostics_timer: Any = None
+        self._last_warning: dict[str, float] = {}
 
     # -- transitions ----------------------------------------------------------------------
 
@@ -102,9 +112,10 @@ class SegNode(LifecycleNode):
         if result != SUCCESS:
             return result
         try:
-            info = convert.label_info_msg(self._loaded.table.names)
-            info.header.stamp = self.get_clock().now().to_msg()
-            self._label_pub.publish(info)
+            if self._label_pub is not None:
+                info = convert.label_info_msg(self._loaded.table.names)
+                info.header.stamp = self.get_clock().now().to_msg()
+                self._label_pub.publish(info)
             self._subs = [self._subscribe(cam) for cam in self._config.cameras]
             self._service.start()
         except Exception:  # noqa: BLE001 - rclpy turns it into ERROR without logging it
@@ -204,23 +215,18 @@ class SegNode(LifecycleNode):
             )
             for cam in config.camera_names
         }
-        self._label_pub = pub(LabelInfo, '~/label_info', convert.latched_qos())
+        if convert.LabelInfo is None:
+            self.get_logger().warning(NO_LABEL_INFO)
+        else:
+            self._label_pub = pub(convert.LabelInfo, '~/label_info', convert.latched_qos())
         self._enable_srv = self.create_service(SetBool, '~/enable', self._on_enable)
-        # Fresh loggers per configure: rclpy keeps throttle state per logger and call site.
-        log = self.get_logger()
-        self._loggers = {cam: log.get_child(cam) for cam in config.camera_names}
-        self._loggers[''] = log.get_child('worker')
+        self._last_warning = {}
         if config.diagnostics_period_s > 0:
-            self._add_diagnostics(config)
-
-    def _add_diagnostics(self, config: Any) -> None:
-        if self._updater is None:  # one per node: it declares diagnostic_updater.period
-            self._updater = diagnostic_updater.Updater(self, period=config.diagnostics_period_s)
-            self._updater.setHardwareID('none')
-        self._tasks = ['engine', *(f'camera {cam}' for cam in config.camera_names)]
-        self._updater.add('engine', self._diagnose_engine)
-        for cam in config.camera_names:
-            self._updater.add(f'camera {cam}', functools.partial(self._diagnose_camera, cam))
+            # diagnostic_updater's topic, depth and status names; published while configured.
+            self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 1)
+            self._diagnostics_timer = self.create_timer(
+                config.diagnostics_period_s, self._publish_diagnostics
+            )
 
     def _stop_inputs(self) -> None:
         for sub in self._subs:
@@ -238,11 +244,14 @@ class SegNode(LifecycleNode):
                 destroy(pub)
         if self._enable_srv is not None:
             self.destroy_service(self._enable_srv)
-        for name in self._tasks:
-            self._updater.removeByName(name)
+        if self._diagnostics_timer is not None:
+            self.destroy_timer(self._diagnostics_timer)
+        if self._diagnostics_pub is not None:
+            self.destroy_publisher(self._diagnostics_pub)
         if self._service is not None:
             self._service.release()
-        self._pubs, self._label_pub, self._enable_srv, self._tasks = {}, None, None, []
+        self._pubs, self._label_pub, self._enable_srv = {}, None, None
+        self._diagnostics_pub = self._diagnostics_timer = None
         self._service = self._loaded = self._config = None
         _free_gpu_memory()
 
@@ -283,9 +292,14 @@ class SegNode(LifecycleNode):
     def _on_bad_frame(self, camera: str, reason: str) -> None:
         if self._shutting_down():  # a publish that lost the race with Ctrl-C: nothing to say
             return
-        logger = self._loggers.get(camera) or self._loggers['']
-        period = self._config.warn_period_s
-        logger.warning(f'frame dropped: {reason}', throttle_duration_sec=period)
+        # Throttled per camera here, on the node's own logger: Humble's child loggers do not
+        # reach /rosout, and rclpy's throttle is per call site, shared by every camera.
+        now = time.monotonic()
+        last = self._last_warning.get(camera)
+        if last is not None and now - last < self._config.warn_period_s:
+            return
+        self._last_warning[camera] = now
+        self.get_logger().warning(f'{camera or "worker"}: frame dropped: {reason}')
 
     # -- executor callbacks ---------------------------------------------------------------
 
@@ -296,22 +310,30 @@ class SegNode(LifecycleNode):
         self.get_logger().info(response.message)
         return response
 
-    def _diagnose_camera(self, camera: str, stat: Any) -> Any:
+    def _publish_diagnostics(self) -> None:
+        """One status for the engine and one per camera, named ``<node>: <task>``."""
         service = self._service
-        stats = service.stats()[camera]
-        now = service.clock.monotonic_ns()
-        summary = camera_summary(
-            stats, now, active=service.running, enabled=service.enabled, failure=service.failure
-        )
-        return convert.fill_status(stat, *summary)
-
-    def _diagnose_engine(self, stat: Any) -> Any:
-        service = self._service
-        summary = engine_summary(
+        if service is None or self._shutting_down():
+            return
+        engine = engine_summary(
             service.segmenters(), self._loaded.description, service.engines_evicted
         )
-        summary.values.update(gpu_memory())
-        return convert.fill_status(stat, *summary)
+        engine.values.update(gpu_memory())
+        now = service.clock.monotonic_ns()
+        stats = service.stats()
+        summaries = {'engine': engine}
+        for cam in self._config.camera_names:
+            summaries[f'camera {cam}'] = camera_summary(
+                stats[cam], now, active=service.running, enabled=service.enabled,
+                failure=service.failure,
+            )  # fmt: skip
+        statuses = [
+            convert.status_msg(f'{self.get_name()}: {task}', summary)
+            for task, summary in summaries.items()
+        ]
+        msg = DiagnosticArray(status=statuses)
+        msg.header.stamp = self.get_clock().now().to_msg()
+        self._diagnostics_pub.publish(msg)
 
 
 def _free_gpu_memory() -> None:

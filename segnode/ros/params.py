@@ -48,7 +48,7 @@ READ_ONLY_NOTE = 'Read-only: read at configure; set it in the params file.'
 
 # Overrides that are not segnode's but are legitimately passed to the node.
 IGNORED_OVERRIDES = ('use_sim_time', 'start_type_description_service')
-_IGNORED_PREFIXES = ('qos_overrides.', 'diagnostic_updater.')
+_IGNORED_PREFIXES = ('qos_overrides.',)
 
 _CHOICES = {
     'publish_color': COLOR_MODES,
