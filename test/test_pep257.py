@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[1]
 PATHS = [str(REPO / name) for name in ('segnode', 'test', 'launch', 'setup.py')]
 # Google docstrings, as ruff checks them; missing docstrings (D1xx) are allowed, as in ament.
