@@ -27,7 +27,6 @@ PIP_CONSTRAINTS := $(if $(ROS_SHELL),$(VENV)/constraints.txt,$(CONSTRAINTS))
 # Outside ROS, the node's ROS tests run against the pinned ROS 2 Jazzy wheels (real rclpy and
 # Fast DDS) in an environment of their own, so that .venv stays a ROS-free one.
 ROS_VENV := .venv-ros
-ROS_WHEELS := requirements/constraints-ros-wheels.txt
 ROS_PYTHON := $(if $(ROS_SHELL),$(BIN)/python,$(ROS_VENV)/bin/python)
 
 .PHONY: venv venv-check demo test lint typecheck pytest ros-test colcon-check format clean
@@ -43,11 +42,11 @@ $(VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_CONSTRAINTS)
 
 venv: $(VENV)/.installed
 
-$(ROS_VENV)/.installed: setup.py $(CONSTRAINTS) $(ROS_WHEELS)
+$(ROS_VENV)/.installed: setup.py $(CONSTRAINTS)
 	test -x $(ROS_VENV)/bin/python || $(PYTHON) -m venv $(ROS_VENV)
 	$(ROS_VENV)/bin/python -m pip install --upgrade pip
 	$(ROS_VENV)/bin/python -m pip install -c $(CONSTRAINTS) $(TORCH_SPEC)
-	$(ROS_VENV)/bin/python -m pip install -c $(CONSTRAINTS) -c $(ROS_WHEELS) -e '.[ros,test]'
+	$(ROS_VENV)/bin/python -m pip install -c $(CONSTRAINTS) -e '.[ros,test]'
 	touch $@
 
 # A venv made before ROS was sourced cannot import launch_testing's dependencies there.

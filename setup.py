@@ -16,8 +16,8 @@ from setuptools import find_packages, setup
 PACKAGE = 'segnode'
 
 # The ROS 2 Jazzy wheels that run segnode_node without a ROS install (community builds, x86_64
-# Linux only). The extra pins the top-level ones; requirements/constraints-ros-wheels.txt pins
-# everything they pull in. Never install them into a sourced ROS 2 shell.
+# Linux only). The extra pins the top-level ones; requirements/constraints.txt pins everything
+# they pull in. Never install them into a sourced ROS 2 shell.
 _ROS_WHEEL_PLATFORM = "platform_machine == 'x86_64' and sys_platform == 'linux'"
 ROS_WHEELS = [
     'ros-jazzy-rclpy[fastrtps]==7.1.6',
