@@ -18,6 +18,7 @@ from segnode.node.imaging import array_to_fields, image_to_array
 
 try:
     from diagnostic_msgs.msg import DiagnosticArray
+    from rcl_interfaces.msg import Log
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.lifecycle import TransitionCallbackReturn
     from rclpy.node import Node
@@ -323,6 +324,7 @@ def test_hostile_frame_is_counted_and_the_node_stays_up(
 ) -> None:
     start(segnode)
     labels = peer.listen('labels', Image, 'segnode/camera/labels')
+    rosout = peer.listen('rosout', Log, '/rosout')
     camera = peer.camera()
     bad = Image(height=60000, width=60000, encoding='rgb8', step=180000, data=b'\x00' * 64)
     stats = segnode._service.stats
@@ -332,3 +334,17 @@ def test_hostile_frame_is_counted_and_the_node_stays_up(
     assert labels == []
     assert spin_until(peer.executor, lambda: bool(labels), every=lambda: camera.publish(image()))
     assert segnode._service.running and not segnode._service.failure
+    # The warning reaches /rosout (Humble's child loggers would not), once per warn period.
+    warnings = [log.msg for log in rosout if 'frame dropped' in log.msg]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith('camera: frame dropped: ')
+
+
+def test_bad_frame_warnings_are_throttled_per_camera(make_node: Callable[..., SegNode]) -> None:
+    node = make_node(camera_names=['front', 'rear'], warn_period_s=60.0)
+    start(node)
+    said: list[str] = []
+    node.get_logger = lambda: SimpleNamespace(warning=said.append)  # type: ignore[method-assign]
+    for camera in ('front', 'front', 'rear', 'front', 'rear'):
+        node._on_bad_frame(camera, 'bad bytes')
+    assert said == ['front: frame dropped: bad bytes', 'rear: frame dropped: bad bytes']
