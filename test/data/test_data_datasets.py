@@ -136,3 +136,43 @@ def test_real_camvid_splits(camvid_root: Path) -> None:
     values = set(sample['label'].unique().tolist())
     assert values <= set(range(11)) | {255}
     assert np.array_equal(dataset[(0, 123)]['label'], sample['label'])  # seeded augmentation
+
+
+def test_camvid_named_splits_hold_out_a_whole_sequence(tmp_path: Path) -> None:
+    for split, stems in {
+        'train': ['0001TP_006690', '0006R0_f02340', '0016E5_00390'],
+        'val': ['0016E5_07959'],
+    }.items():
+        for stem in stems:
+            _write(tmp_path / split / f'{stem}.png', _image(2, 2))
+            _write(tmp_path / f'{split}annot' / f'{stem}.png', np.zeros((2, 2), np.uint8))
+
+    def stems(split: str) -> list[str]:
+        return [image.stem for image, _ in scan_dataset('camvid', tmp_path, split).pairs]
+
+    assert stems('xseq-train') == ['0001TP_006690', '0016E5_00390']
+    assert stems('xseq-val') == ['0006R0_f02340']
+    assert stems('trainval') == [*stems('train'), '0016E5_07959']
+    (tmp_path / 'train' / '0006R0_f02340.png').unlink()
+    with pytest.raises(DatasetError, match="CamVid split 'xseq-val' has no frame"):
+        scan_dataset('camvid', tmp_path, 'xseq-val')
+
+
+@pytest.mark.data
+def test_camvid_cross_sequence_split_of_the_real_release(camvid_root: Path) -> None:
+    specs = {
+        s: scan_dataset('camvid', camvid_root, s) for s in ('xseq-train', 'xseq-val', 'trainval')
+    }
+    sequences = {
+        s: {image.stem.split('_')[0] for image, _ in spec.pairs} for s, spec in specs.items()
+    }
+    assert sequences == {
+        'xseq-train': {'0001TP', '0016E5'},
+        'xseq-val': {'0006R0'},
+        'trainval': {'0001TP', '0006R0', '0016E5'},
+    }
+    assert {s: len(spec.pairs) for s, spec in specs.items()} == {
+        'xseq-train': 266,
+        'xseq-val': 101,
+        'trainval': 468,
+    }
