@@ -21,11 +21,11 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from segnode import __version__
 from segnode.engine.backends import BACKEND_TABLE
 from segnode.errors import EngineBuildError
 from segnode.files import atomic_write
 from segnode.model.checkpoint import state_sha256
+from segnode.version import __version__
 
 __all__ = [
     'artefact_key',
