@@ -42,7 +42,6 @@ from segnode.engine.base import (
     BuildOptions,
     Engine,
     EngineReport,
-    resolve_precision,
 )
 from segnode.engine.choice import (
     Candidate,
@@ -50,6 +49,7 @@ from segnode.engine.choice import (
     choice_dir,
     choice_key,
     read_choice,
+    resolve_precision,
     time_calls,
     write_choice,
 )
@@ -121,29 +121,20 @@ def _attempt(
             engine, report.parity = exported.engine, exported.parity
             report.artefact = str(exported.path)
             report.notes.append(f'built and saved {exported.path.name}')
-        elif name == 'tensorrt':
-            raise EngineUnavailable(_missing(job, options, c.artifact_dir))
+        elif not spec.BUILDS_ON_THE_SPOT:
+            raise EngineUnavailable(_missing(job, spec, options, c.artifact_dir))
         else:
             engine = _fresh(job, spec, options, report)
-    elif name == 'tensorrt' and not c.build_if_missing:
-        raise EngineUnavailable(_missing(job, options, ''))
+    elif not spec.BUILDS_ON_THE_SPOT and not c.build_if_missing:
+        raise EngineUnavailable(_missing(job, spec, options, ''))
     else:
         engine = _fresh(job, spec, options, report)
     report.build_s = time.perf_counter() - start
     return engine
 
 
-# What a build usually takes on a CPU at 360x480 to 512x1024 (docs/benchmarks.md), for the word
-# said before it; eager is instant, so nothing is said for it.
-_BUILD_TIME = {
-    'torch-compile': 'about a minute; --backend eager starts at once',
-    'onnxruntime': 'a few seconds',
-    'tensorrt': 'minutes',
-}
-
-
 def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
-    took = _BUILD_TIME.get(spec.NAME)
+    took = spec.BUILD_TIME
     if options.precision == 'int8' and options.calibration is not None:
         took = f'calibrating on {len(options.calibration)} frames: a minute or two on a CPU'
     if took:
@@ -162,13 +153,13 @@ def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport)
     return engine
 
 
-def _missing(job: Job, options: BuildOptions, folder: str) -> str:
+def _missing(job: Job, spec: Backend, options: BuildOptions, folder: str) -> str:
     where = f'in {folder}' if folder else '(engine.artifact_dir is not set)'
     dyn = ' --dynamic' if job.config.dynamic else ''
     return (
-        f'no TensorRT engine for {job.batch}x{job.height}x{job.width} {options.precision} '
+        f'no {spec.TITLE} engine for {job.batch}x{job.height}x{job.width} {options.precision} '
         f'{where}; build it on this machine with: segnode export --checkpoint CKPT '
-        f'--backend tensorrt --size {job.height} {job.width} --batch {job.batch} '
+        f'--backend {spec.NAME} --size {job.height} {job.width} --batch {job.batch} '
         f'--precision {options.precision}{dyn} --out {folder or "DIR"} '
         '(or set engine.build_if_missing: true)'
     )

@@ -29,7 +29,6 @@ from segnode.engine.parity import (
     prepare_reference,
     Reference,
 )
-from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import EngineBuildError
 from segnode.model.mfaranet import MFARANet
 
@@ -102,7 +101,6 @@ class Job:
         )
 
     def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
-        versions = trt_versions() if backend == 'tensorrt' else None
         return artefact_key(
             backend=backend,
             checkpoint_sha256=self.digest,
@@ -115,7 +113,6 @@ class Job:
             bgr=self.config.bgr,
             precision=options.precision,
             device=options.device,
-            versions=versions,
         )
 
     def graph(self, spec: Backend) -> nn.Module:

@@ -36,7 +36,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from segnode.config import MIN_SIDE
+from segnode.config import MAX_FRAME_SIDE, MIN_SIDE
 from segnode.errors import describe, SegnodeError
 from segnode.node import imaging
 from segnode.node.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
@@ -53,7 +53,6 @@ __all__ = [
 ]
 
 _MS = 1e-6  # nanoseconds -> milliseconds
-MAX_SIDE = 4096  # default largest frame side accepted (node parameter max_frame_side)
 MAX_ENGINES = 8  # default number of engines kept (node parameter max_engines)
 
 
@@ -97,7 +96,7 @@ class SegmentationService:
         clock: Clock | None = None,
         max_age_ms: float = 0.0,
         batch: bool = False,
-        max_side: int = MAX_SIDE,
+        max_side: int = MAX_FRAME_SIDE,
         max_engines: int = MAX_ENGINES,
         background_builds: bool = False,
     ) -> None:

@@ -19,12 +19,12 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from vision_msgs.msg import LabelInfo, VisionClass
 
+from segnode.metrics import IGNORE_ID
 from segnode.node.imaging import ImageFields
 from segnode.node.service import FrameMetrics
 
 __all__ = [
     'RosClock',
-    'UNLABELED_ID',
     'copy_header',
     'fill_status',
     'image_msg',
@@ -33,9 +33,6 @@ __all__ = [
     'metrics_msg',
     'qos_profile',
 ]
-
-# Masks are mono8 with 255 = unlabeled (vision_msgs: the largest id of the mask type).
-UNLABELED_ID = 255
 
 _RELIABILITY = {
     'SENSOR_DATA': ReliabilityPolicy.BEST_EFFORT,
@@ -151,7 +148,7 @@ def metrics_msg(
 
 
 def label_info_msg(
-    names: Sequence[str], threshold: float = 0.0, unlabeled_id: int | None = UNLABELED_ID
+    names: Sequence[str], threshold: float = 0.0, unlabeled_id: int | None = IGNORE_ID
 ) -> LabelInfo:
     """``vision_msgs/LabelInfo``: class ids 0..K-1 with their names, plus the unlabeled id.
 
