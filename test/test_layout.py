@@ -59,7 +59,7 @@ def walk(path, prefix):
 print('\\n'.join(walk(segnode.__path__, 'segnode.')))
 """
 
-# The layers of segnode, lowest first: leaves -> model, data -> engine -> node -> ros, replay,
+# The layers of segnode, lowest first: leaves -> model, data -> engine -> pipeline -> ros, replay,
 # train -> cli (README "Layout"). Each unit may import itself and the units listed here, never
 # anything else: imports only go down, and neither training nor the engine reaches sideways
 # (train uses model and data only; the engine never reads datasets).
@@ -83,16 +83,18 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     'segnode.model': LEAVES,
     'segnode.data': LEAVES,
     'segnode.engine': LEAVES | {'segnode.model'},
-    'segnode.node': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine'},
-    'segnode.ros': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.node'},
-    'segnode.replay': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.node'},
+    'segnode.pipeline': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine'},
+    'segnode.ros': LEAVES
+    | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.pipeline'},
+    'segnode.replay': LEAVES
+    | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.pipeline'},
     'segnode.train': LEAVES | {'segnode.model', 'segnode.data'},
     'segnode.cli': LEAVES
     | {
         'segnode.model',
         'segnode.data',
         'segnode.engine',
-        'segnode.node',
+        'segnode.pipeline',
         'segnode.replay',
         'segnode.train',
     },
@@ -394,7 +396,7 @@ def test_setup_cfg_puts_scripts_where_ros2_run_looks() -> None:
 
 
 def test_the_bundled_model_path_is_package_data(setup_kwargs: dict[str, Any]) -> None:
-    from segnode.node.assemble import DEFAULT_CHECKPOINT
+    from segnode.pipeline.assemble import DEFAULT_CHECKPOINT
 
     package = Path(segnode.__file__).resolve().parent
     relative = DEFAULT_CHECKPOINT.relative_to(package)

@@ -82,7 +82,7 @@ def _replay_config(args: argparse.Namespace, base: Any) -> Any:
     """The replay's NodeConfig: ``base`` (the params file's) with the command line's choices."""
     from segnode.config import config_to_dict, EngineConfig
     from segnode.data.labels import class_table
-    from segnode.node.config import LabelModelConfig, NodeConfig
+    from segnode.pipeline.config import LabelModelConfig, NodeConfig
 
     engine = config_to_dict(base.engine)
     for key in ('backend', 'device', 'precision'):
@@ -122,7 +122,7 @@ def bag_name(bag: str) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from segnode.files import ctrl_c_after, write_json
-    from segnode.node.config import load_node_params, NodeConfig
+    from segnode.pipeline.config import load_node_params, NodeConfig
     from segnode.replay.options import ReplayOptions
     from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report

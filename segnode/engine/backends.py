@@ -21,7 +21,8 @@ from typing import Any, Final, Protocol
 import torch
 from torch import nn, Tensor
 
-from segnode.engine import compiled, eager, onnx
+from segnode.engine import eager, torch_compile
+from segnode.engine import onnxruntime as onnxruntime_backend  # not the onnxruntime package
 from segnode.engine.base import BuildOptions, Runner
 from segnode.engine.tensorrt import backend as tensorrt
 
@@ -62,8 +63,8 @@ class Backend(Protocol):
 
 BACKEND_TABLE: dict[str, Backend] = {
     tensorrt.NAME: tensorrt,
-    compiled.NAME: compiled,
-    onnx.NAME: onnx,
+    torch_compile.NAME: torch_compile,
+    onnxruntime_backend.NAME: onnxruntime_backend,
     eager.NAME: eager,
 }
 

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segnode.errors import BagWriteError, ImageFormatError
-from segnode.node.imaging import array_to_fields, encode_compressed
+from segnode.pipeline.imaging import array_to_fields, encode_compressed
 from segnode.replay.bag_writer import (
     BagWriter,
     check_topic_name,

@@ -20,8 +20,8 @@ import shutil
 from segnode.config import EngineConfig
 from segnode.errors import ReplayError
 from segnode.files import ctrl_c_after
-from segnode.node.assemble import load_labelled_model
-from segnode.node.config import LabelModelConfig, NodeConfig
+from segnode.pipeline.assemble import load_labelled_model
+from segnode.pipeline.config import LabelModelConfig, NodeConfig
 from segnode.replay.bag_from_images import bag_from_images, write_frames
 from segnode.replay.bag_writer import BagWriter
 from segnode.replay.options import DemoOptions, ReplayOptions

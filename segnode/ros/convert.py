@@ -20,8 +20,8 @@ from std_msgs.msg import Header
 from vision_msgs.msg import LabelInfo, VisionClass
 
 from segnode.metrics import IGNORE_ID
-from segnode.node.imaging import ImageFields
-from segnode.node.service import FrameMetrics
+from segnode.pipeline.imaging import ImageFields
+from segnode.pipeline.service import FrameMetrics
 
 __all__ = [
     'RosClock',
@@ -133,8 +133,8 @@ def metrics_msg(
     """One frame's timings as a ``DiagnosticArray`` stamped with the input header.
 
     One ``DiagnosticStatus`` named ``<node>: <camera>``; its values are the
-    :class:`~segnode.node.service.FrameMetrics` fields in order (milliseconds with three decimals,
-    counts as integers).
+    :class:`~segnode.pipeline.service.FrameMetrics` fields in order (milliseconds with three
+    decimals, counts as integers).
     """
     values = [KeyValue(key=key, value=_text(value)) for key, value in metrics.as_dict().items()]
     status = DiagnosticStatus(

@@ -30,10 +30,10 @@ from std_srvs.srv import SetBool
 from vision_msgs.msg import LabelInfo
 
 from segnode.errors import ConfigError, EngineBuildError, SegnodeError
-from segnode.node.assemble import build_service
-from segnode.node.diagnostics import camera_summary, engine_summary, gpu_memory
-from segnode.node.imaging import array_to_fields
-from segnode.node.service import FrameMetrics, Outputs
+from segnode.pipeline.assemble import build_service
+from segnode.pipeline.diagnostics import camera_summary, engine_summary, gpu_memory
+from segnode.pipeline.imaging import array_to_fields
+from segnode.pipeline.service import FrameMetrics, Outputs
 from segnode.ros import convert, params
 
 if TYPE_CHECKING:

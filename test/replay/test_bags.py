@@ -15,7 +15,7 @@ from rosbags.typesys import get_typestore, Stores
 import yaml
 
 from segnode.errors import BagReadError, BagWriteError
-from segnode.node.imaging import array_to_fields, encode_compressed, stamp_ns, to_rgb_frame
+from segnode.pipeline.imaging import array_to_fields, encode_compressed, stamp_ns, to_rgb_frame
 from segnode.replay.bag_writer import (
     BagWriter,
     make_compressed,

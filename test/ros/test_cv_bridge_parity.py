@@ -11,7 +11,7 @@ import importlib
 import numpy as np
 import pytest
 
-from segnode.node import imaging
+from segnode.pipeline import imaging
 
 # ROS modules are imported after the skip, without import statements (ament_flake8's import
 # order check would flag imports that follow code).

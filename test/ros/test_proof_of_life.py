@@ -19,7 +19,7 @@ import unittest
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields
+from segnode.pipeline.imaging import array_to_fields
 
 # ROS modules are imported after the skips, without import statements (ament_flake8's import
 # order check would flag imports that follow code).

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields, image_to_array
-from segnode.node.service import FrameMetrics
+from segnode.pipeline.imaging import array_to_fields, image_to_array
+from segnode.pipeline.service import FrameMetrics
 
 # ROS modules are imported after the skip, without import statements (ament_flake8's import
 # order check would flag imports that follow code).

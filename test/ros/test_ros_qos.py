@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields
+from segnode.pipeline.imaging import array_to_fields
 
 # ROS modules are imported after the skip, without import statements (ament_flake8's import
 # order check would flag imports that follow code).

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from segnode.errors import EngineBuildError
-from segnode.node import imaging
-from segnode.node.scheduler import ManualClock
-from segnode.node.service import FrameResult, Outputs, SegmentationService
+from segnode.pipeline import imaging
+from segnode.pipeline.scheduler import ManualClock
+from segnode.pipeline.service import FrameResult, Outputs, SegmentationService
 from segnode.replay.timeline import Arrival, run_timeline
 
 PERIOD_NS = 33_333_333  # 30 Hz

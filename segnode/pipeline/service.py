@@ -36,10 +36,10 @@ import numpy as np
 
 from segnode.config import MAX_FRAME_SIDE, MIN_SIDE
 from segnode.errors import describe, SegnodeError
-from segnode.node import imaging
-from segnode.node.engines import EngineCache, MAX_ENGINES, SegmentBatch, SegmenterFactory
-from segnode.node.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
-from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
+from segnode.pipeline import imaging
+from segnode.pipeline.engines import EngineCache, MAX_ENGINES, SegmentBatch, SegmenterFactory
+from segnode.pipeline.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
+from segnode.pipeline.scheduler import Clock, LatestSlots, Pending, SystemClock
 
 __all__ = [
     'CameraStats',
