@@ -10,10 +10,18 @@ install a second copy, so ROS users install segnode with colcon rather than pip.
 from __future__ import annotations
 
 from glob import glob
+from pathlib import Path
+import re
 
 from setuptools import find_packages, setup
 
 PACKAGE = 'segnode'
+# The version is written once, in segnode/version.py; read it without importing segnode.
+VERSION = re.findall(
+    r"^__version__ = '([^']+)'$",
+    (Path(__file__).resolve().parent / PACKAGE / 'version.py').read_text(encoding='utf-8'),
+    re.MULTILINE,
+)[0]
 
 # The ROS 2 Jazzy wheels that run segnode_node without a ROS install (community builds, x86_64
 # Linux only). The extra pins the top-level ones; requirements/constraints.txt pins everything
@@ -29,7 +37,7 @@ ROS_WHEELS = [
 
 setup(
     name=PACKAGE,
-    version='0.1.0',
+    version=VERSION,
     description='Real-time semantic segmentation (MFARANet) for ROS 2, with a ROS-free core.',
     license='Apache-2.0',
     maintainer='segnode team',

@@ -1,6 +1,6 @@
 """10,000 fuzzed frames through the SegmentationService: nothing escapes, memory stays flat.
 
-The messages come from the seeded generator of test/node/test_frame_fuzz.py (valid raw and
+The messages come from the seeded generator of test/pipeline/test_frame_fuzz.py (valid raw and
 compressed frames of many sizes, and every malformed family: wrong fields, data that is not
 bytes, truncated or random compressed data, JPEG/PNG headers claiming 30000x30000 or
 65000x65000 pixels, frames below 32 px or above ``max_frame_side``, unreadable fields). The
@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO / 'test' / 'node'))
 
 from test_frame_fuzz import EchoSegmenter, generate, MAX_SIDE, PALETTE  # noqa: E402
 
-from segnode.node.scheduler import ManualClock  # noqa: E402
-from segnode.node.service import Outputs, SegmentationService  # noqa: E402
+from segnode.pipeline.scheduler import ManualClock  # noqa: E402
+from segnode.pipeline.service import Outputs, SegmentationService  # noqa: E402
 
 WARM_UP = 1000
 

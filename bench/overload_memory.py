@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from segnode.data.labels import CAMVID
-from segnode.node import imaging
-from segnode.node.service import Outputs, SegmentationService
+from segnode.pipeline import imaging
+from segnode.pipeline.service import Outputs, SegmentationService
 
 CAMERAS = ('front', 'left', 'right')
 

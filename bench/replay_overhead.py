@@ -28,8 +28,8 @@ import cv2
 import torch
 
 from segnode.config import EngineConfig
-from segnode.node.assemble import load_labelled_model, segmenter_factory
-from segnode.node.config import NodeConfig
+from segnode.pipeline.assemble import load_labelled_model, segmenter_factory
+from segnode.pipeline.config import NodeConfig
 from segnode.replay.bag_from_images import bag_from_images
 from segnode.replay.options import ReplayOptions
 from segnode.replay.replay import replay

@@ -10,12 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from segnode.version import __version__
+
 if TYPE_CHECKING:
     from torch import nn
 
 __all__ = ['__version__', 'load_model']
-
-__version__ = '0.1.0'
 
 
 def load_model(path: str | Path, fold_equalizers: bool = False) -> nn.Module:

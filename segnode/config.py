@@ -28,9 +28,17 @@ if TYPE_CHECKING:
 __all__ = [
     'BACKENDS',
     'BACKEND_CHOICES',
+    'INT8_BACKENDS',
     'PRECISIONS',
     'PRECISION_CHOICES',
+    'DYNAMIC_MAX_SIDE',
+    'IGNORE_ID',
+    'IMAGENET_MEAN',
+    'IMAGENET_STD',
+    'MAX_FRAME_SIDE',
     'MIN_SIDE',
+    'SIDE_LIMIT',
+    'STRIDE',
     'EngineConfig',
     'ModelConfig',
     'config_from_dict',
@@ -42,8 +50,24 @@ __all__ = [
 
 T = TypeVar('T')
 
+# The facts of the network's input, written once (model and data both read them from here).
+# The label id of unlabelled pixels, everywhere in segnode (datasets, losses, metrics, masks,
+# the ROS label info); class ids are below it. segnode.metrics re-exports it.
+IGNORE_ID = 255
+# The normalisation MFARANet's backbone was trained with (RGB, on [0, 1] values).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+# MFARANet's output stride (its coarsest level is /32): dynamic frame sizes are multiples of it.
+STRIDE = 32
 # MFARANet's smallest input side: its flow grids need 2 cells at the /32 level.
 MIN_SIDE = 32
+# The default largest side of a dynamic engine's range (engine.max_side).
+DYNAMIC_MAX_SIDE = 2048
+# The default largest frame side the node accepts, checked before decoding (max_frame_side).
+MAX_FRAME_SIDE = 4096
+# The largest side of any size a user configures (engine.input_size, engine.max_side,
+# --size): a larger one is a typo, or would exhaust the memory.
+SIDE_LIMIT = 8192
 
 
 @dataclass(frozen=True)
@@ -69,9 +93,9 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         """Validate value ranges."""
-        if not 1 <= self.num_classes <= 255:
+        if not 1 <= self.num_classes <= IGNORE_ID:
             raise ConfigError(
-                'model.num_classes must be in 1..255 (255 is the ignore id), '
+                f'model.num_classes must be in 1..{IGNORE_ID} ({IGNORE_ID} is the ignore id), '
                 f'got {self.num_classes}'
             )
         if self.width < 2 or self.width % 2:
@@ -82,6 +106,9 @@ class ModelConfig:
 # A backend is a module of segnode.engine with check/build/export/load (engine/backends.py).
 BACKENDS = ('tensorrt', 'torch-compile', 'onnxruntime', 'eager')
 PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
+# The backends that run int8 (INT8 quantisation): the backends' own PRECISIONS tables say on
+# which device (test/engine/test_engine_config.py checks that they agree with this).
+INT8_BACKENDS = ('tensorrt', 'onnxruntime')
 # What a user may ask for: 'auto' picks one.
 BACKEND_CHOICES = ('auto', *BACKENDS)
 PRECISION_CHOICES = ('auto', *PRECISIONS)
@@ -104,7 +131,7 @@ class EngineConfig:
         input_size: Fixed network input ``(h, w)``: frames are resized inside the graph and the
             mask comes back at frame resolution. ``None`` runs at frame resolution.
         bgr: Frames are bgr8 (the swap is folded into the first convolution).
-        dynamic: Build for a range of frame sizes (H and W multiples of 32 up to
+        dynamic: Build for a range of frame sizes (H and W multiples of ``STRIDE`` up to
             ``max_side``) instead of one static shape per camera resolution.
         max_side: Upper bound of the dynamic range.
         artifact_dir: Folder of exported engines (``segnode export --out``); ``''`` builds in
@@ -138,7 +165,7 @@ class EngineConfig:
     input_size: tuple[int, int] | None = None
     bgr: bool = False
     dynamic: bool = False
-    max_side: int = 2048
+    max_side: int = DYNAMIC_MAX_SIDE
     artifact_dir: str = ''
     build_if_missing: bool = False
     strict: bool = False
@@ -170,21 +197,25 @@ class EngineConfig:
                 f'engine.precision must be one of {", ".join(PRECISION_CHOICES)}, '
                 f'got {self.precision!r}'
             )
-        if self.precision == 'int8' and self.backend not in ('auto', 'tensorrt', 'onnxruntime'):
+        if self.precision == 'int8' and self.backend not in ('auto', *INT8_BACKENDS):
             raise ConfigError(
-                f'engine.precision int8 runs on tensorrt or onnxruntime, not {self.backend}'
+                f'engine.precision int8 runs on {" or ".join(INT8_BACKENDS)}, not {self.backend}'
             )
         if isinstance(self.input_size, list):  # from YAML or JSON
             object.__setattr__(self, 'input_size', tuple(self.input_size))
         if self.input_size is not None and (
-            len(self.input_size) != 2 or min(self.input_size) < 32 or max(self.input_size) > 8192
+            len(self.input_size) != 2
+            or min(self.input_size) < MIN_SIDE
+            or max(self.input_size) > SIDE_LIMIT
         ):
             raise ConfigError(
-                f'engine.input_size must be (h, w) with both in 32..8192, got {self.input_size}'
+                f'engine.input_size must be (h, w) with both in {MIN_SIDE}..{SIDE_LIMIT}, '
+                f'got {self.input_size}'
             )
-        if not 64 <= self.max_side <= 8192 or self.max_side % 32:
+        if not 2 * STRIDE <= self.max_side <= SIDE_LIMIT or self.max_side % STRIDE:
             raise ConfigError(
-                f'engine.max_side must be a multiple of 32 in 64..8192, got {self.max_side}'
+                f'engine.max_side must be a multiple of {STRIDE} in {2 * STRIDE}..{SIDE_LIMIT}, '
+                f'got {self.max_side}'
             )
         if not 1 <= self.parity_frames <= 1000:
             raise ConfigError(f'engine.parity_frames must be in 1..1000, got {self.parity_frames}')

@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from segnode.config import IGNORE_ID
+
 __all__ = [
     'IGNORE_ID',
     'LATENCY_KEYS',
@@ -22,9 +24,6 @@ __all__ = [
     'save_confusion_png',
     'unknown_label_pixels',
 ]
-
-# The label id of unlabelled pixels, everywhere in segnode (datasets, losses, metrics, masks).
-IGNORE_ID = 255
 
 
 def confusion_matrix(

@@ -21,14 +21,21 @@ REPO = Path(__file__).resolve().parents[1]
 # Modules that exist only in a ROS 2 (or TensorRT) install: the core must import without them.
 ROS_ONLY = (
     'rclpy',
+    'rcl_interfaces',
     'rosidl_runtime_py',
+    'builtin_interfaces',
     'sensor_msgs',
     'std_msgs',
     'std_srvs',
+    'lifecycle_msgs',
     'vision_msgs',
     'diagnostic_msgs',
     'diagnostic_updater',
     'cv_bridge',
+    'launch',
+    'launch_ros',
+    'launch_testing',
+    'launch_testing_ros',
     'torch_tensorrt',
 )
 
@@ -52,14 +59,22 @@ def walk(path, prefix):
 print('\\n'.join(walk(segnode.__path__, 'segnode.')))
 """
 
-# The layers of segnode, lowest first: leaves -> model, data -> engine -> node -> ros, replay,
+# The layers of segnode, lowest first: leaves -> model, data -> engine -> pipeline -> ros, replay,
 # train -> cli (README "Layout"). Each unit may import itself and the units listed here, never
 # anything else: imports only go down, and neither training nor the engine reaches sideways
 # (train uses model and data only; the engine never reads datasets).
 LEAVES = frozenset(
-    {'segnode.errors', 'segnode.config', 'segnode.files', 'segnode.metrics', 'segnode.synthetic'}
+    {
+        'segnode.version',
+        'segnode.errors',
+        'segnode.config',
+        'segnode.files',
+        'segnode.metrics',
+        'segnode.synthetic',
+    }
 )
 MAY_IMPORT: dict[str, frozenset[str]] = {
+    'segnode.version': frozenset(),
     'segnode.errors': frozenset(),
     'segnode.config': frozenset({'segnode.errors'}),
     'segnode.files': frozenset({'segnode.errors'}),
@@ -68,47 +83,65 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     'segnode.model': LEAVES,
     'segnode.data': LEAVES,
     'segnode.engine': LEAVES | {'segnode.model'},
-    'segnode.node': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine'},
-    'segnode.ros': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.node'},
-    'segnode.replay': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.node'},
+    'segnode.pipeline': LEAVES | {'segnode.model', 'segnode.data', 'segnode.engine'},
+    'segnode.ros': LEAVES
+    | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.pipeline'},
+    'segnode.replay': LEAVES
+    | {'segnode.model', 'segnode.data', 'segnode.engine', 'segnode.pipeline'},
     'segnode.train': LEAVES | {'segnode.model', 'segnode.data'},
     'segnode.cli': LEAVES
     | {
         'segnode.model',
         'segnode.data',
         'segnode.engine',
-        'segnode.node',
+        'segnode.pipeline',
         'segnode.replay',
         'segnode.train',
     },
 }
-# Entry points and the package facade sit above everything: ``segnode/__init__.py`` (whose
-# ``load_model`` imports the model lazily) and ``segnode/__main__.py`` (the CLI).
+# Entry points and the package face sit above everything: ``segnode/__init__.py`` (whose
+# ``load_model`` imports the model lazily) and ``segnode/__main__.py`` (the CLI). No module
+# below imports them (``from segnode import ...`` runs the face; the version is a leaf).
 TOP = ('segnode', 'segnode.__main__')
 ROOT_MODULES_MAX = 8
 
 
-def _module_name(path: Path) -> str:
-    parts = path.relative_to(REPO).with_suffix('').parts
+def _module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix('').parts
     return '.'.join(parts[:-1] if parts[-1] == '__init__' else parts)
+
+
+def _targets(node: ast.stmt, package: str) -> list[str]:
+    """The modules (and ``module.name`` for each imported name) one import statement names.
+
+    A relative import is resolved against ``package``, the package the module sits in.
+    """
+    if isinstance(node, ast.Import):
+        return [alias.name for alias in node.names]
+    if not isinstance(node, ast.ImportFrom):
+        return []
+    base = node.module or ''
+    if node.level:
+        parts = package.split('.')
+        anchor = parts[: len(parts) - node.level + 1]
+        base = '.'.join([*anchor, base] if base else anchor)
+    return [base] + [f'{base}.{alias.name}' for alias in node.names]
+
+
+def _package(path: Path, module: str) -> str:
+    return module if path.name == '__init__.py' else module.rpartition('.')[0]
 
 
 def _imports(path: Path, module: str) -> list[tuple[int, str]]:
     """Every (line, module) imported anywhere in ``path``, lazy imports inside functions too."""
     tree = ast.parse(path.read_text(encoding='utf-8'))
-    package = module if path.name == '__init__.py' else module.rpartition('.')[0]
-    found = []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ''
-            if node.level:
-                anchor = package.split('.')[: len(package.split('.')) - node.level + 1]
-                base = '.'.join([*anchor, base] if base else anchor)
-            found.append((node.lineno, base))
-            found += [(node.lineno, f'{base}.{alias.name}') for alias in node.names]
-    return found
+    package = _package(path, module)
+    return [
+        (node.lineno, target)
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
+        for target in _targets(node, package)
+    ]
 
 
 def _unit(name: str) -> str | None:
@@ -119,8 +152,67 @@ def _unit(name: str) -> str | None:
     return None
 
 
-def _sources() -> dict[str, Path]:
-    return {_module_name(p): p for p in sorted((REPO / 'segnode').rglob('*.py'))}
+def _is_face(name: str) -> bool:
+    return name in TOP or name.startswith('segnode.__main__.')
+
+
+def _sources(root: Path = REPO) -> dict[str, Path]:
+    return {_module_name(p, root): p for p in sorted((root / 'segnode').rglob('*.py'))}
+
+
+def _layer_violations(root: Path) -> list[str]:
+    """Imports in the ``segnode`` tree under ``root`` that run up or across the layer table."""
+    violations = []
+    for module, path in _sources(root).items():
+        if module in TOP:
+            continue
+        unit = _unit(module)
+        where = path.relative_to(root)
+        if unit is None:
+            violations.append(f'{where} has no layer')
+            continue
+        for line, target in _imports(path, module):
+            if target.split('.')[0] in ROS_ONLY and unit != 'segnode.ros':
+                violations.append(f'{where}:{line} imports {target} (ROS)')
+            elif _is_face(target):
+                violations.append(f'{where}:{line} ({unit}) imports the package face {target}')
+            elif (other := _unit(target)) is not None and other != unit:
+                if other not in MAY_IMPORT[unit]:
+                    violations.append(f'{where}:{line} ({unit}) imports {target}')
+    return violations
+
+
+def _import_cycle(root: Path) -> list[str] | None:
+    """A circle of module-level imports in the tree under ``root`` (relative ones included).
+
+    Lazy imports inside functions are not followed; None: no circle.
+    """
+    modules = _sources(root)
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        tree = ast.parse(path.read_text(encoding='utf-8'))
+        package = _package(path, module)
+        names = [t for node in tree.body for t in _targets(node, package)]
+        graph[module] = {n for n in names if n in modules and n != module}
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)) is not None:
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for module in sorted(graph):
+        if module not in state and (cycle := visit(module)) is not None:
+            return cycle
+    return None
 
 
 def test_every_module_has_a_layer_and_the_root_holds_leaves_only() -> None:
@@ -132,67 +224,90 @@ def test_every_module_has_a_layer_and_the_root_holds_leaves_only() -> None:
 
 
 def test_imports_only_go_down_the_layers() -> None:
-    violations = []
-    for module, path in _sources().items():
-        if module in TOP:
-            continue
-        unit = _unit(module)
-        assert unit is not None
-        for line, target in _imports(path, module):
-            if target.split('.')[0] in ROS_ONLY and unit != 'segnode.ros':
-                violations.append(f'{path.relative_to(REPO)}:{line} imports {target} (ROS)')
-            other = _unit(target)
-            if other is None or other == unit:
-                continue
-            if target == 'segnode' and _imports_version_only(path):
-                continue
-            if target in TOP or other not in MAY_IMPORT[unit]:
-                violations.append(f'{path.relative_to(REPO)}:{line} ({unit}) imports {target}')
+    violations = _layer_violations(REPO)
     assert not violations, 'imports that run up or across a layer:\n' + '\n'.join(violations)
 
 
-def _imports_version_only(path: Path) -> bool:
-    tree = ast.parse(path.read_text(encoding='utf-8'))
-    return all(
-        {a.name for a in node.names} <= {'__version__'}
-        for node in ast.walk(tree)
-        if isinstance(node, ast.ImportFrom) and node.module == 'segnode' and not node.level
-    )
-
-
 def test_no_import_cycle_between_modules() -> None:
-    """Module-level imports form no circle (lazy imports inside functions are not followed)."""
-    modules = _sources()
-    graph: dict[str, set[str]] = {}
-    for module, path in modules.items():
-        tree = ast.parse(path.read_text(encoding='utf-8'))
-        targets = set()
-        for node in tree.body:
-            names = []
-            if isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module] + [f'{node.module}.{a.name}' for a in node.names]
-            targets |= {n for n in names if n in modules and n != module}
-        graph[module] = targets
-    state: dict[str, int] = {}
-    stack: list[str] = []
+    cycle = _import_cycle(REPO)
+    assert cycle is None, 'import cycle: ' + ' -> '.join(cycle or [])
 
-    def visit(node: str) -> None:
-        state[node] = 1
-        stack.append(node)
-        for nxt in sorted(graph[node]):
-            if state.get(nxt) == 1:
-                cycle = stack[stack.index(nxt) :] + [nxt]
-                pytest.fail('import cycle: ' + ' -> '.join(cycle))
-            if nxt not in state:
-                visit(nxt)
-        stack.pop()
-        state[node] = 2
 
-    for module in sorted(graph):
-        if module not in state:
-            visit(module)
+# A small tree with the shape of segnode, clean as it stands; each check below plants one
+# violation in it, to show that the checks above can fail.
+FIXTURE_TREE = {
+    'segnode/__init__.py': 'from segnode.version import __version__\n\n\ndef load_model(): ...\n',
+    'segnode/__main__.py': 'from segnode.cli import main\n',
+    'segnode/version.py': "__version__ = '0'\n",
+    'segnode/errors.py': '',
+    'segnode/config.py': 'from segnode.errors import *\n',
+    'segnode/model/__init__.py': '',
+    'segnode/model/layers.py': 'from segnode.config import *\n',
+    'segnode/data/__init__.py': '',
+    'segnode/data/io.py': 'from ..config import *\n',
+    'segnode/engine/__init__.py': '',
+    'segnode/engine/first.py': 'from segnode.engine import second\nfrom ..model import layers\n',
+    'segnode/engine/second.py': 'from segnode.version import __version__\n',
+    'segnode/cli/__init__.py': 'from segnode.engine import first\n',
+}
+
+
+def _fixture(root: Path, planted: dict[str, str] | None = None) -> Path:
+    """FIXTURE_TREE under ``root``, with the files of ``planted`` (``module`` under segnode/)."""
+    files = {**FIXTURE_TREE, **{f'segnode/{k}.py': v for k, v in (planted or {}).items()}}
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding='utf-8')
+    return root
+
+
+def test_the_fixture_tree_is_clean(tmp_path: Path) -> None:
+    root = _fixture(tmp_path)
+    assert _layer_violations(root) == []
+    assert _import_cycle(root) is None
+
+
+@pytest.mark.parametrize(
+    ('module', 'text', 'message'),
+    [
+        ('data/io', 'from segnode import load_model\n', 'imports the package face segnode'),
+        ('data/io', 'from .. import load_model\n', 'imports the package face segnode'),
+        ('data/io', 'import segnode\n', 'imports the package face segnode'),
+        ('model/layers', 'import segnode.__main__\n', 'package face segnode.__main__'),
+        ('model/layers', 'def f():\n    from segnode.__main__ import main\n', '__main__'),
+        ('model/layers', 'from segnode.engine import first\n', 'imports segnode.engine'),
+        ('model/layers', 'from ..engine import first\n', 'imports segnode.engine'),
+        ('model/layers', 'from segnode.data import io\n', 'imports segnode.data'),
+        ('config', 'import segnode.model.layers\n', 'imports segnode.model'),
+        ('engine/second', 'from segnode.cli import main\n', 'imports segnode.cli'),
+        ('odd', '', 'has no layer'),
+    ],
+)
+def test_the_layer_check_sees_a_planted_violation(
+    tmp_path: Path, module: str, text: str, message: str
+) -> None:
+    violations = _layer_violations(_fixture(tmp_path, {module: text}))
+    assert len(violations) >= 1 and all(message in v for v in violations), violations
+
+
+@pytest.mark.parametrize('name', ROS_ONLY)
+def test_the_layer_check_sees_a_planted_ros_import(tmp_path: Path, name: str) -> None:
+    root = _fixture(tmp_path, {'engine/second': f'import {name}.sub\n'})
+    assert _layer_violations(root) == [f'segnode/engine/second.py:1 imports {name}.sub (ROS)']
+
+
+@pytest.mark.parametrize(
+    ('first', 'second'),
+    [
+        ('from segnode.engine import second\n', 'from segnode.engine import first\n'),
+        ('from . import second\n', 'from .first import x\n'),
+        ('import segnode.engine.second\n', 'from .. import engine\nfrom . import first\n'),
+    ],
+)
+def test_the_circle_check_sees_a_planted_circle(tmp_path: Path, first: str, second: str) -> None:
+    root = _fixture(tmp_path, {'engine/first': first, 'engine/second': second})
+    cycle = ['segnode.engine.first', 'segnode.engine.second', 'segnode.engine.first']
+    assert _import_cycle(root) == cycle
 
 
 REQUIRED_EXEC_DEPENDS = {
@@ -263,6 +378,7 @@ def test_setup_data_files(setup_kwargs: dict[str, Any]) -> None:
 
 
 def test_setup_entry_points_and_versions(setup_kwargs: dict[str, Any]) -> None:
+    """The version is written in segnode/version.py; setup.py reads it, package.xml repeats it."""
     scripts = setup_kwargs['entry_points']['console_scripts']
     assert 'segnode = segnode.cli:main' in scripts
     assert 'segnode_node = segnode.ros.node:main' in scripts
@@ -280,7 +396,7 @@ def test_setup_cfg_puts_scripts_where_ros2_run_looks() -> None:
 
 
 def test_the_bundled_model_path_is_package_data(setup_kwargs: dict[str, Any]) -> None:
-    from segnode.node.assemble import DEFAULT_CHECKPOINT
+    from segnode.pipeline.assemble import DEFAULT_CHECKPOINT
 
     package = Path(segnode.__file__).resolve().parent
     relative = DEFAULT_CHECKPOINT.relative_to(package)

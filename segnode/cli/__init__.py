@@ -14,9 +14,9 @@ from collections.abc import Callable, Sequence
 import logging
 import sys
 
-from segnode import __version__
 from segnode.cli import engine, model, replay, train
 from segnode.errors import one_line, SegnodeError
+from segnode.version import __version__
 
 __all__ = ['main']
 

@@ -11,11 +11,10 @@ import math
 import os
 from pathlib import Path
 
-from segnode.config import MIN_SIDE
+from segnode.config import MIN_SIDE, SIDE_LIMIT
 from segnode.errors import ConfigError
 
 __all__ = [
-    'MAX_SIDE',
     'MIN_SIDE',
     'count',
     'non_negative',
@@ -25,15 +24,13 @@ __all__ = [
     'side',
 ]
 
-MAX_SIDE = 8192  # larger frames are a typo, or would exhaust the memory
-
 
 def side(text: str) -> int:
-    """A frame height or width: an integer in ``MIN_SIDE..MAX_SIDE``."""
+    """A frame height or width: an integer in ``MIN_SIDE..SIDE_LIMIT``."""
     value = _integer(text)
-    if not MIN_SIDE <= value <= MAX_SIDE:
+    if not MIN_SIDE <= value <= SIDE_LIMIT:
         raise argparse.ArgumentTypeError(
-            f'{value} is not a frame side in {MIN_SIDE}..{MAX_SIDE} pixels'
+            f'{value} is not a frame side in {MIN_SIDE}..{SIDE_LIMIT} pixels'
         )
     return value
 

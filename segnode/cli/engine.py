@@ -15,7 +15,7 @@ from typing import Any
 import segnode.cli.arguments as arguments
 from segnode.config import BACKEND_CHOICES, BACKENDS, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError, SegnodeError
-from segnode.node.config import RANDOM_CHECKPOINT
+from segnode.pipeline.config import RANDOM_CHECKPOINT
 
 __all__ = ['add_commands']
 
@@ -24,8 +24,8 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _model(checkpoint: str | None) -> tuple[Any, str, str]:
     """(model, checkpoint hash, description of the weights)."""
-    from segnode.node.assemble import load_labelled_model
-    from segnode.node.config import LabelModelConfig
+    from segnode.pipeline.assemble import load_labelled_model
+    from segnode.pipeline.config import LabelModelConfig
 
     loaded = load_labelled_model(LabelModelConfig(path=checkpoint or ''))
     return loaded.model, loaded.sha256, loaded.description

@@ -10,7 +10,7 @@ from typing import Any
 
 import segnode.cli.arguments as arguments
 from segnode.config import BACKEND_CHOICES
-from segnode.replay.options import RATES, ReplayOptions
+from segnode.replay.options import BagFromImagesOptions, DemoOptions, RATES, ReplayOptions
 
 __all__ = ['add_commands']
 
@@ -56,18 +56,25 @@ def _add_bag_from_images(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('source', help='folder of png/jpg/jpeg/bmp images, or a video file')
     p.add_argument('--out', required=True, help='bag folder to create (must not exist)')
     p.add_argument('--labels', help='folder of single-channel label PNGs named like the images')
+    bag = BagFromImagesOptions
     p.add_argument(
-        '--rate', type=arguments.rate, default=10.0, help='frames per second (default 10)'
+        '--rate',
+        type=arguments.rate,
+        default=bag.rate,
+        help=f'frames per second (default {bag.rate:g})',
     )
     p.add_argument(
         '--compressed',
         action='store_true',
+        default=bag.compressed,
         help='write jpeg CompressedImage on <topic>/compressed instead of rgb8 Image',
     )
-    p.add_argument('--topic', default='/camera/image_raw', help='image topic')
-    p.add_argument('--label-topic', default='/camera/labels', help='label topic')
-    p.add_argument('--frame-id', default='camera', help='header frame_id (default camera)')
-    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap', help='storage')
+    p.add_argument('--topic', default=bag.topic, help='image topic')
+    p.add_argument('--label-topic', default=bag.label_topic, help='label topic')
+    p.add_argument(
+        '--frame-id', default=bag.frame_id, help=f'header frame_id (default {bag.frame_id})'
+    )
+    p.add_argument('--storage', choices=('mcap', 'sqlite3'), default=bag.storage, help='storage')
     handlers['bag-from-images'] = _cmd_bag_from_images
 
 
@@ -75,7 +82,7 @@ def _replay_config(args: argparse.Namespace, base: Any) -> Any:
     """The replay's NodeConfig: ``base`` (the params file's) with the command line's choices."""
     from segnode.config import config_to_dict, EngineConfig
     from segnode.data.labels import class_table
-    from segnode.node.config import LabelModelConfig, NodeConfig
+    from segnode.pipeline.config import LabelModelConfig, NodeConfig
 
     engine = config_to_dict(base.engine)
     for key in ('backend', 'device', 'precision'):
@@ -115,7 +122,7 @@ def bag_name(bag: str) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     from segnode.files import ctrl_c_after, write_json
-    from segnode.node.config import load_node_params, NodeConfig
+    from segnode.pipeline.config import load_node_params, NodeConfig
     from segnode.replay.options import ReplayOptions
     from segnode.replay.replay import replay
     from segnode.replay.report import headline, summarize, write_report
@@ -236,9 +243,11 @@ def _add_demo(sub: Any, handlers: dict[str, Handler]) -> None:
         '--size',
         type=arguments.side,
         nargs=2,
-        default=(360, 480),
+        default=DemoOptions.size,
         metavar=('H', 'W'),
-        help='frame size of the synthetic drive (default: 360 480, CamVid)',
+        help='frame size of the synthetic drive (default: {} {}, CamVid)'.format(
+            *DemoOptions.size
+        ),
     )
     p.add_argument(
         '--images',
@@ -248,18 +257,24 @@ def _add_demo(sub: Any, handlers: dict[str, Handler]) -> None:
     )
     p.add_argument('--labels', metavar='DIR', help='label PNGs named like the images')
     p.add_argument(
-        '--frames', type=arguments.count, default=30, help='frames in the drive (default: 30)'
+        '--frames',
+        type=arguments.count,
+        default=DemoOptions.frames,
+        help=f'frames in the drive (default: {DemoOptions.frames})',
     )
     p.add_argument(
-        '--rate', type=arguments.rate, default=10.0, help='camera rate in Hz (default: 10)'
+        '--rate',
+        type=arguments.rate,
+        default=DemoOptions.rate,
+        help=f'camera rate in Hz (default: {DemoOptions.rate:g})',
     )
     p.add_argument(
         '--backend',
-        default='eager',
+        default=DemoOptions.backend,
         choices=BACKEND_CHOICES,
-        help='engine backend (default: eager, which starts at once)',
+        help=f'engine backend (default: {DemoOptions.backend}, which starts at once)',
     )
-    p.add_argument('--out', default='outputs/demo', help='folder for the bag and the report')
+    p.add_argument('--out', default=DemoOptions.out_dir, help='folder for the bag and the report')
     handlers['demo'] = _cmd_demo
 
 

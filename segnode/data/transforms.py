@@ -16,11 +16,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from segnode.config import IMAGENET_MEAN, IMAGENET_STD
 from segnode.data.labels import IGNORE_ID
 
 __all__ = [
-    'IMAGENET_MEAN',
-    'IMAGENET_STD',
     'normalise',
     'PAD_COLOUR',
     'random_crop',
@@ -30,8 +29,6 @@ __all__ = [
     'TrainAugment',
 ]
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_COLOUR = tuple(round(255 * m) for m in IMAGENET_MEAN)  # (124, 116, 104)
 _MEAN = np.array([255 * m for m in IMAGENET_MEAN], dtype=np.float32)
 _INV_STD = np.array([1 / (255 * s) for s in IMAGENET_STD], dtype=np.float32)

@@ -21,11 +21,11 @@ from typing import Any, Final
 import torch
 from torch import nn
 
-from segnode import __version__
 from segnode.engine.backends import BACKEND_TABLE
 from segnode.errors import EngineBuildError
 from segnode.files import atomic_write
 from segnode.model.checkpoint import state_sha256
+from segnode.version import __version__
 
 __all__ = [
     'artefact_key',
@@ -51,11 +51,6 @@ def weights_sha256(model: nn.Module) -> str:
     return 'weights:' + state_sha256(model.state_dict())
 
 
-def _gpu(device: torch.device) -> dict[str, str]:
-    props = torch.cuda.get_device_properties(device)
-    return {'gpu_name': props.name, 'compute_capability': f'sm_{props.major}{props.minor}'}
-
-
 def artefact_key(
     *,
     backend: str,
@@ -69,7 +64,6 @@ def artefact_key(
     bgr: bool,
     precision: str,
     device: torch.device,
-    versions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """The key of an artefact: equal keys mean the file can be loaded and used as it is.
 
@@ -84,8 +78,8 @@ def artefact_key(
         input_size: Fixed network input, or None.
         bgr: bgr8 frames.
         precision: Compute precision.
-        device: The device the engine runs on.
-        versions: torch_tensorrt and tensorrt versions (TensorRT artefacts).
+        device: The device the engine runs on (the backend's ``key_fields`` say what of it,
+            and of the libraries, the artefact is tied to).
     """
     key: dict[str, Any] = {
         'format': FORMAT,
@@ -100,15 +94,7 @@ def artefact_key(
         'bgr': bgr,
         'precision': precision,
     }
-    if backend == 'onnxruntime':  # portable: any device, any torch
-        key['opset'] = 17
-        return key
-    key['device_type'] = device.type
-    key['torch'] = torch.__version__
-    if backend == 'tensorrt':
-        key.update(_gpu(device))
-        key['torch_tensorrt'] = (versions or {}).get('torch_tensorrt', '')
-        key['tensorrt'] = (versions or {}).get('tensorrt', '')
+    key.update(BACKEND_TABLE[backend].key_fields(device))
     return key
 
 

@@ -6,18 +6,23 @@ run here; ``build(graph, example, options)`` returns a runner built in memory;
 caller renames); ``load(path, options, example)`` runs a saved artefact. ``NAME`` is the
 backend's name in :data:`segnode.config.BACKENDS`, ``MASK_DTYPE`` the dtype its graph ends in,
 ``SUFFIX`` its artefact's file suffix and ``PRECISIONS`` what ``precision: auto`` measures on
-each device type.
+each device type. What else differs between backends is an attribute here too, so that a new
+backend changes its own module and this table only: ``TITLE`` (its name in messages),
+``BUILDS_ON_THE_SPOT`` (False: only loaded from an exported artefact unless
+``build_if_missing``), ``BUILD_TIME`` (what a build takes, said before it) and
+``key_fields(device)`` (what its artefact is tied to beyond the graph: device, libraries).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final, Protocol
+from typing import Any, Final, Protocol
 
 import torch
 from torch import nn, Tensor
 
-from segnode.engine import compiled, eager, onnx
+from segnode.engine import eager, torch_compile
+from segnode.engine import onnxruntime as onnxruntime_backend  # not the onnxruntime package
 from segnode.engine.base import BuildOptions, Runner
 from segnode.engine.tensorrt import backend as tensorrt
 
@@ -28,9 +33,16 @@ class Backend(Protocol):
     """What every backend module provides."""
 
     NAME: str
+    TITLE: str
     MASK_DTYPE: torch.dtype
     SUFFIX: str
     PRECISIONS: dict[str, tuple[str, ...]]
+    BUILDS_ON_THE_SPOT: bool
+    BUILD_TIME: str
+
+    def key_fields(self, device: torch.device) -> dict[str, Any]:
+        """What an artefact is tied to besides the graph (device, library versions)."""
+        ...
 
     def check(self, options: BuildOptions) -> None:
         """Raise ``EngineUnavailable`` when the backend cannot run with ``options``."""
@@ -51,8 +63,8 @@ class Backend(Protocol):
 
 BACKEND_TABLE: dict[str, Backend] = {
     tensorrt.NAME: tensorrt,
-    compiled.NAME: compiled,
-    onnx.NAME: onnx,
+    torch_compile.NAME: torch_compile,
+    onnxruntime_backend.NAME: onnxruntime_backend,
     eager.NAME: eager,
 }
 

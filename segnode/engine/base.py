@@ -15,7 +15,7 @@ from typing import Any, Final, Protocol
 import torch
 from torch import Tensor
 
-from segnode.config import EngineConfig
+from segnode.config import DYNAMIC_MAX_SIDE, STRIDE
 from segnode.errors import EngineBuildError, EngineUnavailable
 
 __all__ = [
@@ -26,7 +26,7 @@ __all__ = [
     'EngineReport',
     'Runner',
     'canonical',
-    'resolve_precision',
+    'torch_key',
 ]
 
 DTYPES: Final = {
@@ -52,7 +52,7 @@ class BuildOptions:
     Attributes:
         device: Where the engine runs.
         precision: ``fp32``, ``fp16``, ``bf16`` or ``int8``.
-        dynamic: Dynamic H and W (multiples of 32 up to ``max_side``).
+        dynamic: Dynamic H and W (multiples of ``STRIDE`` up to ``max_side``).
         max_side: Upper bound of the dynamic range.
         threads: CPU threads (0: library default).
         cuda_graphs: torch-compile replays CUDA graphs on a GPU.
@@ -63,7 +63,7 @@ class BuildOptions:
     device: torch.device
     precision: str = 'fp32'
     dynamic: bool = False
-    max_side: int = 2048
+    max_side: int = DYNAMIC_MAX_SIDE
     threads: int = 0
     cuda_graphs: bool = True
     strict: bool = False
@@ -75,11 +75,9 @@ class BuildOptions:
         return DTYPES[self.precision]
 
 
-def resolve_precision(config: EngineConfig, device: torch.device) -> str:
-    """``config.precision`` with ``auto`` resolved: fp16 on CUDA, fp32 on a CPU."""
-    if config.precision == 'auto':
-        return 'fp16' if device.type == 'cuda' else 'fp32'
-    return config.precision
+def torch_key(device: torch.device) -> dict[str, Any]:
+    """The artifact key fields of a program torch runs: the device type and torch's version."""
+    return {'device_type': device.type, 'torch': torch.__version__}
 
 
 def canonical(frames: Tensor) -> Tensor:
@@ -109,7 +107,7 @@ class Engine:
         batch: Frames per call.
         height: Frame height it was built for.
         width: Frame width it was built for.
-        dynamic: It accepts other H and W (multiples of 32 up to ``max_side``).
+        dynamic: It accepts other H and W (multiples of ``STRIDE`` up to ``max_side``).
         max_side: Upper bound of the dynamic range.
     """
 
@@ -124,7 +122,7 @@ class Engine:
         height: int,
         width: int,
         dynamic: bool = False,
-        max_side: int = 2048,
+        max_side: int = DYNAMIC_MAX_SIDE,
     ) -> None:
         self.backend = backend
         self.runner = runner
@@ -148,14 +146,14 @@ class Engine:
                 )
             return ''
         if (
-            height % 32
-            or width % 32
-            or not (64 <= min(height, width))
+            height % STRIDE
+            or width % STRIDE
+            or not (2 * STRIDE <= min(height, width))
             or (max(height, width) > self.max_side)
         ):
             return (
-                f'frames are {height}x{width}; this dynamic engine takes multiples of 32 '
-                f'from 64 to {self.max_side}'
+                f'frames are {height}x{width}; this dynamic engine takes multiples of {STRIDE} '
+                f'from {2 * STRIDE} to {self.max_side}'
             )
         return ''
 

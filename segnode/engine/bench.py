@@ -26,14 +26,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from segnode.config import EngineConfig, resolve_device
+from segnode.config import EngineConfig, IMAGENET_MEAN, IMAGENET_STD, resolve_device
 from segnode.engine.choice import cpu_model
 from segnode.engine.segmenter import FrameTimings, Segmenter
 from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import SegnodeError
 from segnode.metrics import percentiles
 from segnode.model.complexity import conv_macs, count_parameters
-from segnode.model.deploy import IMAGENET_MEAN, IMAGENET_STD
 from segnode.model.fold import fold_equalizers
 from segnode.model.mfaranet import MFARANet
 from segnode.synthetic import synthetic_street

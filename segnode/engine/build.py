@@ -42,7 +42,6 @@ from segnode.engine.base import (
     BuildOptions,
     Engine,
     EngineReport,
-    resolve_precision,
 )
 from segnode.engine.choice import (
     Candidate,
@@ -50,6 +49,7 @@ from segnode.engine.choice import (
     choice_dir,
     choice_key,
     read_choice,
+    resolve_precision,
     time_calls,
     write_choice,
 )
@@ -61,175 +61,6 @@ from segnode.model.mfaranet import MFARANet
 __all__ = ['build_engine', 'export_engine']
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class _Exported:
-    path: Path
-    engine: Engine
-    parity: dict[str, Any]
-    build_s: float
-
-
-def _export(job: Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _Exported:
-    """Export, load the written file, gate it, and only then move it into place."""
-    key = job.key(spec.NAME, options)
-    path = artefact_path(out_dir, key)
-    engines: list[Engine] = []
-    parity: dict[str, Any] = {}
-    start = time.perf_counter()
-
-    def write(tmp: Path) -> None:
-        spec.export(job.graph(spec), job.example(), tmp, options)
-        engine = job.engine(spec, spec.load(tmp, options, job.example()), options)
-        engines.append(engine)
-        if job.config.parity_gate:
-            parity.update(job.gate(spec, engine, options).to_dict())
-
-    atomic_write(path, write)
-    seconds = time.perf_counter() - start
-    write_manifest(path, key, parity=parity or None, build_s=round(seconds, 1))
-    return _Exported(path, engines[0], parity, seconds)
-
-
-def _attempt(
-    job: Job, name: str, precision: str, device: torch.device, report: EngineReport
-) -> Engine:
-    spec = BACKEND_TABLE[name]
-    options = job.options(device, precision)
-    spec.check(options)
-    c = job.config
-    start = time.perf_counter()
-    if c.artifact_dir:
-        try:
-            path = find_artefact(c.artifact_dir, job.key(name, options))
-        except EngineBuildError:
-            if not c.build_if_missing:
-                raise
-            path = None
-        if path is not None:
-            log.info('loading %s artefact %s', name, path)
-            engine = job.engine(spec, spec.load(path, options, job.example()), options)
-            stored = read_manifest(path.with_suffix('.json')).get('parity') or {}
-            if c.parity_gate:
-                report.parity = job.gate(spec, engine, options).to_dict()
-                report.parity['export_time'] = stored
-            report.artefact = str(path)
-            report.notes.append(f'loaded {path.name}')
-        elif c.build_if_missing:
-            exported = _export(job, spec, options, Path(c.artifact_dir))
-            engine, report.parity = exported.engine, exported.parity
-            report.artefact = str(exported.path)
-            report.notes.append(f'built and saved {exported.path.name}')
-        elif name == 'tensorrt':
-            raise EngineUnavailable(_missing(job, options, c.artifact_dir))
-        else:
-            engine = _fresh(job, spec, options, report)
-    elif name == 'tensorrt' and not c.build_if_missing:
-        raise EngineUnavailable(_missing(job, options, ''))
-    else:
-        engine = _fresh(job, spec, options, report)
-    report.build_s = time.perf_counter() - start
-    return engine
-
-
-# What a build usually takes on a CPU at 360x480 to 512x1024 (docs/benchmarks.md), for the word
-# said before it; eager is instant, so nothing is said for it.
-_BUILD_TIME = {
-    'torch-compile': 'about a minute; --backend eager starts at once',
-    'onnxruntime': 'a few seconds',
-    'tensorrt': 'minutes',
-}
-
-
-def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
-    took = _BUILD_TIME.get(spec.NAME)
-    if options.precision == 'int8' and options.calibration is not None:
-        took = f'calibrating on {len(options.calibration)} frames: a minute or two on a CPU'
-    if took:
-        log.info(
-            'building %s %s engine for %dx%dx%d in memory (%s)',
-            spec.NAME,
-            options.precision,
-            job.batch,
-            job.height,
-            job.width,
-            took,
-        )
-    engine = job.engine(spec, spec.build(job.graph(spec), job.example(), options), options)
-    if job.config.parity_gate:
-        report.parity = job.gate(spec, engine, options).to_dict()
-    return engine
-
-
-def _missing(job: Job, options: BuildOptions, folder: str) -> str:
-    where = f'in {folder}' if folder else '(engine.artifact_dir is not set)'
-    dyn = ' --dynamic' if job.config.dynamic else ''
-    return (
-        f'no TensorRT engine for {job.batch}x{job.height}x{job.width} {options.precision} '
-        f'{where}; build it on this machine with: segnode export --checkpoint CKPT '
-        f'--backend tensorrt --size {job.height} {job.width} --batch {job.batch} '
-        f'--precision {options.precision}{dyn} --out {folder or "DIR"} '
-        '(or set engine.build_if_missing: true)'
-    )
-
-
-def _one(
-    job: Job, pair: Candidate, device: torch.device, report: EngineReport, *, named: bool
-) -> Engine | None:
-    """Build and gate one candidate; None (recorded in the report) when it is not used."""
-    name, precision = pair
-    label = f'{name} {precision}'
-    start = time.perf_counter()
-    try:
-        return _attempt(job, name, precision, device, report)
-    except SegnodeError as err:
-        report.refused(label, err, time.perf_counter() - start)
-        if named or (job.config.strict and not isinstance(err, EngineUnavailable)):
-            raise
-        log.log(_quiet(err), 'engine %s not used: %s', label, err)
-    except Exception as err:  # the one broad except: the engine fallback (docs/engine.md)
-        report.refused(label, err, time.perf_counter() - start)
-        if named or job.config.strict:
-            raise EngineBuildError(f'{label} build failed: {type(err).__name__}: {err}') from err
-        log.warning('engine %s not used: %s: %s', label, type(err).__name__, err)
-    return None
-
-
-def _quiet(err: SegnodeError) -> int:
-    """A precision a backend does not run is expected; a refused build is worth a warning."""
-    return logging.INFO if isinstance(err, EngineUnavailable) else logging.WARNING
-
-
-def _measure(
-    job: Job, pairs: list[Candidate], device: torch.device, report: EngineReport
-) -> tuple[Engine, Candidate]:
-    """Build, gate and time every candidate; keep the fastest."""
-    log.info('engine auto: measuring %d candidates at %dx%dx%d (%s)', len(pairs), job.batch,
-             job.height, job.width, ', '.join(f'{b} {p}' for b, p in pairs))  # fmt: skip
-    frames = job.example().to(device)  # timing does not depend on the pixels
-    best: tuple[float, Engine, Candidate, EngineReport] | None = None
-    for pair in pairs:
-        trial = EngineReport(device=str(device))
-        engine = _one(job, pair, device, trial, named=False)
-        report.attempts.extend(trial.attempts)
-        if engine is None:
-            continue
-        ms = time_calls(engine, frames, device)
-        report.attempts.append(Attempt(f'{pair[0]} {pair[1]}', True, '', trial.build_s, ms))
-        log.info('engine %s %s: %.1f ms per call (built in %.1f s)', *pair, ms, trial.build_s)
-        if best is None or ms < best[0]:
-            best = (ms, engine, pair, trial)
-        del engine
-    if best is None:
-        raise EngineUnavailable(f'no engine could be built: {report.summary()}')
-    ms, engine, pair, winner = best
-    report.parity, report.artefact = winner.parity, winner.artefact
-    report.notes.extend(winner.notes)  # e.g. the artefact it was loaded from
-    timed = sorted((a for a in report.attempts if a.ms is not None), key=lambda a: a.ms or 0.0)
-    runner_up = f'; next {timed[1].backend} at {timed[1].ms:.1f} ms' if len(timed) > 1 else ''
-    report.notes.append(f'chosen by measurement: {pair[0]} {pair[1]} at {ms:.1f} ms{runner_up}')
-    return engine, pair
 
 
 def build_engine(
@@ -314,6 +145,152 @@ def _chosen(
     return engine
 
 
+def _measure(
+    job: Job, pairs: list[Candidate], device: torch.device, report: EngineReport
+) -> tuple[Engine, Candidate]:
+    """Build, gate and time every candidate; keep the fastest."""
+    log.info('engine auto: measuring %d candidates at %dx%dx%d (%s)', len(pairs), job.batch,
+             job.height, job.width, ', '.join(f'{b} {p}' for b, p in pairs))  # fmt: skip
+    frames = job.example().to(device)  # timing does not depend on the pixels
+    best: tuple[float, Engine, Candidate, EngineReport] | None = None
+    for pair in pairs:
+        trial = EngineReport(device=str(device))
+        engine = _one(job, pair, device, trial, named=False)
+        report.attempts.extend(trial.attempts)
+        if engine is None:
+            continue
+        ms = time_calls(engine, frames, device)
+        report.attempts.append(Attempt(f'{pair[0]} {pair[1]}', True, '', trial.build_s, ms))
+        log.info('engine %s %s: %.1f ms per call (built in %.1f s)', *pair, ms, trial.build_s)
+        if best is None or ms < best[0]:
+            best = (ms, engine, pair, trial)
+        del engine
+    if best is None:
+        raise EngineUnavailable(f'no engine could be built: {report.summary()}')
+    ms, engine, pair, winner = best
+    report.parity, report.artefact = winner.parity, winner.artefact
+    report.notes.extend(winner.notes)  # e.g. the artefact it was loaded from
+    timed = sorted((a for a in report.attempts if a.ms is not None), key=lambda a: a.ms or 0.0)
+    runner_up = f'; next {timed[1].backend} at {timed[1].ms:.1f} ms' if len(timed) > 1 else ''
+    report.notes.append(f'chosen by measurement: {pair[0]} {pair[1]} at {ms:.1f} ms{runner_up}')
+    return engine, pair
+
+
+def _one(
+    job: Job, pair: Candidate, device: torch.device, report: EngineReport, *, named: bool
+) -> Engine | None:
+    """Build and gate one candidate; None (recorded in the report) when it is not used."""
+    name, precision = pair
+    label = f'{name} {precision}'
+    start = time.perf_counter()
+    try:
+        return _attempt(job, name, precision, device, report)
+    except SegnodeError as err:
+        report.refused(label, err, time.perf_counter() - start)
+        if named or (job.config.strict and not isinstance(err, EngineUnavailable)):
+            raise
+        log.log(_quiet(err), 'engine %s not used: %s', label, err)
+    except Exception as err:  # the one broad except: the engine fallback (docs/engine.md)
+        report.refused(label, err, time.perf_counter() - start)
+        if named or job.config.strict:
+            raise EngineBuildError(f'{label} build failed: {type(err).__name__}: {err}') from err
+        log.warning('engine %s not used: %s: %s', label, type(err).__name__, err)
+    return None
+
+
+def _quiet(err: SegnodeError) -> int:
+    """A precision a backend does not run is expected; a refused build is worth a warning."""
+    return logging.INFO if isinstance(err, EngineUnavailable) else logging.WARNING
+
+
+def _attempt(
+    job: Job, name: str, precision: str, device: torch.device, report: EngineReport
+) -> Engine:
+    """Load the artefact, else build and save one, else build in memory, as the config says."""
+    spec = BACKEND_TABLE[name]
+    options = job.options(device, precision)
+    spec.check(options)
+    c = job.config
+    start = time.perf_counter()
+    path = _find(job, spec, options)
+    if path is not None:
+        engine = _load(job, spec, options, path, report)
+    elif c.artifact_dir and c.build_if_missing:
+        exported = _export(job, spec, options, Path(c.artifact_dir))
+        engine, report.parity = exported.engine, exported.parity
+        report.artefact = str(exported.path)
+        report.notes.append(f'built and saved {exported.path.name}')
+    elif not spec.BUILDS_ON_THE_SPOT and not c.build_if_missing:
+        raise EngineUnavailable(_missing(job, spec, options, c.artifact_dir))
+    else:
+        engine = _fresh(job, spec, options, report)
+    report.build_s = time.perf_counter() - start
+    return engine
+
+
+def _find(job: Job, spec: Backend, options: BuildOptions) -> Path | None:
+    """The matching artefact in ``artifact_dir``; None when there is none (or no folder).
+
+    A mismatching artefact is refused (``EngineBuildError``) unless ``build_if_missing``.
+    """
+    c = job.config
+    if not c.artifact_dir:
+        return None
+    try:
+        return find_artefact(c.artifact_dir, job.key(spec.NAME, options))
+    except EngineBuildError:
+        if not c.build_if_missing:
+            raise
+        return None
+
+
+def _load(
+    job: Job, spec: Backend, options: BuildOptions, path: Path, report: EngineReport
+) -> Engine:
+    """Load an exported artefact and gate it again (the export's figures are kept beside)."""
+    log.info('loading %s artefact %s', spec.NAME, path)
+    engine = job.engine(spec, spec.load(path, options, job.example()), options)
+    stored = read_manifest(path.with_suffix('.json')).get('parity') or {}
+    if job.config.parity_gate:
+        report.parity = job.gate(spec, engine, options).to_dict()
+        report.parity['export_time'] = stored
+    report.artefact = str(path)
+    report.notes.append(f'loaded {path.name}')
+    return engine
+
+
+def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport) -> Engine:
+    took = spec.BUILD_TIME
+    if options.precision == 'int8' and options.calibration is not None:
+        took = f'calibrating on {len(options.calibration)} frames: a minute or two on a CPU'
+    if took:
+        log.info(
+            'building %s %s engine for %dx%dx%d in memory (%s)',
+            spec.NAME,
+            options.precision,
+            job.batch,
+            job.height,
+            job.width,
+            took,
+        )
+    engine = job.engine(spec, spec.build(job.graph(spec), job.example(), options), options)
+    if job.config.parity_gate:
+        report.parity = job.gate(spec, engine, options).to_dict()
+    return engine
+
+
+def _missing(job: Job, spec: Backend, options: BuildOptions, folder: str) -> str:
+    where = f'in {folder}' if folder else '(engine.artifact_dir is not set)'
+    dyn = ' --dynamic' if job.config.dynamic else ''
+    return (
+        f'no {spec.TITLE} engine for {job.batch}x{job.height}x{job.width} {options.precision} '
+        f'{where}; build it on this machine with: segnode export --checkpoint CKPT '
+        f'--backend {spec.NAME} --size {job.height} {job.width} --batch {job.batch} '
+        f'--precision {options.precision}{dyn} --out {folder or "DIR"} '
+        '(or set engine.build_if_missing: true)'
+    )
+
+
 def export_engine(
     model: MFARANet,
     config: EngineConfig,
@@ -350,3 +327,32 @@ def export_engine(
         build_s=exported.build_s,
     )
     return exported.path, report
+
+
+@dataclass(frozen=True)
+class _Exported:
+    path: Path
+    engine: Engine
+    parity: dict[str, Any]
+    build_s: float
+
+
+def _export(job: Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _Exported:
+    """Export, load the written file, gate it, and only then move it into place."""
+    key = job.key(spec.NAME, options)
+    path = artefact_path(out_dir, key)
+    engines: list[Engine] = []
+    parity: dict[str, Any] = {}
+    start = time.perf_counter()
+
+    def write(tmp: Path) -> None:
+        spec.export(job.graph(spec), job.example(), tmp, options)
+        engine = job.engine(spec, spec.load(tmp, options, job.example()), options)
+        engines.append(engine)
+        if job.config.parity_gate:
+            parity.update(job.gate(spec, engine, options).to_dict())
+
+    atomic_write(path, write)
+    seconds = time.perf_counter() - start
+    write_manifest(path, key, parity=parity or None, build_s=round(seconds, 1))
+    return _Exported(path, engines[0], parity, seconds)

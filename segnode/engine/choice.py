@@ -36,7 +36,9 @@ __all__ = [
     'choice_key',
     'cpu_model',
     'native_bf16',
+    'precisions',
     'read_choice',
+    'resolve_precision',
     'time_calls',
     'write_choice',
 ]
@@ -64,7 +66,12 @@ def native_bf16() -> bool:
     )
 
 
-def _precisions(config: EngineConfig, device: torch.device, int8: bool) -> tuple[str, ...]:
+def precisions(config: EngineConfig, device: torch.device, *, int8: bool) -> tuple[str, ...]:
+    """``config.precision``, or what ``precision: auto`` measures on ``device``, first guess first.
+
+    The one ``precision: auto`` policy: fp16 first on CUDA, fp32 first on a CPU; bf16 where
+    the device runs it; int8 when there are calibration frames for INT8 quantisation.
+    """
     if config.precision != 'auto':
         return (config.precision,)
     if device.type == 'cuda':
@@ -76,6 +83,11 @@ def _precisions(config: EngineConfig, device: torch.device, int8: bool) -> tuple
     return (*found, 'int8') if int8 else tuple(found)
 
 
+def resolve_precision(config: EngineConfig, device: torch.device) -> str:
+    """The one precision an export builds: ``config.precision``, or auto's first guess."""
+    return precisions(config, device, int8=False)[0]
+
+
 def candidates(config: EngineConfig, device: torch.device, *, int8: bool) -> list[Candidate]:
     """The (backend, precision) pairs ``config`` allows on ``device``, fastest-first guess.
 
@@ -85,12 +97,12 @@ def candidates(config: EngineConfig, device: torch.device, *, int8: bool) -> lis
         int8: Calibration frames exist, so int8 is a candidate of ``precision: auto``.
     """
     backends = AUTO_ORDER[device.type] if config.backend == 'auto' else (config.backend,)
-    precisions = _precisions(config, device, int8)
+    wanted = precisions(config, device, int8=int8)
     if config.precision != 'auto':
-        return [(b, precisions[0]) for b in backends]
+        return [(b, wanted[0]) for b in backends]
     runs = {b: BACKEND_TABLE[b].PRECISIONS.get(device.type, ()) for b in backends}
-    pairs = [(b, p) for b in backends for p in precisions if p in runs[b]]
-    return pairs or [(backends[0], precisions[0])]  # refused with the backend's own reason
+    pairs = [(b, p) for b in backends for p in wanted if p in runs[b]]
+    return pairs or [(backends[0], wanted[0])]  # refused with the backend's own reason
 
 
 def cpu_model() -> str:

@@ -12,29 +12,37 @@ from pathlib import Path
 import torch
 from torch import nn, Tensor
 
-from segnode.engine.base import BuildOptions, Runner
+from segnode.engine.base import BuildOptions, Runner, torch_key
 from segnode.engine.graph import export_program, reduced_precision
 from segnode.errors import EngineBuildError, EngineUnavailable
 from segnode.model.deploy import FrameToMask
 
 __all__ = [
+    'BUILD_TIME',
+    'BUILDS_ON_THE_SPOT',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
     'SUFFIX',
+    'TITLE',
     'build',
     'check',
     'export',
+    'key_fields',
     'load',
     'load_program',
     'place_graph',
 ]
 
 NAME = 'eager'
+TITLE = 'eager'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.pt2'
 # What `precision: auto` measures here, per device type (others are refused or emulated).
 PRECISIONS = {'cpu': ('fp32', 'bf16'), 'cuda': ('fp32', 'fp16', 'bf16')}
+BUILDS_ON_THE_SPOT = True
+BUILD_TIME = ''  # instant: nothing is said before a build
+key_fields = torch_key
 
 
 class ModuleRunner:

@@ -18,6 +18,7 @@ from typing import Any, cast
 import torch
 from torch import nn, Tensor
 
+from segnode.config import DYNAMIC_MAX_SIDE, MIN_SIDE, STRIDE
 from segnode.model.attention_fusion import AttentionBranch
 from segnode.model.deploy import FrameToMask
 from segnode.model.flow_align import FlowPredictor
@@ -125,14 +126,12 @@ def frame_graph(
     ).eval()
 
 
-STRIDE = 32  # dynamic frame sizes are multiples of the output stride
-
-
 def frame_dims(batch: int, height: int, width: int, *, dynamic: bool) -> None:
-    """Check a frame shape can be exported (dynamic sizes are multiples of 32)."""
-    if batch < 1 or height < 32 or width < 32:
+    """Check a frame shape can be exported (dynamic sizes are multiples of ``STRIDE``)."""
+    if batch < 1 or height < MIN_SIDE or width < MIN_SIDE:
         raise ValueError(
-            f'frames must be at least 32x32 in batches >= 1, got {batch}x{height}x{width}'
+            f'frames must be at least {MIN_SIDE}x{MIN_SIDE} in batches >= 1, '
+            f'got {batch}x{height}x{width}'
         )
     if dynamic and (height % STRIDE or width % STRIDE):
         raise ValueError(
@@ -141,7 +140,7 @@ def frame_dims(batch: int, height: int, width: int, *, dynamic: bool) -> None:
 
 
 def export_program(
-    graph: FrameToMask, example: Tensor, *, dynamic: bool, max_side: int = 2048
+    graph: FrameToMask, example: Tensor, *, dynamic: bool, max_side: int = DYNAMIC_MAX_SIDE
 ) -> torch.export.ExportedProgram:
     """``torch.export`` a frame graph on the example's device, static or with dynamic H/W.
 

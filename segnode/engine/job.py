@@ -29,7 +29,6 @@ from segnode.engine.parity import (
     prepare_reference,
     Reference,
 )
-from segnode.engine.tensorrt.backend import trt_versions
 from segnode.errors import EngineBuildError
 from segnode.model.mfaranet import MFARANet
 
@@ -38,9 +37,13 @@ __all__ = ['Job']
 log = logging.getLogger('segnode.engine.build')  # one logger for everything a build says
 
 
-@dataclass(frozen=True)
+@dataclass
 class Job:
-    """Everything one attempt needs, resolved once."""
+    """Everything one attempt needs, resolved once.
+
+    Two things are filled in on first use and kept: the INT8 calibration frames (read from
+    ``calibration_images`` when not given) and the gate's reference (one device per build).
+    """
 
     model: MFARANet
     reference_model: MFARANet
@@ -50,7 +53,10 @@ class Job:
     width: int
     digest: str
     calibration: Tensor | None
-    references: dict[str, Reference] = field(default_factory=dict, compare=False)
+    # (device, reference): one device per build, so the reference of the last one is kept
+    gate_reference: tuple[torch.device, Reference] | None = field(
+        default=None, compare=False, repr=False
+    )
 
     @classmethod
     def create(
@@ -85,7 +91,7 @@ class Job:
             frames = image_frames(
                 paths[: c.calibration_frames], self.height, self.width, bgr=c.bgr
             )
-            object.__setattr__(self, 'calibration', torch.from_numpy(frames))
+            self.calibration = torch.from_numpy(frames)
         return self.calibration
 
     def options(self, device: torch.device, precision: str) -> BuildOptions:
@@ -102,7 +108,6 @@ class Job:
         )
 
     def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
-        versions = trt_versions() if backend == 'tensorrt' else None
         return artefact_key(
             backend=backend,
             checkpoint_sha256=self.digest,
@@ -115,7 +120,6 @@ class Job:
             bgr=self.config.bgr,
             precision=options.precision,
             device=options.device,
-            versions=versions,
         )
 
     def graph(self, spec: Backend) -> nn.Module:
@@ -146,10 +150,10 @@ class Job:
         )
 
     def reference(self, device: torch.device) -> Reference:
-        """The gate's frames and eager fp32 verdict on them, computed once per device."""
-        if str(device) not in self.references:
+        """The gate's frames and eager fp32 verdict on them, computed once per build."""
+        if self.gate_reference is None or self.gate_reference[0] != device:
             c = self.config
-            self.references[str(device)] = prepare_reference(
+            reference = prepare_reference(
                 self.reference_model,
                 math.ceil(c.parity_frames / self.batch) * self.batch,
                 self.height,
@@ -160,7 +164,8 @@ class Job:
                 labels=c.parity_labels,
                 device=device,
             )
-        return self.references[str(device)]
+            self.gate_reference = (device, reference)
+        return self.gate_reference[1]
 
     def gate(self, spec: Backend, engine: Engine, options: BuildOptions) -> ParityResult:
         result = check_parity(

@@ -283,9 +283,9 @@ def prepare_reference(
     return Reference(frames, torch.cat(masks), torch.cat(margins), label_t, source, num_classes)
 
 
-def _chunks(frames: Tensor, batch: int) -> Iterator[tuple[slice, Tensor]]:
+def _chunks(frames: Tensor, batch: int) -> Iterator[Tensor]:
     for start in range(0, len(frames) - batch + 1, batch):
-        yield slice(start, start + batch), frames[start : start + batch]
+        yield frames[start : start + batch]
 
 
 def check_parity(
@@ -307,7 +307,7 @@ def check_parity(
     """
     got = []
     with torch.inference_mode():
-        for _, chunk in _chunks(reference.frames, batch):
+        for chunk in _chunks(reference.frames, batch):
             got.append(masks_fn(chunk.to(device)).cpu().long())
     if not got:
         raise EngineBuildError(f'the parity gate got no frames (batch {batch})')

@@ -15,12 +15,10 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 
+from segnode.config import IMAGENET_MEAN, IMAGENET_STD
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['FrameToMask', 'IMAGENET_MEAN', 'IMAGENET_STD']
-
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+__all__ = ['FrameToMask']
 
 
 class FrameToMask(nn.Module):

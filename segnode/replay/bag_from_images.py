@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segnode.errors import BagWriteError, ImageFormatError
-from segnode.node.imaging import array_to_fields, encode_compressed
+from segnode.pipeline.imaging import array_to_fields, encode_compressed
 from segnode.replay.bag_writer import (
     BagWriter,
     check_topic_name,
@@ -25,6 +25,7 @@ from segnode.replay.bag_writer import (
     make_header,
     make_image,
 )
+from segnode.replay.options import BagFromImagesOptions
 
 __all__ = [
     'DEFAULT_START_NS',
@@ -166,12 +167,12 @@ def bag_from_images(
     out: str | Path,
     *,
     labels: str | Path | None = None,
-    rate: float = 10.0,
-    compressed: bool = False,
-    topic: str = '/camera/image_raw',
-    label_topic: str = '/camera/labels',
-    frame_id: str = 'camera',
-    storage: str = 'mcap',
+    rate: float = BagFromImagesOptions.rate,
+    compressed: bool = BagFromImagesOptions.compressed,
+    topic: str = BagFromImagesOptions.topic,
+    label_topic: str = BagFromImagesOptions.label_topic,
+    frame_id: str = BagFromImagesOptions.frame_id,
+    storage: str = BagFromImagesOptions.storage,
     start_ns: int = DEFAULT_START_NS,
     progress: bool = True,
     limit: int = 0,

@@ -30,7 +30,7 @@ from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.stores import ros2_jazzy as jazzy
 
 from segnode.errors import BagWriteError
-from segnode.node.imaging import ImageFields
+from segnode.pipeline.imaging import ImageFields
 from segnode.replay.mcap_crc import fill_chunk_crcs
 
 __all__ = [
@@ -60,7 +60,7 @@ def make_header(stamp_ns: int, frame_id: str = '') -> Header:
 
 
 def make_image(fields: ImageFields, header: Header) -> Image:
-    """A ``sensor_msgs/Image`` from :func:`segnode.node.imaging.array_to_fields` output."""
+    """A ``sensor_msgs/Image`` from :func:`segnode.pipeline.imaging.array_to_fields` output."""
     return Image(
         header=header,
         height=fields.height,

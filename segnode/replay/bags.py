@@ -33,7 +33,7 @@ from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.serde import SerdeError
 from rosbags.typesys import get_typestore, Stores
 
-from segnode.config import read_yaml
+from segnode.config import read_yaml, short_repr
 from segnode.errors import BagReadError, ConfigError, one_line
 from segnode.files import file_sha256
 
@@ -52,32 +52,44 @@ STORAGES = {'.db3': 'sqlite3', '.mcap': 'mcap'}
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
 # What rosbags lets escape from a truncated or corrupt storage file: its own ReaderError, the
-# sqlite driver's errors (apsw) and, from the MCAP parser, I/O, struct and decoding errors (a
-# corrupt record length can ask for more memory than there is, or overflow a size).
-_READ_ERRORS = (
-    ReaderError,
-    SerdeError,
-    ConfigError,
-    apsw.Error,
-    OSError,
-    EOFError,
-    struct.error,
-    ValueError,
-    TypeError,
-    IndexError,
-    KeyError,
-    RuntimeError,
-    MemoryError,
-    OverflowError,
+# sqlite driver's errors (apsw), the metadata's YAML (ConfigError from read_yaml) and I/O and
+# struct errors. These are always a problem of the bag.
+_BAG_ERRORS = (ReaderError, SerdeError, ConfigError, apsw.Error, OSError, EOFError, struct.error)
+# The MCAP parser and the decompressors also raise built-in errors on a corrupt record (a bad
+# length asks for more memory than there is or overflows a size, a bad opcode is a missing
+# key): these are translated only when raised inside the bag libraries. Raised by segnode's
+# own code they are a bug, and surface as one.
+_LIBRARY_ERRORS = (ValueError, TypeError, IndexError, KeyError, RuntimeError, MemoryError,
+                   OverflowError)  # fmt: skip
+_BAG_LIBRARIES = frozenset(
+    {'rosbags', 'apsw', 'sqlite3', 'mcap', 'zstandard', 'zstd', 'backports', 'lz4', 'yaml'}
 )
 
 
+def _raised_in_a_bag_library(err: BaseException) -> bool:
+    """The innermost Python frame of ``err``'s traceback is in one of the bag libraries."""
+    tb, module = err.__traceback__, ''
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get('__name__', ''))
+        tb = tb.tb_next
+    return module.partition('.')[0] in _BAG_LIBRARIES
+
+
 @contextmanager
-def _reading(path: Path, what: str) -> Iterator[None]:
-    """Translate rosbags' and the storage drivers' errors into one-line ``BagReadError``."""
+def _reading(path: Path, what: str, *, parsing: bool = False) -> Iterator[None]:
+    """Translate the bag libraries' errors (only theirs) into one-line ``BagReadError``.
+
+    ``parsing``: the block picks the fields of the bag's metadata apart itself, so a built-in
+    error raised there (a missing key, a wrong type) is the file's fault too.
+    """
     try:
         yield
-    except _READ_ERRORS as err:
+    except _BAG_ERRORS as err:
+        reason = one_line(err)
+        raise BagReadError(f'cannot {what} {path}: {reason} (truncated or corrupt?)') from err
+    except _LIBRARY_ERRORS as err:
+        if not (parsing or _raised_in_a_bag_library(err)):
+            raise
         reason = one_line(err)
         raise BagReadError(f'cannot {what} {path}: {reason} (truncated or corrupt?)') from err
 
@@ -254,13 +266,20 @@ class BagReader:
             reader = Reader(path)
             reader.open()
         (stack or self._stack).callback(reader.close)
+        for conn in reader.connections:  # rosbags takes them from the file as they are
+            if not (isinstance(conn.topic, str) and isinstance(conn.msgtype, str)):
+                raise BagReadError(
+                    f'cannot open bag {path}: a topic name or type is not a string '
+                    f'({short_repr(conn.topic)}: {short_repr(conn.msgtype)}) '
+                    '(truncated or corrupt?)'
+                )
         return reader
 
     def _open(self) -> tuple[list[Reader], BagInfo]:
         folder, files, notes = _locate(self.path)
         version = 0
         if folder is not None:
-            with _reading(folder / 'metadata.yaml', 'read'):
+            with _reading(folder / 'metadata.yaml', 'read', parsing=True):
                 meta = read_yaml(folder / 'metadata.yaml', 'bag metadata')
                 meta = meta['rosbag2_bagfile_information']
                 version, storage = int(meta['version']), str(meta['storage_identifier'])
@@ -354,7 +373,7 @@ class BagReader:
             for conn, log_time, raw in heapq.merge(*streams, key=lambda m: m[1]):
                 try:
                     msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-                except _READ_ERRORS as err:
+                except (*_BAG_ERRORS, *_LIBRARY_ERRORS) as err:  # one library call
                     reason = one_line(err)
                     error = f'{conn.msgtype} at log time {log_time} cannot be read: {reason}'
                     yield BagMessage(conn.topic, conn.msgtype, log_time, None, error)

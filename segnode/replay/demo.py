@@ -20,11 +20,11 @@ import shutil
 from segnode.config import EngineConfig
 from segnode.errors import ReplayError
 from segnode.files import ctrl_c_after
-from segnode.node.assemble import load_labelled_model
-from segnode.node.config import LabelModelConfig, NodeConfig
+from segnode.pipeline.assemble import load_labelled_model
+from segnode.pipeline.config import LabelModelConfig, NodeConfig
 from segnode.replay.bag_from_images import bag_from_images, write_frames
 from segnode.replay.bag_writer import BagWriter
-from segnode.replay.options import ReplayOptions
+from segnode.replay.options import DemoOptions, ReplayOptions
 from segnode.replay.replay import replay
 from segnode.replay.report import headline, write_report
 from segnode.synthetic import synthetic_drive
@@ -52,11 +52,11 @@ def camvid_val() -> tuple[Path, Path] | None:
 
 def run_demo(
     *,
-    frames: int = 30,
-    size: tuple[int, int] = (360, 480),
-    rate: float = 10.0,
-    backend: str = 'eager',
-    out_dir: str | Path = 'outputs/demo',
+    frames: int = DemoOptions.frames,
+    size: tuple[int, int] = DemoOptions.size,
+    rate: float = DemoOptions.rate,
+    backend: str = DemoOptions.backend,
+    out_dir: str | Path = DemoOptions.out_dir,
     progress: bool = True,
     images: str | Path | None = None,
     labels: str | Path | None = None,

@@ -1,4 +1,9 @@
-"""How a replay runs: ``ReplayOptions`` (rate, speed, topics, labels, outputs)."""
+"""The defaults of the bag commands, written once: replay, bag-from-images and demo.
+
+``ReplayOptions`` (rate, speed, topics, labels, outputs), ``BagFromImagesOptions`` (rate,
+topics, storage) and ``DemoOptions`` (the drive); the command line reads its defaults from
+them.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,7 @@ from dataclasses import dataclass
 
 from segnode.errors import ReplayError
 
-__all__ = ['RATES', 'ReplayOptions']
+__all__ = ['BagFromImagesOptions', 'DemoOptions', 'RATES', 'ReplayOptions']
 
 RATES = ('max', 'realtime')
 
@@ -54,3 +59,43 @@ class ReplayOptions:
             raise ReplayError(f'--speed must be > 0, got {self.speed}')
         if self.label_match not in ('stamp', 'order'):
             raise ReplayError(f'label matching must be stamp or order, got {self.label_match!r}')
+
+
+@dataclass(frozen=True)
+class BagFromImagesOptions:
+    """The defaults of ``segnode bag-from-images`` (``bag_from_images``).
+
+    Attributes:
+        rate: Frames per second of the stamps.
+        compressed: Write jpeg ``CompressedImage`` on ``<topic>/compressed``.
+        topic: Image topic.
+        label_topic: Label topic.
+        frame_id: Header frame_id.
+        storage: ``mcap`` or ``sqlite3``.
+    """
+
+    rate: float = 10.0
+    compressed: bool = False
+    topic: str = '/camera/image_raw'
+    label_topic: str = '/camera/labels'
+    frame_id: str = 'camera'
+    storage: str = 'mcap'
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The defaults of ``segnode demo`` (``run_demo``).
+
+    Attributes:
+        frames: Frames in the drive.
+        size: Frame size (H, W) of a synthetic drive (CamVid's).
+        rate: Camera rate in Hz.
+        backend: Engine backend (eager starts at once).
+        out_dir: Folder for the bag and the report.
+    """
+
+    frames: int = 30
+    size: tuple[int, int] = (360, 480)
+    rate: float = 10.0
+    backend: str = 'eager'
+    out_dir: str = 'outputs/demo'

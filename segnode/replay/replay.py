@@ -1,7 +1,7 @@
 """Replay a recorded drive through the node's own service and measure what it would have done.
 
 One pipeline, no second implementation: frames from the bag go through
-:class:`~segnode.node.service.SegmentationService` exactly as the node's subscriptions feed it.
+:class:`~segnode.pipeline.service.SegmentationService` exactly as the node's subscriptions feed it.
 
 - ``max`` rate: every frame, one after another, as fast as the engine goes (quality and
   throughput; nothing is dropped).
@@ -29,10 +29,10 @@ from tqdm import tqdm
 from segnode.engine.segmenter import describe_engines
 from segnode.errors import ReplayError
 from segnode.metrics import confusion_matrix, unknown_label_pixels
-from segnode.node import imaging
-from segnode.node.assemble import build_service, load_labelled_model, LoadedModel
-from segnode.node.config import NodeConfig
-from segnode.node.service import FrameResult, Outputs, SegmenterFactory
+from segnode.pipeline import imaging
+from segnode.pipeline.assemble import build_service, load_labelled_model, LoadedModel
+from segnode.pipeline.config import NodeConfig
+from segnode.pipeline.service import FrameResult, Outputs, SegmenterFactory
 from segnode.replay.bag_writer import BagWriter, make_diagnostics, make_image
 from segnode.replay.bags import BagReader, camera_names, open_bag
 from segnode.replay.options import ReplayOptions

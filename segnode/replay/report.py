@@ -230,7 +230,7 @@ def _plot_latency(result: ReplayResult, path: Path, timeline: bool) -> None:
 
 def _plot_class_iou(doc: dict[str, Any], palette: np.ndarray, path: Path) -> None:
     """Horizontal bars of per-class IoU in the class colours; absent classes are labelled."""
-    from segnode.node.imaging import palette_lut
+    from segnode.pipeline.imaging import palette_lut
 
     names, raw = list(doc['per_class_iou']), list(doc['per_class_iou'].values())
     values = [0.0 if v is None else v for v in raw]
@@ -254,7 +254,7 @@ def _overlay_png(overlay: Overlay, palette: np.ndarray) -> bytes:
     """PNG of image | prediction over image | truth; ids past the palette are black."""
     import cv2
 
-    from segnode.node.imaging import colorize, palette_lut
+    from segnode.pipeline.imaging import colorize, palette_lut
 
     lut = palette_lut(palette)
     image = np.asarray(overlay.image, dtype=np.uint8)

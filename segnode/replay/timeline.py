@@ -1,6 +1,6 @@
 """Time in a replay: frames delivered at their arrival times, and the bag's clock.
 
-:func:`run_timeline` feeds a :class:`~segnode.node.service.SegmentationService` frame by frame
+:func:`run_timeline` feeds a :class:`~segnode.pipeline.service.SegmentationService` frame by frame
 at their arrival times and runs its worker on the calling thread, so a slow model drops frames
 exactly as it would on the vehicle. :class:`ReplayClock` maps the bag's log time onto a
 monotonic clock at a chosen speed.
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable
 import time
 from typing import Any, NamedTuple
 
-from segnode.node.service import SegmentationService
+from segnode.pipeline.service import SegmentationService
 
 __all__ = ['Arrival', 'ReplayClock', 'run_timeline']
 
@@ -36,7 +36,7 @@ def run_timeline(
 
     Frames that arrive while the worker is busy wait in their slot and replace each other,
     exactly as on a vehicle, so a slow model drops frames here as it would there. Used with a
-    :class:`~segnode.node.scheduler.ManualClock` (tests, simulations) and by realtime replay.
+    :class:`~segnode.pipeline.scheduler.ManualClock` (tests, simulations) and by realtime replay.
 
     Args:
         service: The service (its worker thread must not be running).

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from segnode.errors import ReplayError
-from segnode.node import imaging
+from segnode.pipeline import imaging
 from segnode.replay.bags import BagReader
 from segnode.replay.options import ReplayOptions
 

@@ -18,9 +18,10 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from segnode.node.diagnostics import Summary
-from segnode.node.imaging import ImageFields
-from segnode.node.service import FrameMetrics
+from segnode.metrics import IGNORE_ID
+from segnode.pipeline.diagnostics import Summary
+from segnode.pipeline.imaging import ImageFields
+from segnode.pipeline.service import FrameMetrics
 
 try:  # optional: no wheel of it exists, and the node runs without it (no ~/label_info)
     from vision_msgs.msg import LabelInfo, VisionClass
@@ -29,7 +30,6 @@ except ImportError:
 
 __all__ = [
     'RosClock',
-    'UNLABELED_ID',
     'copy_header',
     'image_msg',
     'label_info_msg',
@@ -38,9 +38,6 @@ __all__ = [
     'qos_profile',
     'status_msg',
 ]
-
-# Masks are mono8 with 255 = unlabeled (vision_msgs: the largest id of the mask type).
-UNLABELED_ID = 255
 
 _RELIABILITY = {
     'SENSOR_DATA': ReliabilityPolicy.BEST_EFFORT,
@@ -141,8 +138,8 @@ def metrics_msg(
     """One frame's timings as a ``DiagnosticArray`` stamped with the input header.
 
     One ``DiagnosticStatus`` named ``<node>: <camera>``; its values are the
-    :class:`~segnode.node.service.FrameMetrics` fields in order (milliseconds with three decimals,
-    counts as integers).
+    :class:`~segnode.pipeline.service.FrameMetrics` fields in order (milliseconds with three
+    decimals, counts as integers).
     """
     values = [KeyValue(key=key, value=_text(value)) for key, value in metrics.as_dict().items()]
     status = DiagnosticStatus(
@@ -156,7 +153,7 @@ def metrics_msg(
 
 
 def label_info_msg(
-    names: Sequence[str], threshold: float = 0.0, unlabeled_id: int | None = UNLABELED_ID
+    names: Sequence[str], threshold: float = 0.0, unlabeled_id: int | None = IGNORE_ID
 ) -> Any:
     """``vision_msgs/LabelInfo``: class ids 0..K-1 with their names, plus the unlabeled id.
 
@@ -170,7 +167,7 @@ def label_info_msg(
 
 
 def status_msg(name: str, summary: Summary, hardware_id: str = 'none') -> DiagnosticStatus:
-    """A ``DiagnosticStatus`` of a :class:`~segnode.node.diagnostics.Summary`: OK, WARN or ERROR.
+    """A ``DiagnosticStatus`` of a :class:`~segnode.pipeline.diagnostics.Summary`: OK, WARN or ERROR.
 
     Values keep the summary's order; ``hardware_id`` is ``none`` as the node has always set it.
     """

@@ -36,10 +36,10 @@ from sensor_msgs.msg import CompressedImage, Image
 from std_srvs.srv import SetBool
 
 from segnode.errors import ConfigError, EngineBuildError, SegnodeError
-from segnode.node.assemble import build_service
-from segnode.node.diagnostics import camera_summary, engine_summary, gpu_memory
-from segnode.node.imaging import array_to_fields
-from segnode.node.service import FrameMetrics, Outputs
+from segnode.pipeline.assemble import build_service
+from segnode.pipeline.diagnostics import camera_summary, engine_summary, gpu_memory
+from segnode.pipeline.imaging import array_to_fields
+from segnode.pipeline.service import FrameMetrics, Outputs
 from segnode.ros import convert, params
 
 if TYPE_CHECKING:

@@ -1,10 +1,10 @@
-"""ROS 2 parameters <-> :class:`~segnode.node.config.NodeConfig`.
+"""ROS 2 parameters <-> :class:`~segnode.pipeline.config.NodeConfig`.
 
-One read-only parameter per entry of :func:`~segnode.node.config.node_config_to_flat`, named by
+One read-only parameter per entry of :func:`~segnode.pipeline.config.node_config_to_flat`, named by
 its dotted path (``engine.backend``), with the dataclass default and the dataclass docstring as
 description. ``camera_names`` is declared and read first; then ``cameras.<name>.topic``,
 ``.transport`` and ``.qos`` for each listed name. The values go back through
-:func:`~segnode.node.config.node_config_from_flat`, so the node validates exactly as the core
+:func:`~segnode.pipeline.config.node_config_from_flat`, so the node validates exactly as the core
 does and an invalid value is a :class:`~segnode.errors.ConfigError` naming the key.
 
 Typing: bools, ints, strings and non-empty lists are statically typed from their default.
@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 
 from segnode.config import BACKEND_CHOICES, EngineConfig, PRECISION_CHOICES
 from segnode.errors import ConfigError
-from segnode.node.config import (
+from segnode.pipeline.config import (
     CameraConfig,
     COLOR_MODES,
     LabelModelConfig,

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from segnode.config import IMAGENET_MEAN, IMAGENET_STD
 from segnode.data.boundary import binary_boundary
 from segnode.data.transforms import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     normalise,
     PAD_COLOUR,
     random_crop,

@@ -42,7 +42,10 @@ def replaced() -> Callable[..., SimpleNamespace]:
 
     def make(name: str, **functions: Any) -> SimpleNamespace:
         spec = BACKEND_TABLE[name]
-        parts = ('NAME', 'MASK_DTYPE', 'SUFFIX', 'PRECISIONS', 'check', 'build', 'export', 'load')
+        parts = (
+            *('NAME', 'TITLE', 'MASK_DTYPE', 'SUFFIX', 'PRECISIONS', 'BUILDS_ON_THE_SPOT'),
+            *('BUILD_TIME', 'check', 'build', 'export', 'load', 'key_fields'),
+        )
         return SimpleNamespace(**{**{k: getattr(spec, k) for k in parts}, **functions})
 
     return make

@@ -52,11 +52,17 @@ def test_unknown_key_is_refused() -> None:
 
 
 def test_one_backend_table_for_the_one_backend_list() -> None:
-    from segnode.config import BACKENDS
+    from segnode.config import BACKENDS, INT8_BACKENDS
     from segnode.engine.backends import AUTO_ORDER, BACKEND_TABLE
 
     assert tuple(BACKEND_TABLE) == BACKENDS
+    functions = ('check', 'build', 'export', 'load', 'key_fields')
     for name, module in BACKEND_TABLE.items():
-        assert module.NAME == name
-        assert all(callable(getattr(module, f)) for f in ('check', 'build', 'export', 'load'))
+        assert module.NAME == name and module.TITLE
+        assert all(callable(getattr(module, f)) for f in functions)
+        assert isinstance(module.BUILDS_ON_THE_SPOT, bool) and isinstance(module.BUILD_TIME, str)
     assert set(AUTO_ORDER['cuda']) == set(BACKENDS) and 'tensorrt' not in AUTO_ORDER['cpu']
+    runs_int8 = {
+        n for n, m in BACKEND_TABLE.items() if any('int8' in p for p in m.PRECISIONS.values())
+    }
+    assert runs_int8 == set(INT8_BACKENDS)

@@ -10,7 +10,7 @@ import torch
 
 from segnode.data.labels import CAMVID
 from segnode.model.checkpoint import read_checkpoint, state_sha256
-from segnode.node.assemble import DEFAULT_CHECKPOINT, load_labelled_model
+from segnode.pipeline.assemble import DEFAULT_CHECKPOINT, load_labelled_model
 from segnode.train.config import EvalConfig
 from segnode.train.evaluate import evaluate_checkpoint
 

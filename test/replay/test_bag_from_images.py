@@ -11,7 +11,7 @@ import pytest
 
 from segnode.cli import main
 from segnode.errors import BagWriteError, ImageFormatError
-from segnode.node.imaging import image_to_array, stamp_ns, to_rgb_frame
+from segnode.pipeline.imaging import image_to_array, stamp_ns, to_rgb_frame
 from segnode.replay.bag_from_images import bag_from_images, DEFAULT_START_NS, id_ranges
 from segnode.replay.bags import open_bag
 

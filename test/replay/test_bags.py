@@ -15,7 +15,7 @@ from rosbags.typesys import get_typestore, Stores
 import yaml
 
 from segnode.errors import BagReadError, BagWriteError
-from segnode.node.imaging import array_to_fields, encode_compressed, stamp_ns, to_rgb_frame
+from segnode.pipeline.imaging import array_to_fields, encode_compressed, stamp_ns, to_rgb_frame
 from segnode.replay.bag_writer import (
     BagWriter,
     make_compressed,
@@ -275,6 +275,25 @@ def test_garbage_storage_file(tmp_path: Path) -> None:
         (tmp_path / f'{name}.mcap').write_bytes(head + b'ros2' * 20)
         with pytest.raises(BagReadError, match=f'cannot open bag .*{name}.mcap: .*corrupt'):
             open_bag(tmp_path / f'{name}.mcap')
+
+
+@pytest.mark.parametrize('error', [KeyError, TypeError, RuntimeError, ValueError])
+def test_only_the_bag_libraries_errors_read_as_a_corrupt_bag(
+    tmp_path: Path, error: type[Exception]
+) -> None:
+    from segnode.replay import bags
+
+    def segnode_bug() -> None:
+        raise error('a bug in segnode')
+
+    with pytest.raises(error, match='a bug in segnode'):  # not 'truncated or corrupt'
+        with bags._reading(tmp_path, 'read'):
+            segnode_bug()
+    library: dict[str, Any] = {'__name__': 'rosbags.rosbag2.storage_mcap', 'error': error}
+    exec('def parse():\n    raise error("bad record")', library)  # noqa: S102
+    with pytest.raises(BagReadError, match='cannot read .*bad record.*truncated or corrupt'):
+        with bags._reading(tmp_path, 'read'):
+            library['parse']()
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from segnode.errors import BagReadError
-from segnode.node import imaging
+from segnode.pipeline import imaging
 from segnode.replay.bag_writer import BagWriter, make_header, make_image
 from segnode.replay.bags import open_bag
 from segnode.replay.mcap_crc import fill_chunk_crcs, MAGIC

@@ -15,10 +15,10 @@ from segnode.cli import main
 from segnode.config import EngineConfig
 from segnode.data.labels import CAMVID
 from segnode.errors import ReplayError
-from segnode.node import imaging
-from segnode.node.assemble import LoadedModel
-from segnode.node.config import NodeConfig
-from segnode.node.scheduler import ManualClock
+from segnode.pipeline import imaging
+from segnode.pipeline.assemble import LoadedModel
+from segnode.pipeline.config import NodeConfig
+from segnode.pipeline.scheduler import ManualClock
 from segnode.replay.bag_writer import BagWriter, make_compressed, make_header, make_image
 from segnode.replay.bags import open_bag
 from segnode.replay.options import ReplayOptions

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from segnode.node import imaging
+from segnode.pipeline import imaging
 
 try:
     from cv_bridge import CvBridge

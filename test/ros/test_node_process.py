@@ -15,7 +15,7 @@ import uuid
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields
+from segnode.pipeline.imaging import array_to_fields
 
 try:
     from diagnostic_msgs.msg import DiagnosticArray

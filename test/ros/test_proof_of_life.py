@@ -18,7 +18,7 @@ import unittest
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields
+from segnode.pipeline.imaging import array_to_fields
 
 try:
     import launch

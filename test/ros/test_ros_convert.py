@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields, image_to_array
-from segnode.node.service import FrameMetrics
+from segnode.pipeline.imaging import array_to_fields, image_to_array
+from segnode.pipeline.service import FrameMetrics
 
 try:
     from rclpy import qos

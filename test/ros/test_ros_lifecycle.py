@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields, image_to_array
+from segnode.pipeline.imaging import array_to_fields, image_to_array
 
 try:
     from diagnostic_msgs.msg import DiagnosticArray

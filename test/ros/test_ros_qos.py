@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segnode.node.imaging import array_to_fields
+from segnode.pipeline.imaging import array_to_fields
 
 try:
     from rclpy.executors import SingleThreadedExecutor

@@ -28,29 +28,38 @@ from typing import Any
 import torch
 from torch import nn, Tensor
 
-from segnode.engine.base import BuildOptions, Runner
+from segnode.engine.base import BuildOptions, Runner, torch_key
 from segnode.engine.graph import export_program
 from segnode.errors import EngineBuildError, EngineUnavailable
 
 __all__ = [
+    'BUILD_TIME',
+    'BUILDS_ON_THE_SPOT',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
     'SUFFIX',
+    'TITLE',
     'build',
     'check',
     'compile_settings',
     'export',
     'import_torch_tensorrt',
+    'key_fields',
     'load',
     'trt_versions',
 ]
 
 NAME = 'tensorrt'
+TITLE = 'TensorRT'
 MASK_DTYPE = torch.int32  # no uint8 cast converter in Torch-TensorRT 2.13
 SUFFIX = '.ep'
 # What `precision: auto` measures here, per device type (others are refused or emulated).
 PRECISIONS = {'cpu': (), 'cuda': ('fp32', 'fp16', 'bf16', 'int8')}
+# Builds take minutes and belong to `segnode export`: an engine is only loaded from an
+# exported artifact unless engine.build_if_missing is set.
+BUILDS_ON_THE_SPOT = False
+BUILD_TIME = 'minutes'
 
 INSTALL_HINT = (
     'install torch-tensorrt matching torch {torch} exactly (x86: torch 2.13 + torch-tensorrt '
@@ -77,6 +86,17 @@ def import_torch_tensorrt() -> ModuleType:
 def _version(text: str) -> tuple[int, int]:
     match = re.match(r'(\d+)\.(\d+)', text)
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+def key_fields(device: torch.device) -> dict[str, Any]:
+    """The GPU and the torch, Torch-TensorRT and TensorRT versions a program is tied to."""
+    props = torch.cuda.get_device_properties(device)
+    return {
+        **torch_key(device),
+        'gpu_name': props.name,
+        'compute_capability': f'sm_{props.major}{props.minor}',
+        **trt_versions(),
+    }
 
 
 def trt_versions() -> dict[str, str]:

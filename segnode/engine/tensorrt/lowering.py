@@ -325,11 +325,6 @@ def _graph_modules(ep: ExportedProgram) -> Iterator[GraphModule]:
             yield module
 
 
-def _call_nodes(ep: ExportedProgram) -> Iterator[Node]:
-    for module in _graph_modules(ep):
-        yield from (node for node in module.graph.nodes if node.op == 'call_function')
-
-
 def _erased_by_lowering(nodes: list[Node]) -> set[Node]:
     """Nodes the lowering passes erase: asserts, detach, then every node left without users.
 

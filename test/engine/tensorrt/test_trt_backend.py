@@ -73,12 +73,13 @@ def test_missing_torch_tensorrt_has_an_install_hint(monkeypatch: pytest.MonkeyPa
 
 def test_missing_engine_says_how_to_build_it(model: MFARANet, tmp_path: Path) -> None:
     from segnode.engine import build
+    from segnode.engine.backends import BACKEND_TABLE
     from segnode.engine.base import BuildOptions
     from segnode.engine.job import Job
 
     job = Job(model, model, EngineConfig(), 2, 720, 1280, 'x', None)
     options = BuildOptions(device=torch.device('cpu'), precision='fp16')
-    message = build._missing(job, options, str(tmp_path))
+    message = build._missing(job, BACKEND_TABLE['tensorrt'], options, str(tmp_path))
     assert message.startswith(f'no TensorRT engine for 2x720x1280 fp16 in {tmp_path}')
     assert '--backend tensorrt --size 720 1280 --batch 2 --precision fp16' in message
 

@@ -1,7 +1,7 @@
 """What the node reports on ``/diagnostics``, computed from the service's counters.
 
-Plain functions of :class:`~segnode.node.service.CameraStats` and the engines in use; the node
-wraps their results into ``diagnostic_msgs`` statuses on ``/diagnostics``. No rclpy here.
+Plain functions of :class:`~segnode.pipeline.service.CameraStats` and the engines in use; the
+node wraps their results into ``diagnostic_msgs`` statuses on ``/diagnostics``. No rclpy here.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 from segnode.engine.segmenter import describe_engine
 from segnode.metrics import percentiles
-from segnode.node.service import CameraStats
+from segnode.pipeline.service import CameraStats
 
 __all__ = ['RATE_WINDOW_S', 'Summary', 'camera_summary', 'engine_summary', 'gpu_memory']
 

@@ -1,4 +1,4 @@
-"""What the node reports on /diagnostics (segnode.node.diagnostics imports no rclpy)."""
+"""What the node reports on /diagnostics (segnode.pipeline.diagnostics imports no rclpy)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from segnode.node.diagnostics import camera_summary, engine_summary, RATE_WINDOW_S
-from segnode.node.service import CameraStats
+from segnode.pipeline.diagnostics import camera_summary, engine_summary, RATE_WINDOW_S
+from segnode.pipeline.service import CameraStats
 
 S = 10**9
 

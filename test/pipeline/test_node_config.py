@@ -8,7 +8,7 @@ import pytest
 
 from segnode.config import EngineConfig
 from segnode.errors import ConfigError
-from segnode.node.config import (
+from segnode.pipeline.config import (
     CameraConfig,
     load_node_config,
     node_config_from_dict,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from segnode.config import EngineConfig
-from segnode.engine import onnx as onnx_backend
+from segnode.engine import onnxruntime as onnx_backend
 from segnode.engine.backends import BACKEND_TABLE
 from segnode.engine.base import BuildOptions
 from segnode.engine.build import export_engine

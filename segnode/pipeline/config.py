@@ -25,6 +25,9 @@ from segnode.config import (
     config_from_dict,
     config_to_dict,
     EngineConfig,
+    IGNORE_ID,
+    MAX_FRAME_SIDE,
+    MIN_SIDE,
     read_yaml,
     short_repr,
 )
@@ -126,12 +129,15 @@ class LabelModelConfig:
 
     def __post_init__(self) -> None:
         """Validate the class count and the palette layout."""
-        if not 0 <= self.num_classes <= 255:
-            raise ConfigError(f'model.num_classes must be in 0..255, got {self.num_classes}')
-        if len(self.class_names) > 255 or len(self.palette) > 3 * 255:
+        if not 0 <= self.num_classes <= IGNORE_ID:
+            raise ConfigError(
+                f'model.num_classes must be in 0..{IGNORE_ID}, got {self.num_classes}'
+            )
+        if len(self.class_names) > IGNORE_ID or len(self.palette) > 3 * IGNORE_ID:
             raise ConfigError(
                 f'model.class_names has {len(self.class_names)} names and model.palette '
-                f'{len(self.palette)} values; at most 255 classes (765 values)'
+                f'{len(self.palette)} values; at most {IGNORE_ID} classes '
+                f'({3 * IGNORE_ID} values)'
             )
         if len(self.palette) % 3 or any(not 0 <= v <= 255 for v in self.palette):
             raise ConfigError(
@@ -185,7 +191,7 @@ class NodeConfig:
     output_depth: int = 1
     max_age_ms: float = 0.0
     batch: bool = False
-    max_frame_side: int = 4096
+    max_frame_side: int = MAX_FRAME_SIDE
     max_engines: int = 8
     autostart: bool = True
     enable: bool = True
@@ -225,8 +231,10 @@ class NodeConfig:
         for key in ('input_depth', 'output_depth'):
             if getattr(self, key) < 1:
                 raise ConfigError(f'{key} must be >= 1, got {getattr(self, key)}')
-        if not 32 <= self.max_frame_side <= 65535:
-            raise ConfigError(f'max_frame_side must be in 32..65535, got {self.max_frame_side}')
+        if not MIN_SIDE <= self.max_frame_side <= 65535:
+            raise ConfigError(
+                f'max_frame_side must be in {MIN_SIDE}..65535, got {self.max_frame_side}'
+            )
         if not 1 <= self.max_engines <= 1024:
             raise ConfigError(f'max_engines must be in 1..1024, got {self.max_engines}')
         for key in ('max_age_ms', 'diagnostics_period_s', 'warn_period_s'):

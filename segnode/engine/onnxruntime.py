@@ -29,26 +29,38 @@ from segnode.errors import EngineBuildError, EngineUnavailable
 from segnode.model.deploy import FrameToMask
 
 __all__ = [
+    'BUILD_TIME',
+    'BUILDS_ON_THE_SPOT',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
     'SUFFIX',
+    'TITLE',
     'OPSET',
     'OrtRunner',
     'build',
     'check',
     'export',
+    'key_fields',
     'load',
 ]
 
 NAME = 'onnxruntime'
+TITLE = 'onnxruntime'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.onnx'
 # What `precision: auto` measures here, per device type (others are refused or emulated).
 PRECISIONS = {'cpu': ('fp32', 'int8'), 'cuda': ('fp32',)}
+BUILDS_ON_THE_SPOT = True
+BUILD_TIME = 'a few seconds'  # on a CPU at 360x480 to 512x1024 (docs/benchmarks.md)
 
 OPSET = 17
 INPUT, OUTPUT = 'frames', 'out'
+
+
+def key_fields(device: torch.device) -> dict[str, Any]:
+    """An ONNX file is portable (any device, any torch): its key holds the opset only."""
+    return {'opset': OPSET}
 
 
 def check(options: BuildOptions) -> None:

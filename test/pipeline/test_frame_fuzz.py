@@ -18,9 +18,9 @@ import cv2
 import numpy as np
 import pytest
 
-from segnode.node import imaging
-from segnode.node.scheduler import ManualClock
-from segnode.node.service import Outputs, SegmentationService
+from segnode.pipeline import imaging
+from segnode.pipeline.scheduler import ManualClock
+from segnode.pipeline.service import Outputs, SegmentationService
 
 PALETTE = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
 MAX_SIDE = 256

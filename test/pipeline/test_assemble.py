@@ -12,10 +12,10 @@ import pytest
 from segnode.config import EngineConfig
 from segnode.data.labels import CAMVID
 from segnode.errors import CheckpointError, ConfigError
-from segnode.node import assemble, imaging
-from segnode.node.assemble import build_service, load_labelled_model, RANDOM_WEIGHTS
-from segnode.node.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
-from segnode.node.service import FrameResult, Outputs
+from segnode.pipeline import assemble, imaging
+from segnode.pipeline.assemble import build_service, load_labelled_model, RANDOM_WEIGHTS
+from segnode.pipeline.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
+from segnode.pipeline.service import FrameResult, Outputs
 
 EAGER = EngineConfig(backend='eager', device='cpu', precision='fp32', parity_gate=False)
 

@@ -20,16 +20,34 @@ from torch import nn, Tensor
 import torch._inductor.config as inductor_config
 
 from segnode.engine import eager
-from segnode.engine.base import BuildOptions, Runner
+from segnode.engine.base import BuildOptions, Runner, torch_key
 from segnode.engine.eager import load_program, place_graph
 
-__all__ = ['MASK_DTYPE', 'NAME', 'PRECISIONS', 'SUFFIX', 'build', 'check', 'export', 'load']
+__all__ = [
+    'BUILD_TIME',
+    'BUILDS_ON_THE_SPOT',
+    'MASK_DTYPE',
+    'NAME',
+    'PRECISIONS',
+    'SUFFIX',
+    'TITLE',
+    'build',
+    'check',
+    'export',
+    'key_fields',
+    'load',
+]
 
 NAME = 'torch-compile'
+TITLE = 'torch-compile'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.pt2'
 # What `precision: auto` measures here, per device type (others are refused or emulated).
 PRECISIONS = eager.PRECISIONS
+BUILDS_ON_THE_SPOT = True
+# What a build usually takes on a CPU at 360x480 to 512x1024 (docs/benchmarks.md).
+BUILD_TIME = 'about a minute; --backend eager starts at once'
+key_fields = torch_key
 
 
 class CompiledRunner:

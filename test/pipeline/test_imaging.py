@@ -1,4 +1,4 @@
-"""segnode.node.imaging against rosbags' real message types and CDR (rosbags-image: oracle)."""
+"""segnode.pipeline.imaging against rosbags' real message types and CDR (rosbags-image: oracle)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from rosbags.image import message_to_cvimage
 from rosbags.typesys import get_typestore, Stores
 
 from segnode.errors import ImageFormatError
-from segnode.node.imaging import (
+from segnode.pipeline.imaging import (
     array_to_fields,
     colorize,
     compressed_to_array,

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 
 from segnode.errors import EngineBuildError
-from segnode.node import imaging
-from segnode.node.scheduler import ManualClock
-from segnode.node.service import FrameResult, Outputs, SegmentationService
+from segnode.pipeline import imaging
+from segnode.pipeline.scheduler import ManualClock
+from segnode.pipeline.service import FrameResult, Outputs, SegmentationService
 from segnode.replay.timeline import Arrival, run_timeline
 
 PERIOD_NS = 33_333_333  # 30 Hz
@@ -303,7 +303,7 @@ def test_a_new_shape_is_built_in_the_background_while_other_cameras_are_served()
     assert rec.dropped == [('side', 1, 'engine building')]
     release.set()
     for _ in range(200):  # until the build has returned
-        if all(f.done() for f in svc._building.values()):
+        if not svc.building:
             break
         time.sleep(0.01)
     svc.submit('side', image(3, 64, 96))
@@ -325,7 +325,7 @@ def test_a_failed_background_build_marks_the_frames_bad_with_its_reason() -> Non
     svc.submit('front', image(1))
     svc.process_once()
     for _ in range(200):
-        if all(f.done() for f in svc._building.values()):
+        if not svc.building:
             break
         time.sleep(0.01)
     svc.submit('front', image(2))

@@ -18,9 +18,9 @@ from segnode.data.labels import CAMVID, class_table, ClassTable
 from segnode.engine.segmenter import Segmenter
 from segnode.errors import CheckpointError, ConfigError
 from segnode.model.mfaranet import build_mfaranet, MFARANet
-from segnode.node.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
-from segnode.node.scheduler import Clock
-from segnode.node.service import Outputs, SegmentationService, SegmenterFactory
+from segnode.pipeline.config import LabelModelConfig, NodeConfig, RANDOM_CHECKPOINT
+from segnode.pipeline.scheduler import Clock
+from segnode.pipeline.service import Outputs, SegmentationService, SegmenterFactory
 
 __all__ = [
     'DEFAULT_CHECKPOINT',

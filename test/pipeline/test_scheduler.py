@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from segnode.node.scheduler import LatestSlots, ManualClock, Pending, SystemClock
+from segnode.pipeline.scheduler import LatestSlots, ManualClock, Pending, SystemClock
 
 
 def pending(camera: str, stamp: int) -> Pending:

@@ -27,20 +27,19 @@ false.
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from collections.abc import Sequence
 from dataclasses import dataclass
 import threading
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from segnode.config import MIN_SIDE
+from segnode.config import MAX_FRAME_SIDE, MIN_SIDE
 from segnode.errors import describe, SegnodeError
-from segnode.node import imaging
-from segnode.node.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
-from segnode.node.scheduler import Clock, LatestSlots, Pending, SystemClock
+from segnode.pipeline import imaging
+from segnode.pipeline.engines import EngineCache, MAX_ENGINES, SegmentBatch, SegmenterFactory
+from segnode.pipeline.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
+from segnode.pipeline.scheduler import Clock, LatestSlots, Pending, SystemClock
 
 __all__ = [
     'CameraStats',
@@ -53,18 +52,6 @@ __all__ = [
 ]
 
 _MS = 1e-6  # nanoseconds -> milliseconds
-MAX_SIDE = 4096  # default largest frame side accepted (node parameter max_frame_side)
-MAX_ENGINES = 8  # default number of engines kept (node parameter max_engines)
-
-
-class SegmentBatch(Protocol):
-    """What the service needs of a :class:`segnode.engine.segmenter.Segmenter`."""
-
-    def segment_batch(self, frames: Sequence[np.ndarray], encoding: str | None = None) -> Any:
-        """Masks of frames, as an object with ``masks`` (N, H, W) uint8."""
-
-
-SegmenterFactory = Callable[[int, int, int], SegmentBatch]
 
 
 class SegmentationService:
@@ -97,7 +84,7 @@ class SegmentationService:
         clock: Clock | None = None,
         max_age_ms: float = 0.0,
         batch: bool = False,
-        max_side: int = MAX_SIDE,
+        max_side: int = MAX_FRAME_SIDE,
         max_engines: int = MAX_ENGINES,
         background_builds: bool = False,
     ) -> None:
@@ -108,14 +95,10 @@ class SegmentationService:
         self.batch = batch
         self.enabled = True
         self.max_side = max_side
-        self.max_engines = max(1, max_engines)
-        self.engines_evicted = 0
         self.failure = ''
-        self._factory = segmenter
-        self._segmenters: OrderedDict[tuple[int, int, int], SegmentBatch] = OrderedDict()
-        self.background_builds = background_builds
-        self._building: dict[tuple[int, int, int], Future[SegmentBatch]] = {}
-        self._build_lock = threading.Lock()  # one background build at a time
+        self.engines = EngineCache(
+            segmenter, max_engines=max_engines, background=background_builds
+        )
         self._lut = imaging.palette_lut(palette)
         self._slots = LatestSlots(self.cameras)
         self._stats = {cam: CameraStats() for cam in self.cameras}
@@ -182,7 +165,7 @@ class SegmentationService:
         Raises:
             SegnodeError: The engine cannot be built or loaded.
         """
-        segmenter = self._segmenter(batch, height, width)
+        segmenter = self.engines.get(batch, height, width)
         segmenter.segment_batch([np.zeros((height, width, 3), np.uint8)] * batch)
 
     def report_bad(self, camera: str, reason: str) -> None:
@@ -239,63 +222,11 @@ class SegmentationService:
         if self.outputs.bad_frame:
             self.outputs.bad_frame(camera, reason)
 
-    def _segmenter(self, n: int, h: int, w: int) -> SegmentBatch:
-        key = (n, h, w)
-        if key in self._segmenters:
-            self._segmenters.move_to_end(key)
-            return self._segmenters[key]
-        return self._keep(key, self._factory(n, h, w))
-
-    def _keep(self, key: tuple[int, int, int], segmenter: SegmentBatch) -> SegmentBatch:
-        self._segmenters[key] = segmenter
-        while len(self._segmenters) > self.max_engines:
-            self._segmenters.popitem(last=False)
-            self.engines_evicted += 1
-        return segmenter
-
-    def _ready_segmenter(self, n: int, h: int, w: int) -> SegmentBatch | None:
-        """The segmenter for this shape, or None while it is built in the background.
-
-        Raises:
-            SegnodeError: The background build failed (the next frame starts another).
-        """
-        key = (n, h, w)
-        if key in self._segmenters or not self.background_builds:
-            return self._segmenter(n, h, w)
-        future = self._building.get(key)
-        if future is None:
-            self._building[key] = self._build_in_background(n, h, w)
-            return None
-        if not future.done():
-            return None
-        del self._building[key]
-        return self._keep(key, future.result())
-
-    def _build_in_background(self, n: int, h: int, w: int) -> Future[SegmentBatch]:
-        """Build on a daemon thread, one build at a time.
-
-        Daemon, unlike a ``ThreadPoolExecutor``'s workers, which the interpreter joins at exit:
-        a minute-long build would otherwise hold Ctrl-C up until ``ros2 launch`` kills the node.
-        """
-        future: Future[SegmentBatch] = Future()
-
-        def build() -> None:
-            with self._build_lock:
-                if not future.set_running_or_notify_cancel():
-                    return  # released while it waited for the build before it
-                try:
-                    future.set_result(self._factory(n, h, w))
-                except BaseException as err:  # noqa: BLE001 - handed to the worker's next frame
-                    future.set_exception(err)
-
-        threading.Thread(target=build, name=f'segnode-build-{n}x{h}x{w}', daemon=True).start()
-        return future
-
     def _segment_and_publish(
         self, group: list[_Decoded], shape: tuple[int, ...], encoding: str
     ) -> None:
         try:
-            segmenter = self._ready_segmenter(len(group), shape[0], shape[1])
+            segmenter = self.engines.ready(len(group), shape[0], shape[1])
             if segmenter is None:
                 for d in group:
                     self._drop_building(d.pending)
@@ -387,7 +318,12 @@ class SegmentationService:
     @property
     def building(self) -> bool:
         """Whether a background build is still running (or waiting for its turn)."""
-        return any(not f.done() for f in list(self._building.values()))
+        return self.engines.building
+
+    @property
+    def engines_evicted(self) -> int:
+        """Engines dropped to stay within ``max_engines``."""
+        return self.engines.evicted
 
     @property
     def running(self) -> bool:
@@ -396,7 +332,7 @@ class SegmentationService:
 
     def segmenters(self) -> list[SegmentBatch]:
         """The segmenters built so far (one per frame shape and batch)."""
-        return list(self._segmenters.values())
+        return self.engines.segmenters()
 
     def stats(self) -> dict[str, CameraStats]:
         """A snapshot of every camera's counts and recent latencies."""
@@ -410,10 +346,7 @@ class SegmentationService:
         dropped.
         """
         self.stop()
-        for future in self._building.values():
-            future.cancel()  # a build still waiting its turn never starts
-        self._building.clear()
-        self._segmenters.clear()
+        self.engines.release()
 
     def _drop_building(self, p: Pending) -> None:
         with self._lock:
