@@ -167,7 +167,7 @@ def label_info_msg(
 
 
 def status_msg(name: str, summary: Summary, hardware_id: str = 'none') -> DiagnosticStatus:
-    """A ``DiagnosticStatus`` of a :class:`~segnode.pipeline.diagnostics.Summary`: OK, WARN or ERROR.
+    """A ``DiagnosticStatus`` (OK, WARN or ERROR) of a ``pipeline.diagnostics.Summary``.
 
     Values keep the summary's order; ``hardware_id`` is ``none`` as the node has always set it.
     """
