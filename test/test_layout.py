@@ -316,7 +316,6 @@ REQUIRED_EXEC_DEPENDS = {
     'std_msgs',
     'std_srvs',
     'diagnostic_msgs',
-    'diagnostic_updater',
     'vision_msgs',
     'lifecycle_msgs',
     'launch',
@@ -353,6 +352,7 @@ def test_package_xml() -> None:
     test_depends = {element.text for element in root.iter('test_depend')}
     assert {'python3-pytest', 'cv_bridge'} <= test_depends  # cv_bridge: only the parity test
     assert 'cv_bridge' not in exec_depends  # the node never imports it
+    assert 'diagnostic_updater' not in exec_depends  # /diagnostics comes from the node itself
 
 
 @pytest.fixture(scope='module')
