@@ -188,13 +188,28 @@ class SegmentationService:
     def _decode(self, p: Pending) -> _Decoded | None:
         t0 = self.clock.monotonic_ns()
         try:
-            self.check_size(*imaging.declared_size(p.msg))
-            frame, encoding = imaging.to_rgb_frame(p.msg)
-            self.check_size(frame.shape[0], frame.shape[1])
+            frame, encoding = self.decode(p.msg)
         except Exception as err:  # noqa: BLE001 - any bad frame is counted, never fatal
             self._bad(p.camera, describe(err))
             return None
         return _Decoded(p, frame, encoding, t0, self.clock.monotonic_ns())
+
+    def decode(self, msg: Any) -> tuple[np.ndarray, str]:
+        """The engine frame of an Image or CompressedImage: the only way a frame is decoded.
+
+        The size the message declares is checked before any pixel is decoded, the decoded
+        size after.
+
+        Returns:
+            ``(frame, encoding)`` as :func:`imaging.to_rgb_frame` gives them.
+
+        Raises:
+            Exception: Whatever makes the frame bad (its text is the bad-frame reason).
+        """
+        self.check_size(*imaging.declared_size(msg))
+        frame, encoding = imaging.to_rgb_frame(msg)
+        self.check_size(frame.shape[0], frame.shape[1])
+        return frame, encoding
 
     def check_size(self, height: int, width: int) -> None:
         """Refuse a frame size outside ``[MIN_SIDE, max_side]``.

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segnode.errors import BagWriteError, ImageFormatError
-from segnode.pipeline.imaging import array_to_fields, encode_compressed
+from segnode.pipeline.imaging import encode_compressed
 from segnode.replay.bag_writer import (
     BagWriter,
     check_topic_name,
@@ -155,9 +155,9 @@ def write_frames(
             fmt, data = encode_compressed(frame, 'rgb8', 'jpeg')
             writer.write(image_topic, stamp, make_compressed(fmt, data, header))
         else:
-            writer.write(image_topic, stamp, make_image(array_to_fields(frame, 'rgb8'), header))
+            writer.write(image_topic, stamp, make_image(frame, 'rgb8', header))
         if label is not None:
-            writer.write(label_topic, stamp, make_image(array_to_fields(label, 'mono8'), header))
+            writer.write(label_topic, stamp, make_image(label, 'mono8', header))
         count += 1
     return count
 

@@ -30,7 +30,7 @@ from rosbags.typesys import get_typestore, Stores
 from rosbags.typesys.stores import ros2_jazzy as jazzy
 
 from segnode.errors import BagWriteError
-from segnode.pipeline.imaging import ImageFields
+from segnode.pipeline.imaging import array_to_fields
 from segnode.replay.mcap_crc import fill_chunk_crcs
 
 __all__ = [
@@ -59,8 +59,9 @@ def make_header(stamp_ns: int, frame_id: str = '') -> Header:
     return Header(stamp=stamp, frame_id=frame_id)
 
 
-def make_image(fields: ImageFields, header: Header) -> Image:
-    """A ``sensor_msgs/Image`` from :func:`segnode.pipeline.imaging.array_to_fields` output."""
+def make_image(array: np.ndarray, encoding: str, header: Header) -> Image:
+    """A ``sensor_msgs/Image`` of ``array`` laid out as ``encoding`` (``array_to_fields``)."""
+    fields = array_to_fields(array, encoding)
     return Image(
         header=header,
         height=fields.height,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+import itertools
 from pathlib import Path
 import time
 from typing import Any
@@ -39,6 +40,9 @@ from segnode.replay.options import ReplayOptions
 from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
 from segnode.replay.timeline import Arrival, ReplayClock, run_timeline
 from segnode.replay.truth import is_label_topic, load_truth, segnode_outputs
+
+# Frames warm-up tries per camera to find one that decodes (bad ones count when replayed).
+WARM_UP_TRIES = 16
 
 __all__ = ['replay']
 
@@ -89,6 +93,50 @@ def replay(
         return run.result
 
 
+def _camera_topics(
+    bag: BagReader, opts: ReplayOptions, own: set[str]
+) -> tuple[list[Any], list[str]]:
+    """The image topics replayed as cameras, and a note for each empty one skipped.
+
+    Without ``--image-topic``: every image topic that is neither segnode's output nor a label
+    topic (unless label-like topics are all there is).
+
+    Raises:
+        ReplayError: A requested topic, or every topic, has no messages.
+    """
+    requested = opts.image_topics or None
+    topics = bag.image_topics(requested)
+    if not requested:
+        topics = [t for t in topics if t.topic not in own]
+        topics = [t for t in topics if not is_label_topic(t.topic)] or topics
+    empty = [t.topic for t in topics if t.count == 0]
+    if empty and (requested or len(empty) == len(topics)):
+        raise ReplayError(
+            f'image topic {empty[0]} has no messages in {bag.info.path}: nothing to replay'
+        )
+    skipped = [f'image topic {t} has no messages: skipped' for t in empty]
+    return [t for t in topics if t.count], skipped
+
+
+def _label_topics(
+    bag: BagReader, opts: ReplayOptions, cams: dict[str, str], own: set[str]
+) -> list[str]:
+    """``--label-topic``, or every label-like image topic that is not a camera or ours.
+
+    Raises:
+        ReplayError: A label topic is not in the bag.
+    """
+    label_topics = list(opts.label_topics) or [
+        t.topic
+        for t in bag.image_topics()
+        if is_label_topic(t.topic) and t.topic not in cams and t.topic not in own
+    ]
+    missing = sorted(set(label_topics) - set(bag.info.topics))
+    if missing:
+        raise ReplayError(f'label topic {missing[0]} is not in the bag')
+    return label_topics
+
+
 class _Run:
     """State of one replay: the service, its outputs, the scores and the output bag."""
 
@@ -102,51 +150,15 @@ class _Run:
         segmenter: SegmenterFactory | None,
     ) -> None:
         self.bag, self.opts, self.loaded = bag, opts, loaded
-        requested = opts.image_topics or None
-        topics = bag.image_topics(requested)
         own = segnode_outputs({t.topic: t.msgtype for t in bag.info.topics.values()})
-        if not requested:
-            topics = [t for t in topics if t.topic not in own]
-            topics = [t for t in topics if not is_label_topic(t.topic)] or topics
-        empty = [t.topic for t in topics if t.count == 0]
-        if empty and (requested or len(empty) == len(topics)):
-            raise ReplayError(
-                f'image topic {empty[0]} has no messages in {bag.info.path}: nothing to replay'
-            )
-        skipped = [f'image topic {t} has no messages: skipped' for t in empty]
-        topics = [t for t in topics if t.count]
+        topics, skipped = _camera_topics(bag, opts, own)
         self.cams = camera_names([t.topic for t in topics])
-        label_topics = list(opts.label_topics) or [
-            t.topic
-            for t in bag.image_topics()
-            if is_label_topic(t.topic) and t.topic not in self.cams and t.topic not in own
-        ]
-        missing = sorted(set(label_topics) - set(bag.info.topics))
-        if missing:
-            raise ReplayError(f'label topic {missing[0]} is not in the bag')
-        self.truth = load_truth(bag, self.cams, opts, label_topics)
-        k = loaded.table.num_classes
-        self.result = ReplayResult(
-            bag=str(bag.info.path),
-            mode=opts.rate,
-            speed=opts.speed if opts.rate == 'realtime' else 1.0,
-            engine='',
-            model=loaded.description,
-            class_names=loaded.table.names,
-            palette=loaded.palette,
-            cameras=[CameraResult(cam, topic) for topic, cam in self.cams.items()],
-            confusion=np.zeros((k, k), np.int64) if self.truth else None,
-            consumer_confusion=(
-                np.zeros((k, k), np.int64) if self.truth and opts.rate == 'realtime' else None
-            ),
-            notes=[*bag.info.notes, *skipped]
-            + [f'{t} is segnode output: neither a camera nor ground truth' for t in sorted(own)],
-            truth={
-                topic: self.truth.sources[cam]
-                for topic, cam in self.cams.items()
-                if cam in self.truth.sources
-            },
-        )
+        self.truth = load_truth(bag, self.cams, opts, _label_topics(bag, opts, self.cams, own))
+        self.result = self._new_result(notes=[
+            *bag.info.notes,
+            *skipped,
+            *(f'{t} is segnode output: neither a camera nor ground truth' for t in sorted(own)),
+        ])  # fmt: skip
         self.by_cam = {c.camera: c for c in self.result.cameras}
         self.total = sum(t.count for t in topics)
         if opts.max_frames:
@@ -169,18 +181,43 @@ class _Run:
         self.first_bad: dict[str, str] = {}
         self.unknown_labels = 0  # ground-truth pixels with ids no class has
 
+    def _new_result(self, notes: list[str]) -> ReplayResult:
+        opts, k = self.opts, self.loaded.table.num_classes
+        return ReplayResult(
+            bag=str(self.bag.info.path),
+            mode=opts.rate,
+            speed=opts.speed if opts.rate == 'realtime' else 1.0,
+            engine='',
+            model=self.loaded.description,
+            class_names=self.loaded.table.names,
+            palette=self.loaded.palette,
+            cameras=[CameraResult(cam, topic) for topic, cam in self.cams.items()],
+            confusion=np.zeros((k, k), np.int64) if self.truth else None,
+            consumer_confusion=(
+                np.zeros((k, k), np.int64) if self.truth and opts.rate == 'realtime' else None
+            ),
+            notes=notes,
+            truth={
+                topic: self.truth.sources[cam]
+                for topic, cam in self.cams.items()
+                if cam in self.truth.sources
+            },
+        )
+
     def warm_up(self) -> None:
-        """Build each camera's engine and run it once, so no frame pays for that."""
+        """Build each camera's engine on its first good frame, so no timed frame pays for it.
+
+        Frames go through the service's own decode (size checks first); a bad one is skipped
+        here and counted when it is replayed. Only the first ``WARM_UP_TRIES`` are tried.
+        """
         for topic in self.cams:
-            first = next(iter(self.bag.messages([topic])), None)
-            if first is None:
-                continue
-            try:
-                frame, _ = imaging.to_rgb_frame(first.msg)
-                self.service.check_size(frame.shape[0], frame.shape[1])
-            except Exception:  # noqa: BLE001 - reported as a bad frame when it is replayed
-                continue
-            self.service.prepare(frame.shape[0], frame.shape[1])
+            for message in itertools.islice(self.bag.messages([topic]), WARM_UP_TRIES):
+                try:
+                    frame, _ = self.service.decode(message.msg)
+                except Exception:  # noqa: BLE001 - reported as a bad frame when it is replayed
+                    continue
+                self.service.prepare(frame.shape[0], frame.shape[1])
+                break
 
     def run(self) -> None:
         opts = self.opts
@@ -312,14 +349,10 @@ class _Run:
         base = f'{self.opts.out_prefix.rstrip("/")}/{r.camera}'
         t = self.clock.now_ns()
         header = r.header
-        self.writer.write(
-            f'{base}/labels', t, make_image(imaging.array_to_fields(r.mask, 'mono8'), header)
-        )
+        self.writer.write(f'{base}/labels', t, make_image(r.mask, 'mono8', header))
         if self.opts.color:
             color = imaging.colorize(r.mask, self.loaded.palette)
-            self.writer.write(
-                f'{base}/color', t, make_image(imaging.array_to_fields(color, 'rgb8'), header)
-            )
+            self.writer.write(f'{base}/color', t, make_image(color, 'rgb8', header))
         self.writer.write(
             f'{base}/metrics',
             t,

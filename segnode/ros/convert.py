@@ -14,13 +14,14 @@ import time
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from segnode.metrics import IGNORE_ID
 from segnode.pipeline.diagnostics import Summary
-from segnode.pipeline.imaging import ImageFields
+from segnode.pipeline.imaging import array_to_fields
 from segnode.pipeline.service import FrameMetrics
 
 try:  # optional: no wheel of it exists, and the node runs without it (no ~/label_info)
@@ -108,11 +109,13 @@ def copy_header(header: Any) -> Header:
     return out
 
 
-def image_msg(fields: ImageFields, header: Any) -> Image:
-    """A ``sensor_msgs/Image`` of ``fields`` (from ``imaging.array_to_fields``) and ``header``.
+def image_msg(image: np.ndarray, encoding: str, header: Any) -> Image:
+    """A ``sensor_msgs/Image`` of ``image`` laid out as ``encoding``, stamped with ``header``.
 
-    The pixel bytes are copied once, buffer to buffer, into an ``array.array('B')``.
+    The layout is :func:`segnode.pipeline.imaging.array_to_fields`'s; the pixel bytes are copied
+    once, buffer to buffer, into an ``array.array('B')``.
     """
+    fields = array_to_fields(image, encoding)
     data = array.array('B')
     data.frombytes(memoryview(fields.data))
     return Image(

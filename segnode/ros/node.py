@@ -38,7 +38,6 @@ from std_srvs.srv import SetBool
 from segnode.errors import ConfigError, EngineBuildError, SegnodeError
 from segnode.pipeline.assemble import build_service
 from segnode.pipeline.diagnostics import camera_summary, engine_summary, gpu_memory
-from segnode.pipeline.imaging import array_to_fields
 from segnode.pipeline.service import FrameMetrics, Outputs
 from segnode.ros import convert, params
 
@@ -268,13 +267,13 @@ class SegNode(LifecycleNode):
     def _on_labels(self, camera: str, header: Any, mask: np.ndarray) -> None:
         if self._shutting_down():
             return
-        msg = convert.image_msg(array_to_fields(mask, 'mono8'), header)
+        msg = convert.image_msg(mask, 'mono8', header)
         self._pubs[camera].labels.publish(msg)
 
     def _on_color(self, camera: str, header: Any, rgb: np.ndarray) -> None:
         if self._shutting_down():
             return
-        self._pubs[camera].color.publish(convert.image_msg(array_to_fields(rgb, 'rgb8'), header))
+        self._pubs[camera].color.publish(convert.image_msg(rgb, 'rgb8', header))
 
     def _on_metrics(self, camera: str, header: Any, metrics: FrameMetrics) -> None:
         if self._shutting_down():

@@ -15,7 +15,7 @@ from rosbags.typesys import get_typestore, Stores
 import yaml
 
 from segnode.errors import BagReadError, BagWriteError
-from segnode.pipeline.imaging import array_to_fields, encode_compressed, stamp_ns, to_rgb_frame
+from segnode.pipeline.imaging import encode_compressed, stamp_ns, to_rgb_frame
 from segnode.replay.bag_writer import (
     BagWriter,
     make_compressed,
@@ -58,7 +58,7 @@ def write_bag(
         if images:
             front = writer.add_connection(FRONT, 'sensor_msgs/msg/Image', typestore=TS)
             for i in range(FRAMES):
-                msg = make_image(array_to_fields(_frame(i), 'rgb8'), make_header(T0 + i * 10**8))
+                msg = make_image(_frame(i), 'rgb8', make_header(T0 + i * 10**8))
                 writer.write(front, T0 + i * 10**8, TS.serialize_cdr(msg, msg.__msgtype__))
             rear = writer.add_connection(REAR, 'sensor_msgs/msg/CompressedImage', typestore=TS)
             for i in range(FRAMES):
@@ -330,7 +330,7 @@ def test_message_builders_serialise() -> None:
     header = make_header(T0 + 123, 'cam')
     assert (header.stamp.sec, header.stamp.nanosec, header.frame_id) == (1_700_000_000, 123, 'cam')
     mono = np.arange(12, dtype=np.uint8).reshape(3, 4)
-    image = make_image(array_to_fields(mono, 'mono8'), header)
+    image = make_image(mono, 'mono8', header)
     back: Any = TS.deserialize_cdr(TS.serialize_cdr(image, image.__msgtype__), image.__msgtype__)
     assert (back.height, back.width, back.encoding, back.step) == (3, 4, 'mono8', 4)
     np.testing.assert_array_equal(back.data, mono.reshape(-1))
@@ -350,7 +350,7 @@ def test_message_builders_serialise() -> None:
 def _writes(writer: BagWriter, n: int = 2) -> None:
     for i in range(n):
         header = make_header(T0 + i, 'cam')
-        writer.write(FRONT, T0 + i, make_image(array_to_fields(_frame(i), 'rgb8'), header))
+        writer.write(FRONT, T0 + i, make_image(_frame(i), 'rgb8', header))
 
 
 @pytest.mark.parametrize(('storage', 'version'), [('mcap', 8), ('sqlite3', 9)])

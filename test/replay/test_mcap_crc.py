@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from segnode.errors import BagReadError
-from segnode.pipeline import imaging
 from segnode.replay.bag_writer import BagWriter, make_header, make_image
 from segnode.replay.bags import open_bag
 from segnode.replay.mcap_crc import fill_chunk_crcs, MAGIC
@@ -19,8 +18,8 @@ from segnode.replay.mcap_crc import fill_chunk_crcs, MAGIC
 def _write(path: Path, frames: int = 3) -> Path:
     with BagWriter(path, 'mcap') as bag:
         for k in range(frames):
-            fields = imaging.array_to_fields(np.full((32, 48, 3), 40 + k, np.uint8), 'rgb8')
-            bag.write('/cam/image_raw', 1000 + k, make_image(fields, make_header(1000 + k)))
+            image = np.full((32, 48, 3), 40 + k, np.uint8)
+            bag.write('/cam/image_raw', 1000 + k, make_image(image, 'rgb8', make_header(1000 + k)))
     (mcap,) = path.glob('*.mcap')
     return mcap
 

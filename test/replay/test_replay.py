@@ -60,11 +60,9 @@ def write_bag(
                         f'/{cam}/image_raw/compressed', t, make_compressed(fmt, data, header)
                     )
                 else:
-                    fields = imaging.array_to_fields(frame(k), 'rgb8')
-                    bag.write(f'/{cam}/image_raw', t, make_image(fields, header))
+                    bag.write(f'/{cam}/image_raw', t, make_image(frame(k), 'rgb8', header))
                 if labels is not None:
-                    fields = imaging.array_to_fields(labels, 'mono8')
-                    bag.write(f'/{cam}/labels', t, make_image(fields, header))
+                    bag.write(f'/{cam}/labels', t, make_image(labels, 'mono8', header))
     return path
 
 
@@ -242,12 +240,8 @@ def test_cli_replay_writes_reports_and_errors_in_one_line(
         for k in range(2):
             header = make_header(T0 + k * PERIOD_NS, 'cam')
             image = np.random.default_rng(k).integers(0, 256, (64, 96, 3), dtype=np.uint8)
-            bag.write(
-                '/cam/image_raw', T0, make_image(imaging.array_to_fields(image, 'rgb8'), header)
-            )
-            bag.write(
-                '/cam/labels', T0, make_image(imaging.array_to_fields(truth, 'mono8'), header)
-            )
+            bag.write('/cam/image_raw', T0, make_image(image, 'rgb8', header))
+            bag.write('/cam/labels', T0, make_image(truth, 'mono8', header))
     rep, doc_path = tmp_path / 'rep', tmp_path / 'r.json'
     args = ['replay', str(tmp_path / 'in'), '--backend', 'eager', '--precision', 'fp32',
             '--device', 'cpu', '--json', str(doc_path), '--report', str(rep),
@@ -310,8 +304,7 @@ def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
 ) -> None:
     with BagWriter(tmp_path / 'in') as bag:
         for k, encoding in enumerate(['rgb8', 'yuv422', 'rgb8']):
-            fields = imaging.array_to_fields(frame(k), 'rgb8')
-            msg = make_image(fields, make_header(T0 + k * PERIOD_NS))
+            msg = make_image(frame(k), 'rgb8', make_header(T0 + k * PERIOD_NS))
             msg.encoding = encoding
             bag.write('/front/image_raw', T0 + k * PERIOD_NS, msg)
     result = run(tmp_path / 'in')
@@ -319,7 +312,7 @@ def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
     assert (cam.frames, cam.processed, cam.bad) == (3, 2, 1)
     assert any("encoding 'yuv422'" in n for n in result.notes)
     with BagWriter(tmp_path / 'yuv') as bag:
-        msg = make_image(imaging.array_to_fields(frame(0), 'rgb8'), make_header(T0))
+        msg = make_image(frame(0), 'rgb8', make_header(T0))
         msg.encoding = 'yuv422'
         bag.write('/front/image_raw', T0, msg)
     with pytest.raises(ReplayError, match=r'no frame of camera front .*yuv422'):
@@ -399,3 +392,38 @@ def test_params_cameras_choose_the_topics_as_the_node_subscribes(
     params.write_text('/**:\n  ros__parameters:\n    cameras.camera.topic: /side/image_raw\n')
     assert main(args) == 2
     assert "has no image topic '/side/image_raw'" in capsys.readouterr().err
+
+
+def _jpeg_claiming(height: int, width: int) -> np.ndarray:
+    """A small valid JPEG whose frame header (SOF0) claims ``height`` x ``width``."""
+    data = bytearray(imaging.encode_compressed(frame(0), 'rgb8', 'jpeg')[1].tobytes())
+    sof = data.index(b'\xff\xc0')
+    data[sof + 5 : sof + 9] = height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
+    return np.frombuffer(bytes(data), np.uint8)
+
+
+def test_warm_up_skips_a_bad_first_frame_and_uses_the_next_good_one(tmp_path: Path) -> None:
+    with BagWriter(tmp_path / 'in') as bag:
+        hostile = make_compressed('jpeg', _jpeg_claiming(20000, 20000), make_header(T0))
+        bag.write('/front/image_raw/compressed', T0, hostile)
+        for k in (1, 2):
+            fmt, data = imaging.encode_compressed(frame(k), 'rgb8', 'png')
+            t = T0 + k * PERIOD_NS
+            bag.write('/front/image_raw/compressed', t, make_compressed(fmt, data, make_header(t)))
+    built: list[tuple[int, int, int]] = []
+
+    class Recording(Fake):
+        def __call__(self, n: int, h: int, w: int) -> Fake:
+            built.append((n, h, w))
+            return self
+
+    clock = ManualClock()
+    fake = Recording(clock, 10_000_000)
+    opts = ReplayOptions(progress=False)
+    result = replay(
+        tmp_path / 'in', CONFIG, opts, loaded=LOADED, clock=simulated(clock), segmenter=fake
+    )
+    (cam,) = result.cameras
+    assert (cam.bad, cam.processed) == (1, 2)
+    assert built == [(1, H, W)]  # built in the warm-up on frame 1, never at 20000x20000
+    assert fake.calls == 3  # the warm-up's call and the two good frames

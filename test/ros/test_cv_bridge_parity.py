@@ -38,7 +38,7 @@ def _array(encoding: str) -> np.ndarray:
 @pytest.mark.parametrize('encoding', list(imaging.ENCODINGS))
 def test_segnode_messages_decode_in_cv_bridge_as_they_were_written(encoding: str) -> None:
     array = _array(encoding)
-    msg = convert.image_msg(imaging.array_to_fields(array, encoding), Header())
+    msg = convert.image_msg(array, encoding, Header())
     np.testing.assert_array_equal(BRIDGE.imgmsg_to_cv2(msg, 'passthrough'), array)
 
 

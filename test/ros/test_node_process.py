@@ -15,8 +15,6 @@ import uuid
 import numpy as np
 import pytest
 
-from segnode.pipeline.imaging import array_to_fields
-
 try:
     from diagnostic_msgs.msg import DiagnosticArray
     from lifecycle_msgs.msg import Transition
@@ -61,7 +59,7 @@ class Peer:
     def publish(self, shape: tuple[int, int] = (64, 96)) -> None:
         frame = np.random.default_rng(0).integers(0, 256, (*shape, 3), dtype=np.uint8)
         header = SimpleNamespace(stamp=SimpleNamespace(sec=42, nanosec=7), frame_id='cam')
-        self.camera.publish(convert.image_msg(array_to_fields(frame, 'rgb8'), header))
+        self.camera.publish(convert.image_msg(frame, 'rgb8', header))
 
     def spin_until(
         self, done: Callable[[], bool], timeout: float, proc: Any, every: Any = None

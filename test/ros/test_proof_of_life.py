@@ -18,8 +18,6 @@ import unittest
 import numpy as np
 import pytest
 
-from segnode.pipeline.imaging import array_to_fields
-
 try:
     import launch
     from launch_ros.actions import Node
@@ -107,7 +105,7 @@ else:
                 stamp=SimpleNamespace(sec=1_700_000_123, nanosec=456_000), frame_id='pol_camera'
             )
             frame = np.random.default_rng(0).integers(0, 256, (HEIGHT, WIDTH, 3), dtype=np.uint8)
-            msg = convert.image_msg(array_to_fields(frame, 'rgb8'), header)
+            msg = convert.image_msg(frame, 'rgb8', header)
             deadline = time.monotonic() + TIMEOUT_S
             while not received and time.monotonic() < deadline:
                 camera.publish(msg)  # again until discovery has matched and the node is active

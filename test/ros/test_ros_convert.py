@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from segnode.pipeline.imaging import array_to_fields, image_to_array
+from segnode.pipeline.imaging import image_to_array
 from segnode.pipeline.service import FrameMetrics
 
 try:
@@ -34,7 +34,7 @@ def header(sec: int = 1_700_000_000, nanosec: int = 123_456_789, frame_id: str =
 )
 def test_image_msg_round_trip(shape: tuple[int, ...], encoding: str) -> None:
     array_in = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
-    msg = convert.image_msg(array_to_fields(array_in, encoding), header())
+    msg = convert.image_msg(array_in, encoding, header())
     assert isinstance(msg.data, array.array) and msg.data.typecode == 'B'
     assert (msg.height, msg.width, msg.encoding) == (shape[0], shape[1], encoding)
     assert msg.step == shape[1] * (3 if encoding == 'rgb8' else 1)
@@ -46,7 +46,7 @@ def test_image_msg_round_trip(shape: tuple[int, ...], encoding: str) -> None:
 def test_image_msg_copies_an_rclpy_header() -> None:
     source = Header(frame_id='front_optical')
     source.stamp.sec, source.stamp.nanosec = 42, 7
-    msg = convert.image_msg(array_to_fields(np.zeros((2, 3), np.uint8), 'mono8'), source)
+    msg = convert.image_msg(np.zeros((2, 3), np.uint8), 'mono8', source)
     assert msg.header == source
     assert msg.header is not source
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from segnode.pipeline.imaging import array_to_fields, image_to_array
+from segnode.pipeline.imaging import image_to_array
 
 try:
     from diagnostic_msgs.msg import DiagnosticArray
@@ -97,7 +97,7 @@ def peer(segnode: SegNode, namespace: str) -> Iterator[Peer]:
 def image(sec: int = 1234, nanosec: int = 5678, seed: int = 0, shape: tuple[int, int] = (H, W)):
     frame = np.random.default_rng(seed).integers(0, 256, (*shape, 3), dtype=np.uint8)
     header = SimpleNamespace(stamp=SimpleNamespace(sec=sec, nanosec=nanosec), frame_id='cam')
-    return convert.image_msg(array_to_fields(frame, 'rgb8'), header)
+    return convert.image_msg(frame, 'rgb8', header)
 
 
 def start(node: SegNode) -> None:

@@ -9,8 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 
-from segnode.pipeline.imaging import array_to_fields
-
 try:
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.node import Node
@@ -43,7 +41,7 @@ def test_best_effort_subscriber_hears_any_camera(
         Image, 'camera/image_raw', convert.qos_profile(publisher_preset, 1)
     )
     header = SimpleNamespace(stamp=SimpleNamespace(sec=1, nanosec=2), frame_id='camera')
-    msg = convert.image_msg(array_to_fields(np.zeros((4, 6, 3), np.uint8), 'rgb8'), header)
+    msg = convert.image_msg(np.zeros((4, 6, 3), np.uint8), 'rgb8', header)
     try:
         assert spin_until(
             executor, lambda: bool(received), timeout=10.0, every=lambda: publisher.publish(msg)
