@@ -116,7 +116,7 @@ PRECISION_CHOICES = ('auto', *PRECISIONS)
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """How frames are segmented: backend, device, precision, artefacts and the parity gate.
+    """How frames are segmented: backend, device, precision, artifacts and the parity gate.
 
     Attributes:
         backend: ``auto`` (the fastest that passes the gate here, by measurement:

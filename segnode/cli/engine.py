@@ -217,7 +217,7 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     """Register ``export`` and ``bench`` on the ``segnode`` parser."""
     p = sub.add_parser(
         'export',
-        help='build, parity-check and save an engine artefact with its JSON manifest',
+        help='build, parity-check and save an engine artifact with its JSON manifest',
     )
     _common(p)
     p.add_argument('--backend', required=True, choices=BACKENDS)
@@ -241,7 +241,7 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         help='fixed network input: frames are resized inside the graph',
     )
     p.add_argument('--bgr', action='store_true', help='frames are bgr8')
-    p.add_argument('--out', required=True, metavar='DIR', help='folder for artefacts')
+    p.add_argument('--out', required=True, metavar='DIR', help='folder for artifacts')
     handlers['export'] = _cmd_export
 
     p = sub.add_parser('bench', help='time the paper protocol and each backend on the same frames')
@@ -250,8 +250,8 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         '--artifact-dir',
         metavar='DIR',
         help='time the engines exported here (segnode export) instead of building them, as '
-        'the node loads them; a backend with no artefact for this size, batch and precision '
-        'is built in memory (TensorRT: reported unavailable); the JSON names each artefact',
+        'the node loads them; a backend with no artifact for this size, batch and precision '
+        'is built in memory (TensorRT: reported unavailable); the JSON names each artifact',
     )
     p.add_argument(
         '--backends',

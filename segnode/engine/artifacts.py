@@ -1,11 +1,11 @@
-"""Engine artefacts: what they are keyed by, their JSON manifests, and finding a match.
+"""Engine artifacts: what they are keyed by, their JSON manifests, and finding a match.
 
-An artefact (``.ep`` TensorRT program, ``.onnx`` model, ``.pt2`` torch program) sits beside a
+An artifact (``.ep`` TensorRT program, ``.onnx`` model, ``.pt2`` torch program) sits beside a
 manifest ``<same name>.json`` holding its key and how it was built and checked. The key holds
 everything an engine depends on: the checkpoint hash, the frame shape and batch, the graph
 options, the precision and, where the file is tied to them, the GPU (name and compute
 capability) and the torch / torch_tensorrt / TensorRT versions. A lookup either finds the
-artefact with exactly this key or refuses the nearest one with a message naming what differs.
+artifact with exactly this key or refuses the nearest one with a message naming what differs.
 Files are written atomically: a temporary file in the same folder, then a rename.
 """
 
@@ -28,16 +28,16 @@ from segnode.model.checkpoint import state_sha256
 from segnode.version import __version__
 
 __all__ = [
-    'artefact_key',
-    'artefact_path',
+    'artifact_key',
+    'artifact_path',
     'differences',
-    'find_artefact',
+    'find_artifact',
     'read_manifest',
     'weights_sha256',
     'write_manifest',
 ]
 
-# Bumped when the same key would name a different graph, so older artefacts are rebuilt, not
+# Bumped when the same key would name a different graph, so older artifacts are rebuilt, not
 # loaded: 2 = fp16/bf16 eager and torch-compile programs put every convolution in the low
 # dtype (issue 17; 1 put only the encoder there).
 FORMAT: Final = 2
@@ -51,7 +51,7 @@ def weights_sha256(model: nn.Module) -> str:
     return 'weights:' + state_sha256(model.state_dict())
 
 
-def artefact_key(
+def artifact_key(
     *,
     backend: str,
     checkpoint_sha256: str,
@@ -65,7 +65,7 @@ def artefact_key(
     precision: str,
     device: torch.device,
 ) -> dict[str, Any]:
-    """The key of an artefact: equal keys mean the file can be loaded and used as it is.
+    """The key of an artifact: equal keys mean the file can be loaded and used as it is.
 
     Args:
         backend: ``tensorrt``, ``onnxruntime``, ``torch-compile`` or ``eager``.
@@ -79,7 +79,7 @@ def artefact_key(
         bgr: bgr8 frames.
         precision: Compute precision.
         device: The device the engine runs on (the backend's ``key_fields`` say what of it,
-            and of the libraries, the artefact is tied to).
+            and of the libraries, the artifact is tied to).
     """
     key: dict[str, Any] = {
         'format': FORMAT,
@@ -98,8 +98,8 @@ def artefact_key(
     return key
 
 
-def artefact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
-    """Where the artefact with this key lives: readable prefix plus a hash of the key."""
+def artifact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
+    """Where the artifact with this key lives: readable prefix plus a hash of the key."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     shape = f'b{key["batch"]}-{key["height"]}x{key["width"]}' + ('-dyn' if key['dynamic'] else '')
     suffix = BACKEND_TABLE[key['backend']].SUFFIX
@@ -107,16 +107,16 @@ def artefact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
     return Path(directory) / name
 
 
-def write_manifest(artefact: Path, key: Mapping[str, Any], **extra: Any) -> Path:
-    """Write ``<artefact>.json`` (atomically): the key plus build details."""
+def write_manifest(artifact: Path, key: Mapping[str, Any], **extra: Any) -> Path:
+    """Write ``<artifact>.json`` (atomically): the key plus build details."""
     manifest = {
-        'artefact': artefact.name,
+        'artifact': artifact.name,
         'key': dict(key),
         'segnode': __version__,
         'created': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         **extra,
     }
-    path = artefact.with_suffix('.json')
+    path = artifact.with_suffix('.json')
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + '\n'
 
     def write(tmp: Path) -> None:
@@ -138,23 +138,23 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def differences(expected: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
-    """``'field: artefact X, wanted Y'`` for every field whose values differ."""
+    """``'field: artifact X, wanted Y'`` for every field whose values differ."""
     fields = sorted(set(expected) | set(found))
     return [
-        f'{name}: artefact {found.get(name)!r}, wanted {expected.get(name)!r}'
+        f'{name}: artifact {found.get(name)!r}, wanted {expected.get(name)!r}'
         for name in fields
         if expected.get(name) != found.get(name)
     ]
 
 
-def find_artefact(directory: str | Path, key: Mapping[str, Any]) -> Path | None:
-    """The artefact in ``directory`` with exactly ``key``; None when there is none at all.
+def find_artifact(directory: str | Path, key: Mapping[str, Any]) -> Path | None:
+    """The artifact in ``directory`` with exactly ``key``; None when there is none at all.
 
     Raises:
-        EngineBuildError: Artefacts of this backend exist but none matches; the message names
+        EngineBuildError: Artifacts of this backend exist but none matches; the message names
             the nearest one and every field that differs.
     """
-    path = artefact_path(directory, key)
+    path = artifact_path(directory, key)
     manifest = path.with_suffix('.json')
     if path.is_file() and manifest.is_file():
         found = read_manifest(manifest)['key']
@@ -174,10 +174,10 @@ def find_artefact(directory: str | Path, key: Mapping[str, Any]) -> Path | None:
     if nearest is None:
         return None
     _, candidate, diff = nearest
-    if not diff:  # the manifest matches but the artefact beside it is gone
-        raise EngineBuildError(f'{candidate} has no artefact {candidate.with_suffix("").name}*')
+    if not diff:  # the manifest matches but the artifact beside it is gone
+        raise EngineBuildError(f'{candidate} has no artifact {candidate.with_suffix("").name}*')
     raise EngineBuildError(
-        f'refusing {key["backend"]} artefact '
+        f'refusing {key["backend"]} artifact '
         f'{candidate.with_suffix(BACKEND_TABLE[key["backend"]].SUFFIX)}: '
         + '; '.join(diff)
         + ' (rebuild it with segnode export, or set engine.build_if_missing)'

@@ -2,15 +2,15 @@
 
 ``check(options)`` raises :class:`~segnode.errors.EngineUnavailable` when the backend cannot
 run here; ``build(graph, example, options)`` returns a runner built in memory;
-``export(graph, example, path, options)`` writes an artefact to ``path`` (a temporary file the
-caller renames); ``load(path, options, example)`` runs a saved artefact. ``NAME`` is the
+``export(graph, example, path, options)`` writes an artifact to ``path`` (a temporary file the
+caller renames); ``load(path, options, example)`` runs a saved artifact. ``NAME`` is the
 backend's name in :data:`segnode.config.BACKENDS`, ``MASK_DTYPE`` the dtype its graph ends in,
-``SUFFIX`` its artefact's file suffix and ``PRECISIONS`` what ``precision: auto`` measures on
+``SUFFIX`` its artifact's file suffix and ``PRECISIONS`` what ``precision: auto`` measures on
 each device type. What else differs between backends is an attribute here too, so that a new
 backend changes its own module and this table only: ``TITLE`` (its name in messages),
-``BUILDS_ON_THE_SPOT`` (False: only loaded from an exported artefact unless
+``BUILDS_ON_THE_SPOT`` (False: only loaded from an exported artifact unless
 ``build_if_missing``), ``BUILD_TIME`` (what a build takes, said before it) and
-``key_fields(device)`` (what its artefact is tied to beyond the graph: device, libraries).
+``key_fields(device)`` (what its artifact is tied to beyond the graph: device, libraries).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ class Backend(Protocol):
     BUILD_TIME: str
 
     def key_fields(self, device: torch.device) -> dict[str, Any]:
-        """What an artefact is tied to besides the graph (device, library versions)."""
+        """What an artifact is tied to besides the graph (device, library versions)."""
         ...
 
     def check(self, options: BuildOptions) -> None:
@@ -53,11 +53,11 @@ class Backend(Protocol):
         ...
 
     def export(self, graph: nn.Module, example: Tensor, path: Path, options: BuildOptions) -> None:
-        """Write an artefact to ``path``."""
+        """Write an artifact to ``path``."""
         ...
 
     def load(self, path: Path, options: BuildOptions, example: Tensor) -> Runner:
-        """Run a saved artefact."""
+        """Run a saved artifact."""
         ...
 
 

@@ -4,7 +4,7 @@ A runner maps a uint8 frame batch ``(N, H, W, 3)`` already on the engine's devic
 batch ``(N, H, W)`` (or, for the parity gate, to logits ``(N, K, H, W)``). ``Engine`` adds
 what the pipeline needs around it: the device, the shapes it accepts and the final cast to
 uint8 on the device (TensorRT engines end in int32). ``EngineReport`` records how the engine
-was chosen: every backend tried, why it was refused, the parity figures and the artefact.
+was chosen: every backend tried, why it was refused, the parity figures and the artifact.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class EngineReport:
     precision: str = ''
     attempts: list[Attempt] = field(default_factory=list)
     parity: dict[str, Any] = field(default_factory=dict)
-    artefact: str = ''
+    artifact: str = ''
     build_s: float = 0.0
     notes: list[str] = field(default_factory=list)
 

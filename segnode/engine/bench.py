@@ -136,7 +136,7 @@ def _build_backend(
         model, config, height=height, width=width, batch=batch, checkpoint_sha256=checkpoint_sha256
     )
     build_s = time.perf_counter() - start
-    how = f'loaded {seg.report.artefact}' if seg.report.artefact else 'built'
+    how = f'loaded {seg.report.artifact}' if seg.report.artifact else 'built'
     say(f'  {name}: {how} in {build_s:.1f} s ({seg.report.parity.get("source", "no")} gate)')
     seg.segment_batch(frames)
     return seg, build_s, _peak_memory_mb(seg.engine.device)
@@ -160,7 +160,7 @@ def _entry(
         'fps': round(batch * 1e3 / frame['p50_ms'], 3),
         'peak_memory_mb': peak_mb,
         'build_s': round(build_s, 1),
-        'artefact': seg.report.artefact or None,  # the exported file timed, if one was loaded
+        'artifact': seg.report.artifact or None,  # the exported file timed, if one was loaded
         'parity': seg.report.parity,
         'attempts': [a.__dict__ for a in seg.report.attempts],
         'notes': seg.report.notes,
@@ -225,7 +225,7 @@ def run_bench(
         weights: What the weights are (reported).
         strict: Raise when a backend cannot be built instead of reporting it and continuing.
         say: Progress output.
-        checkpoint_sha256: The checkpoint file's hash, which keys exported artefacts (as the
+        checkpoint_sha256: The checkpoint file's hash, which keys exported artifacts (as the
             node and ``segnode export`` key them); '' hashes the weights instead.
     """
     config = config or EngineConfig(device='auto')

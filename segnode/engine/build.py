@@ -8,12 +8,12 @@
   every candidate pair is built and gated, those that pass are timed, the fastest is used, and
   the choice is remembered so the next start builds the winner only. Each candidate's outcome
   (time, or why it was refused) is in the report and the log.
-* With ``artifact_dir`` the engine is loaded from an exported artefact whose key matches
-  exactly; a mismatching artefact is refused naming what differs. TensorRT engines are never
+* With ``artifact_dir`` the engine is loaded from an exported artifact whose key matches
+  exactly; a mismatching artifact is refused naming what differs. TensorRT engines are never
   built on the spot unless ``build_if_missing`` is set (they take minutes and belong to
-  ``segnode export``); the other backends build in memory when no artefact exists.
+  ``segnode export``); the other backends build in memory when no artifact exists.
 * Every engine passes the parity gate (``segnode.engine.parity``) on its masks before it is
-  used, loaded artefacts included; the gate's reference is computed once per build.
+  used, loaded artifacts included; the gate's reference is computed once per build.
 * ``strict`` raises on the first failed build instead of going on; a candidate that is merely
   unavailable (no CUDA, not installed, a precision the backend does not run) is still skipped.
 """
@@ -31,8 +31,8 @@ from torch import Tensor
 
 from segnode.config import EngineConfig, resolve_device
 from segnode.engine.artifacts import (
-    artefact_path,
-    find_artefact,
+    artifact_path,
+    find_artifact,
     read_manifest,
     write_manifest,
 )
@@ -78,11 +78,11 @@ def build_engine(
 
     Args:
         model: The unfolded eval-mode model (as loaded from a checkpoint).
-        config: Backend, device, precision, artefacts, gate.
+        config: Backend, device, precision, artifacts, gate.
         height: Frame height (the optimal one of a dynamic engine).
         width: Frame width.
         batch: Frames per call (one per camera).
-        checkpoint_sha256: Hash of the checkpoint file for artefact keys; defaults to a hash
+        checkpoint_sha256: Hash of the checkpoint file for artifact keys; defaults to a hash
             of the weights.
         reference: The model the gate compares with (default: ``model``).
         calibration: uint8 frames (M, H, W, 3) for INT8 quantisation (default: read from
@@ -168,8 +168,8 @@ def _measure(
     if best is None:
         raise EngineUnavailable(f'no engine could be built: {report.summary()}')
     ms, engine, pair, winner = best
-    report.parity, report.artefact = winner.parity, winner.artefact
-    report.notes.extend(winner.notes)  # e.g. the artefact it was loaded from
+    report.parity, report.artifact = winner.parity, winner.artifact
+    report.notes.extend(winner.notes)  # e.g. the artifact it was loaded from
     timed = sorted((a for a in report.attempts if a.ms is not None), key=lambda a: a.ms or 0.0)
     runner_up = f'; next {timed[1].backend} at {timed[1].ms:.1f} ms' if len(timed) > 1 else ''
     report.notes.append(f'chosen by measurement: {pair[0]} {pair[1]} at {ms:.1f} ms{runner_up}')
@@ -206,7 +206,7 @@ def _quiet(err: SegnodeError) -> int:
 def _attempt(
     job: Job, name: str, precision: str, device: torch.device, report: EngineReport
 ) -> Engine:
-    """Load the artefact, else build and save one, else build in memory, as the config says."""
+    """Load the artifact, else build and save one, else build in memory, as the config says."""
     spec = BACKEND_TABLE[name]
     options = job.options(device, precision)
     spec.check(options)
@@ -218,7 +218,7 @@ def _attempt(
     elif c.artifact_dir and c.build_if_missing:
         exported = _export(job, spec, options, Path(c.artifact_dir))
         engine, report.parity = exported.engine, exported.parity
-        report.artefact = str(exported.path)
+        report.artifact = str(exported.path)
         report.notes.append(f'built and saved {exported.path.name}')
     elif not spec.BUILDS_ON_THE_SPOT and not c.build_if_missing:
         raise EngineUnavailable(_missing(job, spec, options, c.artifact_dir))
@@ -229,15 +229,15 @@ def _attempt(
 
 
 def _find(job: Job, spec: Backend, options: BuildOptions) -> Path | None:
-    """The matching artefact in ``artifact_dir``; None when there is none (or no folder).
+    """The matching artifact in ``artifact_dir``; None when there is none (or no folder).
 
-    A mismatching artefact is refused (``EngineBuildError``) unless ``build_if_missing``.
+    A mismatching artifact is refused (``EngineBuildError``) unless ``build_if_missing``.
     """
     c = job.config
     if not c.artifact_dir:
         return None
     try:
-        return find_artefact(c.artifact_dir, job.key(spec.NAME, options))
+        return find_artifact(c.artifact_dir, job.key(spec.NAME, options))
     except EngineBuildError:
         if not c.build_if_missing:
             raise
@@ -247,14 +247,14 @@ def _find(job: Job, spec: Backend, options: BuildOptions) -> Path | None:
 def _load(
     job: Job, spec: Backend, options: BuildOptions, path: Path, report: EngineReport
 ) -> Engine:
-    """Load an exported artefact and gate it again (the export's figures are kept beside)."""
-    log.info('loading %s artefact %s', spec.NAME, path)
+    """Load an exported artifact and gate it again (the export's figures are kept beside)."""
+    log.info('loading %s artifact %s', spec.NAME, path)
     engine = job.engine(spec, spec.load(path, options, job.example()), options)
     stored = read_manifest(path.with_suffix('.json')).get('parity') or {}
     if job.config.parity_gate:
         report.parity = job.gate(spec, engine, options).to_dict()
         report.parity['export_time'] = stored
-    report.artefact = str(path)
+    report.artifact = str(path)
     report.notes.append(f'loaded {path.name}')
     return engine
 
@@ -302,12 +302,12 @@ def export_engine(
     checkpoint_sha256: str = '',
     calibration: Tensor | None = None,
 ) -> tuple[Path, EngineReport]:
-    """Build, gate and save one artefact (with its manifest) for ``config.backend``.
+    """Build, gate and save one artifact (with its manifest) for ``config.backend``.
 
     Nothing is written when the build or the gate fails.
 
     Returns:
-        The artefact's path and the build report.
+        The artifact's path and the build report.
     """
     if config.backend == 'auto':
         raise EngineBuildError('export needs a named backend (tensorrt, onnxruntime, ...)')
@@ -323,7 +323,7 @@ def export_engine(
         precision=options.precision,
         attempts=[Attempt(spec.NAME, True, '', exported.build_s)],
         parity=exported.parity,
-        artefact=str(exported.path),
+        artifact=str(exported.path),
         build_s=exported.build_s,
     )
     return exported.path, report
@@ -340,7 +340,7 @@ class _Exported:
 def _export(job: Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _Exported:
     """Export, load the written file, gate it, and only then move it into place."""
     key = job.key(spec.NAME, options)
-    path = artefact_path(out_dir, key)
+    path = artifact_path(out_dir, key)
     engines: list[Engine] = []
     parity: dict[str, Any] = {}
     start = time.perf_counter()

@@ -171,7 +171,7 @@ def choice_key(
             'max_miou_drop': c.max_miou_drop,
         },
         'calibration': [c.calibration_images, c.calibration_frames],
-        'artefact_format': FORMAT,  # a new graph recipe is measured again
+        'artifact_format': FORMAT,  # a new graph recipe is measured again
     }
 
 

@@ -2,7 +2,7 @@
 
 BatchNorm is folded into the convolutions; on a CPU the weights and activations use
 channels_last (the NHWC frame needs no transpose then), which is about 15 % faster there
-(docs/engine.md, "eager"). Artefacts are ``torch.export`` programs (``.pt2``).
+(docs/engine.md, "eager"). Artifacts are ``torch.export`` programs (``.pt2``).
 """
 
 from __future__ import annotations

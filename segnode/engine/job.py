@@ -1,7 +1,7 @@
 """One engine build, resolved once: the model, the config, the shape, and the gate's reference.
 
 A :class:`Job` is what every candidate of a build shares (``segnode.engine.build``): the
-options and artefact key of each (backend, precision), the frame graph each backend compiles
+options and artifact key of each (backend, precision), the frame graph each backend compiles
 (one folded copy of the model per graph), and the parity gate with its eager fp32 reference,
 computed once per device.
 """
@@ -16,7 +16,7 @@ import torch
 from torch import nn, Tensor
 
 from segnode.config import EngineConfig
-from segnode.engine.artifacts import artefact_key, weights_sha256
+from segnode.engine.artifacts import artifact_key, weights_sha256
 from segnode.engine.backends import Backend
 from segnode.engine.base import BuildOptions, Engine, Runner
 from segnode.engine.graph import deploy_model, frame_dims, frame_graph
@@ -108,7 +108,7 @@ class Job:
         )
 
     def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
-        return artefact_key(
+        return artifact_key(
             backend=backend,
             checkpoint_sha256=self.digest,
             batch=self.batch,

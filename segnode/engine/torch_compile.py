@@ -5,7 +5,7 @@ Inductor's freezing on: weights become constants and, on a CPU, the convolutions
 already folded) run oneDNN kernels on pre-packed weights with their ReLU and residual adds
 fused (about 5 % faster at 512x1024). With CUDA graphs the output buffer is reused by the
 next replay, so the runner returns a copy.
-Artefacts are the same ``torch.export`` programs as the eager backend's; loading one compiles
+Artifacts are the same ``torch.export`` programs as the eager backend's; loading one compiles
 it again (Inductor caches its kernels between processes).
 """
 

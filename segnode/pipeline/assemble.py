@@ -43,7 +43,7 @@ class LoadedModel:
     Attributes:
         model: The unfolded model as loaded (engines fold it).
         table: Class names and palette.
-        sha256: Hash of the checkpoint file ('' for random weights); keys engine artefacts.
+        sha256: Hash of the checkpoint file ('' for random weights); keys engine artifacts.
         description: Where the weights came from, for logs and reports.
         trained: False for random weights.
     """

@@ -159,7 +159,7 @@ class NodeConfig:
         camera_names: Camera names, in the order they are served.
         cameras: One entry per name of ``camera_names``.
         model: Checkpoint and class names.
-        engine: Backend, device, precision, artefacts (see :class:`EngineConfig`).
+        engine: Backend, device, precision, artifacts (see :class:`EngineConfig`).
         publish_color: ``auto`` (colour masks only while ``~/<cam>/color`` has subscribers),
             ``always`` or ``never``.
         input_qos: Subscription QoS preset (``SENSOR_DATA`` is best-effort; it also receives

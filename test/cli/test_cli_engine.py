@@ -10,7 +10,7 @@ import pytest
 from segnode.cli import main
 
 
-def test_export_onnxruntime_writes_artefact_and_manifest(
+def test_export_onnxruntime_writes_artifact_and_manifest(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     code = main(
@@ -132,7 +132,7 @@ def test_bench_rejects_an_agreement_outside_0_1(capsys: pytest.CaptureFixture[st
     assert '--min-agreement must be in [0, 1], got 99.9' in capsys.readouterr().err
 
 
-def test_bench_times_an_exported_artefact_and_warns_about_a_p99_of_few_calls(
+def test_bench_times_an_exported_artifact_and_warns_about_a_p99_of_few_calls(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     size = ['--size', '64', '96', '--device', 'cpu']
@@ -145,7 +145,7 @@ def test_bench_times_an_exported_artefact_and_warns_about_a_p99_of_few_calls(
     assert code == 0
     result = json.loads(out_json.read_text())
     (onnx,) = sorted((tmp_path / 'eng').glob('*.onnx'))
-    assert result['backends']['onnxruntime']['artefact'] == str(onnx)
+    assert result['backends']['onnxruntime']['artifact'] == str(onnx)
     assert result['warnings'][0].startswith('p99 from 3 calls is close to the slowest call')
     assert 'Warnings:' in out_md.read_text()
     assert f'onnxruntime: loaded {onnx}' in capsys.readouterr().out

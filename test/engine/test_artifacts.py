@@ -1,4 +1,4 @@
-"""Artefact keys, manifests and lookups."""
+"""Artifact keys, manifests and lookups."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from segnode.engine.artifacts import (
-    artefact_key,
-    artefact_path,
+    artifact_key,
+    artifact_path,
     differences,
-    find_artefact,
+    find_artifact,
     weights_sha256,
     write_manifest,
 )
@@ -34,7 +34,7 @@ def _key(**overrides: object) -> dict[str, object]:
         'device': torch.device('cpu'),
         **overrides,
     }
-    return artefact_key(**values)  # type: ignore[arg-type]
+    return artifact_key(**values)  # type: ignore[arg-type]
 
 
 def test_key_holds_shape_precision_and_versions() -> None:
@@ -46,30 +46,30 @@ def test_key_holds_shape_precision_and_versions() -> None:
 
 
 def test_path_is_readable_and_changes_with_the_key(tmp_path: Path) -> None:
-    path = artefact_path(tmp_path, _key())
+    path = artifact_path(tmp_path, _key())
     assert path.name.startswith('torch-compile-b1-512x1024-fp32-') and path.suffix == '.pt2'
-    assert artefact_path(tmp_path, _key(precision='bf16')) != path
+    assert artifact_path(tmp_path, _key(precision='bf16')) != path
 
 
 def test_lookup_finds_the_exact_match_and_refuses_a_near_one(tmp_path: Path) -> None:
     key = _key()
-    path = artefact_path(tmp_path, key)
+    path = artifact_path(tmp_path, key)
     path.write_bytes(b'x')
     write_manifest(path, key, parity={'passed': True})
-    assert find_artefact(tmp_path, key) == path
-    assert find_artefact(tmp_path, _key(backend='eager')) is None  # no eager artefacts at all
+    assert find_artifact(tmp_path, key) == path
+    assert find_artifact(tmp_path, _key(backend='eager')) is None  # no eager artifacts at all
     other = _key(height=720, checkpoint_sha256='def')
     with pytest.raises(EngineBuildError) as info:
-        find_artefact(tmp_path, other)
+        find_artifact(tmp_path, other)
     message = str(info.value)
-    assert "checkpoint_sha256: artefact 'abc', wanted 'def'" in message
-    assert 'height: artefact 512, wanted 720' in message and 'width' not in message
+    assert "checkpoint_sha256: artifact 'abc', wanted 'def'" in message
+    assert 'height: artifact 512, wanted 720' in message and 'width' not in message
 
 
 def test_differences_lists_only_changed_fields() -> None:
     assert differences({'a': 1, 'b': 2}, {'a': 1, 'b': 3, 'c': 4}) == [
-        'b: artefact 3, wanted 2',
-        'c: artefact 4, wanted None',
+        'b: artifact 3, wanted 2',
+        'c: artifact 4, wanted None',
     ]
 
 

@@ -195,11 +195,11 @@ def test_frame_shape_is_checked_before_building(model: MFARANet) -> None:
         build_engine(model, config, height=70, width=96)
 
 
-def test_eager_artefact_is_exported_then_loaded(model: MFARANet, tmp_path: Path) -> None:
+def test_eager_artifact_is_exported_then_loaded(model: MFARANet, tmp_path: Path) -> None:
     config = EngineConfig(backend='eager', device='cpu', precision='fp32', strict=True)
     path, report = export_engine(model, config, tmp_path, height=H, width=W)
     assert path.suffix == '.pt2' and path.with_suffix('.json').is_file()
-    assert report.parity['passed'] and report.artefact == str(path)
+    assert report.parity['passed'] and report.artifact == str(path)
     loaded = replace(config, artifact_dir=str(tmp_path))
     engine, report = build_engine(model, loaded, height=H, width=W)
     assert report.notes == [f'loaded {path.name}'] and report.parity['passed']
@@ -207,7 +207,7 @@ def test_eager_artefact_is_exported_then_loaded(model: MFARANet, tmp_path: Path)
     assert masks.shape == (1, H, W) and masks.dtype == torch.uint8
 
 
-def test_missing_artefact_is_built_and_saved_when_allowed(model: MFARANet, tmp_path: Path) -> None:
+def test_missing_artifact_is_built_and_saved_when_allowed(model: MFARANet, tmp_path: Path) -> None:
     config = EngineConfig(
         backend='onnxruntime',
         device='cpu',

@@ -69,7 +69,7 @@ def test_a_choice_is_read_back_only_for_the_same_key(tmp_path: Path) -> None:
     assert choice.read_choice(tmp_path, key) is None  # a broken record is measured again
 
 
-def test_choices_live_with_the_artefacts_else_in_the_cache(
+def test_choices_live_with_the_artifacts_else_in_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv('XDG_CACHE_HOME', str(tmp_path / 'cache'))

@@ -1,4 +1,4 @@
-"""onnxruntime backend: export, artefacts, parity at another resolution, refusals."""
+"""onnxruntime backend: export, artifacts, parity at another resolution, refusals."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def exported(model: MFARANet, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_export_writes_the_model_and_its_manifest(exported: Path) -> None:
     assert exported.suffix == '.onnx' and exported.name.startswith('onnxruntime-b1-64x96-dyn')
     manifest = json.loads(exported.with_suffix('.json').read_text())
-    assert manifest['artefact'] == exported.name
+    assert manifest['artifact'] == exported.name
     assert manifest['key']['opset'] == 17 and manifest['key']['dynamic'] is True
     assert manifest['key']['checkpoint_sha256'].startswith('weights:')
     assert manifest['parity']['passed'] and manifest['parity']['agreement'] == 1.0
@@ -72,12 +72,12 @@ def test_parity_at_a_resolution_other_than_the_exported_one(
     assert result.passed and result.agreement == 1.0, result.describe()
 
 
-def test_segmenter_loads_the_artefact_without_rebuilding(
+def test_segmenter_loads_the_artifact_without_rebuilding(
     model: MFARANet, exported: Path, frame: np.ndarray
 ) -> None:
     config = replace(ORT, artifact_dir=str(exported.parent))
     seg = Segmenter.build(model, config, height=H, width=W)
-    assert seg.report.artefact == str(exported)
+    assert seg.report.artifact == str(exported)
     assert seg.report.notes == [f'loaded {exported.name}']
     assert seg.report.parity['passed'] and seg.report.parity['agreement'] == 1.0
     assert seg.report.parity['export_time']['passed']  # the gate at export, in the manifest
@@ -86,11 +86,11 @@ def test_segmenter_loads_the_artefact_without_rebuilding(
     assert other.shape == (128, 160) and other.dtype == np.uint8
 
 
-def test_mismatching_artefact_is_refused_naming_what_differs(
+def test_mismatching_artifact_is_refused_naming_what_differs(
     model: MFARANet, exported: Path
 ) -> None:
     config = replace(ORT, artifact_dir=str(exported.parent), bgr=True)
-    message = 'refusing onnxruntime artefact .*bgr: artefact False, wanted True'
+    message = 'refusing onnxruntime artifact .*bgr: artifact False, wanted True'
     with pytest.raises(EngineBuildError, match=message):
         Segmenter.build(model, config, height=H, width=W)
 

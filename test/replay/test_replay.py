@@ -413,6 +413,8 @@ def test_warm_up_skips_a_bad_first_frame_and_uses_the_next_good_one(tmp_path: Pa
     built: list[tuple[int, int, int]] = []
 
     class Recording(Fake):
+        """The fake model, recording every engine the service builds."""
+
         def __call__(self, n: int, h: int, w: int) -> Fake:
             built.append((n, h, w))
             return self

@@ -33,6 +33,20 @@ except ImportError as err:  # a skip, never a collection error (conftest.py says
 else:
     MISSING = ''
 
+
+def _not_installed() -> str:
+    """Why the launch test cannot start the node: segnode is not in a sourced workspace."""
+    from ament_index_python.packages import get_package_share_directory, PackageNotFoundError
+
+    try:
+        get_package_share_directory('segnode')
+    except PackageNotFoundError:
+        return 'segnode is not installed in a sourced workspace (colcon build, then source it)'
+    return ''
+
+
+MISSING = MISSING or _not_installed()
+
 pytestmark = pytest.mark.ros
 NAMESPACE = 'proof_of_life'
 HEIGHT, WIDTH = 64, 96

@@ -3,7 +3,7 @@
 The ``gpu`` tests need CUDA and torch_tensorrt and skip with the reason where either is
 missing. They build strictly (``pass_through_build_failures``), check parity against eager
 fp32, that an fp16 engine really runs fp16 layers, that an exported engine is loaded without a
-rebuild, and that a mismatching artefact is refused.
+rebuild, and that a mismatching artifact is refused.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def test_mismatching_engine_is_refused(model: MFARANet, trt_export: Path) -> Non
     config = EngineConfig(
         backend='tensorrt', device='cuda', precision='fp32', artifact_dir=str(trt_export.parent)
     )
-    with pytest.raises(EngineBuildError, match="precision: artefact 'fp16', wanted 'fp32'"):
+    with pytest.raises(EngineBuildError, match="precision: artifact 'fp16', wanted 'fp32'"):
         Segmenter.build(model, config, height=128, width=192)
 
 
