@@ -20,7 +20,7 @@ from typing import Any, TYPE_CHECKING, TypeVar
 
 import yaml
 
-from segnode.errors import ConfigError, EngineUnavailable
+from segnode.errors import clip, ConfigError, EngineUnavailable
 
 if TYPE_CHECKING:
     import torch
@@ -36,6 +36,10 @@ __all__ = [
     'IMAGENET_MEAN',
     'IMAGENET_STD',
     'MAX_FRAME_SIDE',
+    'MAX_TEXT',
+    'MAX_WIDTH',
+    'MAX_YAML_BYTES',
+    'MAX_YAML_NODES',
     'MIN_SIDE',
     'SIDE_LIMIT',
     'STRIDE',
@@ -68,6 +72,13 @@ MAX_FRAME_SIDE = 4096
 # The largest side of any size a user configures (engine.input_size, engine.max_side,
 # --size): a larger one is a typo, or would exhaust the memory.
 SIDE_LIMIT = 8192
+# The widest decoder (the paper's is 128; 4096 takes 16 s to build, 100000 asks for 360 GB).
+MAX_WIDTH = 1024
+# The longest text a config value (or checkpoint metadata) may hold; paths fit (PATH_MAX).
+MAX_TEXT = 4096
+# The largest YAML file read_yaml parses and the most values it may hold (PyYAML takes 20 s and
+# 400 MB for 4 MiB of short keys, 1 s for 50000 values; a params file holds a few hundred).
+MAX_YAML_BYTES, MAX_YAML_NODES = 4 * 2**20, 50_000
 
 
 @dataclass(frozen=True)
@@ -98,8 +109,10 @@ class ModelConfig:
                 f'model.num_classes must be in 1..{IGNORE_ID} ({IGNORE_ID} is the ignore id), '
                 f'got {self.num_classes}'
             )
-        if self.width < 2 or self.width % 2:
-            raise ConfigError(f'model.width must be an even number >= 2, got {self.width}')
+        if not 2 <= self.width <= MAX_WIDTH or self.width % 2:
+            raise ConfigError(
+                f'model.width must be an even number in 2..{MAX_WIDTH}, got {self.width}'
+            )
 
 
 # The engine backends (fastest first on a GPU) and compute precisions: the only lists of them.
@@ -275,22 +288,21 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
     Raises:
         ConfigError: A key is unknown or a value has the wrong type; the message names it.
     """
+    where = clip(where, 120)
+    section = where.rstrip('.:') or cls.__name__  # 'model.' names the section 'model'
     if not isinstance(data, Mapping):
-        raise ConfigError(
-            f'{where or cls.__name__}: expected a mapping, got {type(data).__name__}'
-        )
+        raise ConfigError(f'{section}: expected a mapping, got {type(data).__name__}')
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     odd = [k for k in data if not isinstance(k, str)]
     if odd:
         raise ConfigError(
-            f'{where or cls.__name__}: keys must be names, got {short_repr(odd[0])} '
-            f'({type(odd[0]).__name__})'
+            f'{section}: keys must be names, got {short_repr(odd[0])} ({type(odd[0]).__name__})'
         )
     unknown = sorted(set(data) - fields)
     if unknown:
         raise ConfigError(
-            f'unknown key {where + unknown[0]!r}; allowed keys: {", ".join(sorted(fields))}'
+            f"unknown key '{where}{clip(unknown[0])}'; allowed keys: {', '.join(sorted(fields))}"
         )
     values: dict[str, Any] = {}
     for key, value in data.items():
@@ -300,7 +312,10 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
                 f'got {short_repr(value)} ({type(value).__name__})'
             )
         if not _finite(value):
-            raise ConfigError(f'{where}{key} must be a finite number, got {value!r}')
+            raise ConfigError(f'{where}{key} must be a finite number, got {short_repr(value)}')
+        items = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, str) and len(v) > MAX_TEXT for v in items):
+            raise ConfigError(f'{where}{key} holds a text of more than {MAX_TEXT} characters')
         if typing.get_origin(hints[key]) is tuple and isinstance(value, list):
             value = tuple(value)
         values[key] = value
@@ -362,8 +377,12 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     return torch.device('cuda', number)
 
 
+class _TooManyValues(yaml.YAMLError):
+    pass
+
+
 class _StrictLoader(yaml.SafeLoader):
-    """PyYAML's safe loader that refuses duplicate keys and aliases.
+    """PyYAML's safe loader that refuses duplicate keys, aliases and huge documents.
 
     A duplicate key would silently win over the first; aliases (``*name``) are refused because
     ROS 2's own params parser has none and nested ones expand exponentially ("billion
@@ -371,6 +390,9 @@ class _StrictLoader(yaml.SafeLoader):
     """
 
     def compose_node(self, parent: Any, index: Any) -> Any:
+        self.nodes: int = getattr(self, 'nodes', 0) + 1
+        if self.nodes > MAX_YAML_NODES:
+            raise _TooManyValues(f'holds more than {MAX_YAML_NODES} values')
         if self.check_event(yaml.AliasEvent):
             event = self.peek_event()  # type: ignore[no-untyped-call]
             raise yaml.composer.ComposerError(
@@ -382,10 +404,14 @@ class _StrictLoader(yaml.SafeLoader):
         seen: set[Any] = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)
-            if isinstance(key, typing.Hashable) and key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f'duplicate key {key!r}', key_node.start_mark
+            hashable = isinstance(key, typing.Hashable)  # not '? [a, b]' nor '? {a: 1}'
+            if not hashable or key in seen:
+                problem = (
+                    f'duplicate key {short_repr(key)}'
+                    if hashable
+                    else f'a {type(key).__name__} cannot be a key (keys are names)'
                 )
+                raise yaml.constructor.ConstructorError(None, None, problem, key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep)
 
@@ -398,20 +424,27 @@ def read_yaml(path: str | Path, what: str = 'YAML file') -> Any:
         what: What the file is, for messages (``'params file'``, ``'class table'``, ...).
 
     Raises:
-        ConfigError: The file cannot be read, is not UTF-8 or is not valid YAML (one line
-            naming the file and the problem).
+        ConfigError: The file cannot be read, is larger than ``MAX_YAML_BYTES``, is not UTF-8
+            or is not valid YAML (one line naming the file and the problem).
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding='utf-8')
+        with path.open('rb') as stream:
+            data = stream.read(MAX_YAML_BYTES + 1)  # a FIFO or /dev/zero has no useful size
+        if len(data) > MAX_YAML_BYTES:
+            mib = MAX_YAML_BYTES // 2**20
+            raise ConfigError(f'{what} {path} is larger than {mib} MiB; refused before parsing')
+        text = data.decode('utf-8')
     except UnicodeDecodeError as err:
         raise ConfigError(f'{what} {path} is not UTF-8 text ({err.reason})') from err
     except OSError as err:
         raise ConfigError(f'cannot read {what} {path}: {err.strerror or err}') from err
     try:
         return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+    except _TooManyValues as err:
+        raise ConfigError(f'{what} {path} {err}; refused') from None
     except yaml.YAMLError as err:
-        problem = ' '.join(str(err).split())
+        problem = clip(' '.join(str(err).split()), 300)
         raise ConfigError(f'{what} {path} is not valid YAML: {problem}') from err
     except RecursionError as err:
         raise ConfigError(f'{what} {path} is nested too deeply') from err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 __all__ = [
+    'clip',
     'describe',
     'one_line',
     'BagReadError',
@@ -56,6 +57,20 @@ class ReplayError(SegnodeError):
 
 class DatasetError(SegnodeError):
     """A dataset folder, file or label is missing, unreadable or inconsistent."""
+
+
+def clip(text: object, limit: int = 80) -> str:
+    """``text`` as a short printable excerpt for an error message.
+
+    Values from files (keys, names, paths) can be megabytes long or hold control characters:
+    each character that is not printable becomes ``?``, and a longer text is cut to ``limit``
+    characters with ``...`` and its full length, so that every message stays one short line.
+    """
+    text = str(text)
+    cut = len(text) > limit
+    shown = text[: max(limit - 3, 1)] if cut else text
+    shown = ''.join(c if c.isprintable() else '?' for c in shown)
+    return f'{shown}... ({len(text)} characters)' if cut else shown
 
 
 def one_line(err: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Subcommands about checkpoints: ``segnode info``, ``convert-official`` and ``to-fp16``."""
+"""Subcommands about checkpoints: ``info``, ``convert-official``, ``to-fp16`` and ``rehash``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
+    from segnode.config import config_to_dict
     from segnode.model.checkpoint import build_from_checkpoint
     from segnode.model.complexity import conv_macs, count_parameters
     from segnode.model.fold import count_residual_scales, fold_equalizers
@@ -28,7 +29,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     folded = fold_equalizers(model)
     summary: dict[str, Any] = {
         'checkpoint': str(args.checkpoint),
-        'architecture': {'name': 'MFARANet', **meta['model']},
+        'architecture': {'name': 'MFARANet', **config_to_dict(model.config), **meta['model']},
         'dataset': meta.get('dataset', ''),
         'classes': meta['classes']['names'],
         'equalizers': {
@@ -134,8 +135,24 @@ def _cmd_to_fp16(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_rehash(args: argparse.Namespace) -> int:
+    from segnode.model.checkpoint import rehash_checkpoint
+
+    arguments.output_file(args.dst, 'DST')
+    meta, had_hash = rehash_checkpoint(args.src, args.dst)
+    sha = meta['weights_sha256'][:12]
+    if had_hash:
+        print(f'{args.src} already records its weights sha256 ({sha}); copied to {args.dst}')
+    else:
+        print(
+            f'wrote {args.dst}: the weights and metadata of {args.src} with weights sha256 {sha} '
+            '(recorded as the weights are now: re-save only a file you trust)'
+        )
+    return 0
+
+
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
-    """Register ``info`` and ``convert-official`` on the ``segnode`` parser."""
+    """Register ``info``, ``convert-official``, ``to-fp16`` and ``rehash``."""
     p = sub.add_parser('info', help='describe a checkpoint: model, classes, equalizers, cost')
     p.add_argument('checkpoint', help='segnode checkpoint (.pt)')
     p.add_argument(
@@ -176,3 +193,15 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('src', help='segnode checkpoint')
     p.add_argument('dst', help='checkpoint to write')
     handlers['to-fp16'] = _cmd_to_fp16
+
+    p = sub.add_parser(
+        'rehash',
+        help='re-save a trusted checkpoint that predates the weights hash, with the hash',
+        description='Checkpoints without meta.weights_sha256 are refused (their weights are '
+        'unverified). Write SRC, checked in every other way, to DST unchanged but with the '
+        'SHA-256 of its weights. The hash records the weights as they are now: re-save only a '
+        'file you trust (docs/model.md, "Checkpoint integrity").',
+    )
+    p.add_argument('src', help='segnode checkpoint without a weights hash')
+    p.add_argument('dst', help='checkpoint to write')
+    handlers['rehash'] = _cmd_rehash

@@ -9,6 +9,12 @@ A checkpoint is ``torch.save`` of a plain dict (loadable with ``weights_only=Tru
               'recipe', 'metrics', 'source', 'git_revision', 'created', 'folded': False}}
 
 Writes are atomic (temporary file, then rename): a crash never leaves a half-written file.
+
+Reading checks everything before a model is built (``checkpoint_meta``): the metadata schema,
+every tensor's values and shapes, and the weights' SHA-256. A file without
+``meta.weights_sha256`` is refused: every checkpoint segnode writes records it, so one without
+it predates the hash or was altered; :func:`rehash_checkpoint` (``segnode rehash``) re-saves a
+trusted old file with it (docs/model.md, "Checkpoint integrity").
 """
 
 from __future__ import annotations
@@ -21,15 +27,17 @@ import pickle
 import re
 import subprocess
 from typing import Any
+import warnings
 import zipfile
 
 import torch
-from torch import nn, Tensor
+from torch import Tensor
 
 from segnode.config import config_from_dict, config_to_dict, ModelConfig
-from segnode.errors import CheckpointError, ConfigError, one_line
+from segnode.errors import CheckpointError, one_line
 from segnode.files import atomic_write
 from segnode.model import fold as folding
+from segnode.model.checkpoint_meta import check_meta, check_shapes, check_tensors, expected_state
 from segnode.model.mfaranet import MFARANet
 
 __all__ = [
@@ -41,6 +49,7 @@ __all__ = [
     'load_tensors_file',
     'load_model',
     'read_checkpoint',
+    'rehash_checkpoint',
     'save_checkpoint',
     'state_sha256',
 ]
@@ -136,12 +145,23 @@ def save_checkpoint(
     return meta
 
 
-def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]]:
+def read_checkpoint(
+    path: str | Path, *, allow_unverified: bool = False
+) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """Read and validate a segnode checkpoint; returns ``(state_dict, meta)``.
+
+    Before anything is built: the metadata schema, every tensor (finite, bounded, its shape
+    that of the architecture ``meta.model`` describes) and the recorded weights' SHA-256.
+
+    Args:
+        path: The checkpoint.
+        allow_unverified: Accept a file without ``meta.weights_sha256`` (only
+            :func:`rehash_checkpoint` does, to re-save a trusted old file with the hash).
 
     Raises:
         CheckpointError: Missing or unreadable file, an official (unconverted) checkpoint,
-            or a file that is not a segnode checkpoint.
+            a file that is not a segnode checkpoint, or one whose metadata, tensors or hash
+            are wrong (one line naming the field).
     """
     path = Path(path)
     raw = load_tensors_file(path, 'checkpoint')
@@ -162,10 +182,19 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, Tensor], dict[str, Any]
     state, meta = raw.get('state_dict'), raw.get('meta')
     if not isinstance(state, dict) or not isinstance(meta, dict):
         raise CheckpointError(f'{path}: a segnode checkpoint needs a state_dict and a meta dict')
-    _check_tensors(state, path)
-    _check_meta(meta, path)
+    check_tensors(state, str(path))
+    config = check_meta(meta, str(path))
+    check_shapes(expected_state(config), state, str(path))
     recorded = meta.get('weights_sha256')
-    if recorded is not None and recorded != state_sha256(state):
+    if recorded is None:
+        if allow_unverified:
+            return state, meta
+        raise CheckpointError(
+            f'{path} has no meta.weights_sha256, so its weights are unverified: every checkpoint '
+            'segnode writes records it, so this file predates the hash or was altered. If you '
+            f'trust it, re-save it with the hash: segnode rehash {path} OUT.pt'
+        )
+    if recorded != state_sha256(state):
         raise CheckpointError(
             f'{path}: the weights do not match the sha256 recorded when the file was saved '
             '(the file is corrupt or was altered)'
@@ -211,7 +240,9 @@ def load_tensors_file(path: Path, what: str) -> Any:
                 f'{what} {path} is corrupt: the CRC of {damaged} does not match its data'
             )
     try:
-        return torch.load(path, map_location='cpu', weights_only=True)
+        with warnings.catch_warnings():  # a raw pickle's protocol warning: refused below anyway
+            warnings.filterwarnings('ignore', 'Detected pickle protocol', UserWarning)
+            return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as err:
         found = re.search(r'Unsupported global: GLOBAL (\S+)', str(err))
         if found:
@@ -234,75 +265,6 @@ def load_tensors_file(path: Path, what: str) -> Any:
         ) from None
 
 
-def _check_meta(meta: Mapping[str, Any], path: Path) -> None:
-    """The metadata fields the loaders read have the types they expect."""
-    if not isinstance(meta.get('model'), dict):
-        raise CheckpointError(f'{path}: meta.model must be a mapping of model options')
-    classes = meta.get('classes', {})
-    if not isinstance(classes, dict):
-        raise CheckpointError(f'{path}: meta.classes must be a mapping with names and palette')
-    names = classes.get('names', [])
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise CheckpointError(f'{path}: meta.classes.names must be a list of strings')
-    palette = classes.get('palette', [])
-    if not isinstance(palette, list) or not all(
-        isinstance(c, (list, tuple))
-        and len(c) == 3
-        and all(isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in c)
-        for c in palette
-    ):
-        raise CheckpointError(
-            f'{path}: meta.classes.palette must be a list of [r, g, b] integers in 0..255'
-        )
-    if palette and len(palette) != len(names):
-        raise CheckpointError(
-            f'{path}: meta.classes has {len(names)} names but {len(palette)} palette colours'
-        )
-    if not isinstance(meta.get('equalizers', {}), dict):
-        raise CheckpointError(f'{path}: meta.equalizers must be a mapping')
-
-
-def _check_tensors(state: Mapping[str, Any], path: Path) -> None:
-    """Every value a finite floating-point tensor, or an integer tensor (counters)."""
-    for name, value in state.items():
-        if not isinstance(value, Tensor):
-            raise CheckpointError(f'{path}: {name} is a {type(value).__name__}, not a tensor')
-        if value.is_floating_point():
-            if value.dtype not in (torch.float32, torch.float16, torch.bfloat16, torch.float64):
-                raise CheckpointError(f'{path}: {name} has unsupported dtype {value.dtype}')
-            if not bool(torch.isfinite(value).all()):
-                raise CheckpointError(f'{path}: {name} holds NaN or infinite values')
-        elif value.is_complex() or value.dtype == torch.bool:
-            raise CheckpointError(f'{path}: {name} has unsupported dtype {value.dtype}')
-
-
-def _check_state(model: nn.Module, state: Mapping[str, Tensor], path: Path) -> None:
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    if any('equalizers.' in k for k in missing) and not any('equalizers.' in k for k in state):
-        raise CheckpointError(
-            f'{path}: the model uses scale equalizers but the checkpoint has no equalizer '
-            'constants (refusing to treat them as identity; calibrate or convert instead)'
-        )
-    if missing or unexpected:
-        raise CheckpointError(
-            f'{path}: keys do not match the model: missing {missing[:5]}, '
-            f'unexpected {unexpected[:5]}'
-        )
-    for key, value in state.items():
-        if value.is_floating_point() != expected[key].is_floating_point():
-            raise CheckpointError(
-                f'{path}: {key} is {value.dtype} in the checkpoint but {expected[key].dtype} in '
-                'the model'
-            )
-        if value.shape != expected[key].shape:
-            raise CheckpointError(
-                f'{path}: {key} has shape {tuple(value.shape)} in the checkpoint but '
-                f'{tuple(expected[key].shape)} in the model (class count or width mismatch?)'
-            )
-
-
 def build_from_checkpoint(
     path: str | Path,
     *,
@@ -321,17 +283,11 @@ def build_from_checkpoint(
     """
     path = Path(path)
     state, meta = read_checkpoint(path)
-    try:
-        config = config_from_dict(ModelConfig, meta['model'], 'model.')
-    except (ConfigError, KeyError, TypeError) as err:
-        raise CheckpointError(f'{path}: invalid model description: {err}') from err
+    config = config_from_dict(ModelConfig, meta['model'], 'meta.model.')  # checked on reading
     if num_classes is not None and config.num_classes != num_classes:
         raise CheckpointError(
             f'{path} has {config.num_classes} classes, {num_classes} were expected'
         )
-    names = meta.get('classes', {}).get('names', [])
-    if len(names) != config.num_classes:
-        raise CheckpointError(f'{path}: {len(names)} class names for {config.num_classes} classes')
     if boundary_heads and not config.boundary_heads:
         raise CheckpointError(f'{path} has no boundary heads to resume training with')
     if not boundary_heads:
@@ -339,11 +295,29 @@ def build_from_checkpoint(
     overrides: dict[str, Any] = {'boundary_heads': boundary_heads}
     if pruned is not None:
         overrides['pruned'] = pruned
-    model = MFARANet(config_from_dict(ModelConfig, {**config_to_dict(config), **overrides}))
-    _check_state(model, state, path)
+    config = config_from_dict(ModelConfig, {**config_to_dict(config), **overrides})
+    check_shapes(expected_state(config), state, str(path))  # before building anything
+    model = MFARANet(config)
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
     model.equalizer_provenance = dict(meta.get('equalizers', {'state': 'unknown'}))
     return model.eval(), meta
+
+
+def rehash_checkpoint(src: str | Path, dst: str | Path) -> tuple[dict[str, Any], bool]:
+    """Re-save a trusted checkpoint that has no ``meta.weights_sha256`` with the hash.
+
+    Every other check still applies (metadata, tensor values and shapes); the weights and the
+    metadata are written unchanged, with the hash of the weights as they are now. The hash
+    cannot tell whether they were altered before: re-save only a file you trust.
+
+    Returns:
+        The metadata written, and whether ``src`` already had a (verified) hash.
+    """
+    state, meta = read_checkpoint(src, allow_unverified=True)
+    had_hash = 'weights_sha256' in meta
+    meta = {**meta, 'weights_sha256': state_sha256(state)}
+    atomic_save({'format': FORMAT, 'version': VERSION, 'state_dict': state, 'meta': meta}, dst)
+    return meta, had_hash
 
 
 def load_model(path: str | Path, fold_equalizers: bool = False) -> MFARANet:

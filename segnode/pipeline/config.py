@@ -31,7 +31,7 @@ from segnode.config import (
     read_yaml,
     short_repr,
 )
-from segnode.errors import ConfigError
+from segnode.errors import clip, ConfigError
 
 __all__ = [
     'COLOR_MODES',
@@ -53,8 +53,12 @@ RANDOM_CHECKPOINT = 'random'  # model.path (and --checkpoint) that asks for rand
 QOS_PRESETS = ('SENSOR_DATA', 'DEFAULT', 'SYSTEM_DEFAULT')
 TRANSPORTS = ('raw', 'compressed')
 COLOR_MODES = ('auto', 'always', 'never')
-_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]{0,63}$')
+_MAX_SIDE = 65535  # the largest frame side a camera may declare (sensor_msgs/Image is uint32)
 MAX_CAMERAS = 64  # more is a mistake (and each camera costs a subscription and an engine)
+MAX_DEPTH = 1000  # the largest keep-last queue depth (the node keeps only the newest frame)
+MAX_PERIOD_S = 86_400.0  # the longest diagnostics or warning period: a day
+MAX_AGE_MS = 86_400_000.0  # the longest max_age_ms: a day
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class CameraConfig:
         if not _NAME.match(self.name):
             raise ConfigError(
                 f'camera name {short_repr(self.name)} must start with a letter and contain '
-                'only letters, digits and underscores'
+                'only letters, digits and underscores (at most 64 characters)'
             )
         if not self.topic:
             object.__setattr__(self, 'topic', f'{self.name}/image_raw')
@@ -92,9 +96,12 @@ class CameraConfig:
             )
         if isinstance(self.size, list):
             object.__setattr__(self, 'size', tuple(self.size) or None)
-        if self.size is not None and (len(self.size) != 2 or min(self.size) < 1):
+        if self.size is not None and (
+            len(self.size) != 2 or min(self.size) < 1 or max(self.size) > _MAX_SIDE
+        ):
             raise ConfigError(
-                f'cameras.{self.name}.size must be [height, width] or [], got {list(self.size)}'
+                f'cameras.{self.name}.size must be [height, width] in 1..{_MAX_SIDE} or [], '
+                f'got {short_repr(list(self.size))}'
             )
         if self.qos and self.qos not in QOS_PRESETS:
             raise ConfigError(
@@ -229,18 +236,33 @@ class NodeConfig:
                 f'got {self.publish_color!r}'
             )
         for key in ('input_depth', 'output_depth'):
-            if getattr(self, key) < 1:
-                raise ConfigError(f'{key} must be >= 1, got {getattr(self, key)}')
-        if not MIN_SIDE <= self.max_frame_side <= 65535:
+            if not 1 <= getattr(self, key) <= MAX_DEPTH:
+                raise ConfigError(
+                    f'{key} must be in 1..{MAX_DEPTH}, got {short_repr(getattr(self, key))}'
+                )
+        if not MIN_SIDE <= self.max_frame_side <= _MAX_SIDE:
             raise ConfigError(
-                f'max_frame_side must be in {MIN_SIDE}..65535, got {self.max_frame_side}'
+                f'max_frame_side must be in {MIN_SIDE}..{_MAX_SIDE}, '
+                f'got {short_repr(self.max_frame_side)}'
             )
+        for cam in self.cameras:
+            if cam.size is not None and max(cam.size) > self.max_frame_side:
+                raise ConfigError(
+                    f'cameras.{cam.name}.size {list(cam.size)} is larger than max_frame_side '
+                    f'{self.max_frame_side}: every frame would be refused'
+                )
         if not 1 <= self.max_engines <= 1024:
-            raise ConfigError(f'max_engines must be in 1..1024, got {self.max_engines}')
-        for key in ('max_age_ms', 'diagnostics_period_s', 'warn_period_s'):
+            raise ConfigError(
+                f'max_engines must be in 1..1024, got {short_repr(self.max_engines)}'
+            )
+        for key, top in (
+            ('max_age_ms', MAX_AGE_MS),
+            ('diagnostics_period_s', MAX_PERIOD_S),
+            ('warn_period_s', MAX_PERIOD_S),
+        ):
             value = getattr(self, key)
-            if not math.isfinite(value) or not 0 <= value <= 86_400_000:
-                raise ConfigError(f'{key} must be a finite number >= 0, got {value}')
+            if not math.isfinite(value) or not 0 <= value <= top:
+                raise ConfigError(f'{key} must be in 0..{top:g}, got {short_repr(value)}')
 
     def camera(self, name: str) -> CameraConfig:
         """The configuration of camera ``name``."""
@@ -260,7 +282,9 @@ def node_config_from_dict(data: Mapping[str, Any], where: str = '') -> NodeConfi
         ConfigError: An unknown key (named with its dotted path) or an invalid value.
     """
     if not isinstance(data, Mapping):
-        raise ConfigError(f'{where}ros__parameters must be a mapping, got {type(data).__name__}')
+        raise ConfigError(
+            f'{clip(where)}ros__parameters must be a mapping, got {type(data).__name__}'
+        )
     top = dict(data)
     values: dict[str, Any] = {}
     for key, cls in _NESTED.items():
@@ -274,7 +298,7 @@ def node_config_from_dict(data: Mapping[str, Any], where: str = '') -> NodeConfi
     for name, spec in cameras.items():
         if spec is not None and not isinstance(spec, Mapping):
             raise ConfigError(
-                f'{where}cameras.{name!s:.60} must be a mapping such as '
+                f'{clip(where)}cameras.{clip(name)} must be a mapping such as '
                 f'{{topic: /front/image_raw}}, got {short_repr(spec)}'
             )
     values['cameras'] = tuple(
@@ -315,7 +339,7 @@ def node_config_from_flat(flat: Mapping[str, Any]) -> NodeConfig:
         for part in parents:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f'parameter {dotted!r} conflicts with a scalar parameter')
+                raise ConfigError(f'parameter {clip(dotted)!r} conflicts with a scalar parameter')
         node[leaf] = list(value) if isinstance(value, tuple) else value
     return node_config_from_dict(nested)
 
@@ -381,11 +405,11 @@ def read_node_params(path: str | Path) -> dict[str, Any]:
     if not isinstance(doc, Mapping) or len(doc) != 1:
         raise ConfigError(
             f'{path}: expected one node entry such as "/**:" holding "ros__parameters:", '
-            f'got {list(doc) if isinstance(doc, Mapping) else type(doc).__name__}'
+            f'got {short_repr(list(doc)) if isinstance(doc, Mapping) else type(doc).__name__}'
         )
     ((node, body),) = doc.items()
     if not isinstance(body, Mapping) or set(body) != {'ros__parameters'}:
-        raise ConfigError(f'{path}: {node!r} must hold exactly one key, ros__parameters')
+        raise ConfigError(f'{path}: {short_repr(node)} must hold exactly one key, ros__parameters')
     params = body['ros__parameters'] or {}
     if not isinstance(params, Mapping):
         raise ConfigError(f'{path}: ros__parameters must be a mapping')
@@ -402,16 +426,20 @@ def _flatten(params: Mapping[Any, Any], prefix: str, flat: dict[str, Any], path:
                 f'{path}: keys{under} must be names, got {short_repr(key)} ({type(key).__name__})'
             )
         name = f'{prefix}{key}'
+        if len(key) > 256:
+            raise ConfigError(f'{path}: parameter name {clip(name)} is too long')
         if isinstance(value, Mapping):
             _flatten(value, f'{name}.', flat, path)
             continue
         if value is None:
-            raise ConfigError(f'{path}: {name} has no value (ROS 2 refuses it; leave it out)')
+            raise ConfigError(
+                f'{path}: {clip(name)} has no value (ROS 2 refuses it; leave it out)'
+            )
         if isinstance(value, list) and not value:
             raise ConfigError(
-                f'{path}: {name}: [] cannot be read by ROS 2 (an empty list has no type) and '
-                'the node would not start; leave the key out to keep its default'
+                f'{path}: {clip(name)}: [] cannot be read by ROS 2 (an empty list has no type) '
+                'and the node would not start; leave the key out to keep its default'
             )
         if name in flat:
-            raise ConfigError(f'{path}: parameter {name} is given twice')
+            raise ConfigError(f'{path}: parameter {clip(name)} is given twice')
         flat[name] = value

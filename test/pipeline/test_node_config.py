@@ -105,7 +105,7 @@ def test_defaults_flat_round_trip() -> None:
         ('    engine: {speed: 1}\n', r"unknown key 'engine\.speed'"),
         ('    model: {pth: x}\n', r"unknown key 'model\.pth'"),
         ('    input_qos: BEST\n', r'input_qos must be one of SENSOR_DATA'),
-        ('    input_depth: 0\n', r'input_depth must be >= 1'),
+        ('    input_depth: 0\n', r'input_depth must be in 1..1000'),
         ('    max_age_ms: fast\n', r'max_age_ms must be of type'),
         ('    camera_names: [a, a]\n', r"lists 'a' more than once"),
         ('    camera_names: []\n', r'camera_names: \[\] cannot be read by ROS 2'),
