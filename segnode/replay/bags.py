@@ -75,6 +75,27 @@ def _raised_in_a_bag_library(err: BaseException) -> bool:
     return module.partition('.')[0] in _BAG_LIBRARIES
 
 
+# What rosbags says when an MCAP file is cut short (a recorder killed mid-write, a copy that
+# stopped): no end magic, footer or summary where the end of the file should have them.
+_CUT_OFF = ('File end magic is invalid', 'Invalid MCAP footer', 'Invalid MCAP summary offset')
+RECOVER = (
+    'the file is cut off (its recording did not finish); recover what it holds with '
+    '`mcap recover IN.mcap -o OUT.mcap` or `ros2 bag reindex` (docs/replay.md, "Damaged bags")'
+)
+# Errors that name something unsupported, not damage.
+_UNSUPPORTED = ('not supported', 'Unsupported', 'Unrecognized', 'Profile is not ros2')
+
+
+def _explained(err: BaseException) -> str:
+    """One line: the library's reason and what it most likely means."""
+    reason = one_line(err).rstrip('.')
+    if any(marker in reason for marker in _CUT_OFF):
+        return f'{reason}: {RECOVER}'
+    if any(marker in reason for marker in _UNSUPPORTED):
+        return reason
+    return f'{reason} (truncated or corrupt?)'
+
+
 @contextmanager
 def _reading(path: Path, what: str, *, parsing: bool = False) -> Iterator[None]:
     """Translate the bag libraries' errors (only theirs) into one-line ``BagReadError``.
@@ -85,13 +106,11 @@ def _reading(path: Path, what: str, *, parsing: bool = False) -> Iterator[None]:
     try:
         yield
     except _BAG_ERRORS as err:
-        reason = one_line(err)
-        raise BagReadError(f'cannot {what} {path}: {reason} (truncated or corrupt?)') from err
+        raise BagReadError(f'cannot {what} {path}: {_explained(err)}') from err
     except _LIBRARY_ERRORS as err:
         if not (parsing or _raised_in_a_bag_library(err)):
             raise
-        reason = one_line(err)
-        raise BagReadError(f'cannot {what} {path}: {reason} (truncated or corrupt?)') from err
+        raise BagReadError(f'cannot {what} {path}: {_explained(err)}') from err
 
 
 @dataclass(frozen=True)
@@ -281,6 +300,12 @@ class BagReader:
         if folder is not None:
             with _reading(folder / 'metadata.yaml', 'read', parsing=True):
                 meta = read_yaml(folder / 'metadata.yaml', 'bag metadata')
+                if not isinstance(meta, dict) or 'rosbag2_bagfile_information' not in meta:
+                    raise BagReadError(
+                        f'{folder / "metadata.yaml"} is not rosbag2 metadata (no '
+                        'rosbag2_bagfile_information mapping; an empty file?); move it away to '
+                        'read the storage files directly'
+                    )
                 meta = meta['rosbag2_bagfile_information']
                 version, storage = int(meta['version']), str(meta['storage_identifier'])
                 files = [folder / PurePath(name).name for name in meta['relative_file_paths']]

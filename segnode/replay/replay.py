@@ -32,7 +32,7 @@ from segnode.errors import ReplayError
 from segnode.metrics import confusion_matrix, unknown_label_pixels
 from segnode.pipeline import imaging
 from segnode.pipeline.assemble import build_service, load_labelled_model, LoadedModel
-from segnode.pipeline.config import NodeConfig
+from segnode.pipeline.config import MAX_CAMERAS, NodeConfig
 from segnode.pipeline.service import FrameResult, Outputs, SegmenterFactory
 from segnode.replay.bag_writer import BagWriter, make_diagnostics, make_image
 from segnode.replay.bags import BagReader, camera_names, open_bag
@@ -115,7 +115,13 @@ def _camera_topics(
             f'image topic {empty[0]} has no messages in {bag.info.path}: nothing to replay'
         )
     skipped = [f'image topic {t} has no messages: skipped' for t in empty]
-    return [t for t in topics if t.count], skipped
+    topics = [t for t in topics if t.count]
+    if len(topics) > MAX_CAMERAS:
+        raise ReplayError(
+            f'{bag.info.path} has {len(topics)} image topics, at most {MAX_CAMERAS} cameras are '
+            'replayed at once; choose them with --image-topic'
+        )
+    return topics, skipped
 
 
 def _label_topics(
@@ -314,12 +320,16 @@ class _Run:
         self, camera: str, stamp: int, mask: np.ndarray, truth: np.ndarray, *, own: bool
     ) -> None:
         """Add a frame to the consumer view, and with ``own`` (its own mask) to the scores."""
-        if truth.shape != mask.shape:
-            # Raised by run() once this callback has returned (the service guards callbacks).
-            self.error = self.error or ReplayError(
-                f'label of camera {camera} at stamp {stamp} is {truth.shape[1]}x{truth.shape[0]} '
-                f'but the frame is {mask.shape[1]}x{mask.shape[0]}'
+        if truth.shape != mask.shape:  # counted as unscored, with the first case in the notes
+            if own:
+                self.by_cam[camera].unscored += 1
+            note = (
+                f'camera {camera}: a label of the wrong size is not scored (first at stamp '
+                f'{stamp}: {truth.shape[1]}x{truth.shape[0]}, the frame {mask.shape[1]}x'
+                f'{mask.shape[0]})'
             )
+            if not any(n.startswith(note.partition(' (')[0]) for n in self.result.notes):
+                self.result.notes.append(note)
             return
         k = self.loaded.table.num_classes
         counts = confusion_matrix(mask, truth, k)

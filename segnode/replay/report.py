@@ -24,7 +24,7 @@ from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
 __all__ = ['headline', 'summarize', 'write_report']
 
 _RUN = ('bag', 'mode', 'speed', 'engine', 'model', 'wall_s', 'engine_s')
-_COUNTS = ('frames', 'processed', 'dropped', 'bad', 'scored')
+_COUNTS = ('frames', 'processed', 'dropped', 'bad', 'scored', 'unscored')
 _ACCURACY = ('miou', 'pixel_accuracy', 'per_class_iou', 'confusion_matrix', 'consumer_miou',
              'consumer_pixel_accuracy')  # fmt: skip
 _PLOTS = {

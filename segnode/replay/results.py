@@ -39,6 +39,7 @@ class CameraResult:
         bag_time_s: Bag time of each processed frame, seconds from the first message.
         wall_time_s: Wall-clock time of each processed frame, seconds (perf_counter).
         scored: Frames with ground truth that were scored.
+        unscored: Frames whose ground truth could not be scored (a label of another size).
     """
 
     camera: str
@@ -51,6 +52,7 @@ class CameraResult:
     bag_time_s: list[float] = field(default_factory=list)
     wall_time_s: list[float] = field(default_factory=list)
     scored: int = 0
+    unscored: int = 0
 
     @property
     def effective_hz(self) -> float:

@@ -425,3 +425,28 @@ def test_a_topic_name_that_is_a_list_in_metadata_is_one_line(tmp_path: Path) -> 
         with open_bag(path) as bag:
             list(bag.image_topics())
     assert '\n' not in str(info.value)
+
+
+@pytest.mark.parametrize('keep', [0.5, 0.9, 0.99])
+def test_a_cut_off_mcap_says_so_and_how_to_recover_it(tmp_path: Path, keep: float) -> None:
+    path = write_bag(tmp_path / 'bag', 'mcap')
+    (storage_file,) = path.glob('*.mcap')
+    data = storage_file.read_bytes()
+    storage_file.write_bytes(data[: int(len(data) * keep)])
+    with pytest.raises(BagReadError, match='cut off.*mcap recover') as caught:
+        open_bag(storage_file)
+    assert '\n' not in str(caught.value) and 'corrupt?' not in str(caught.value)
+
+
+def test_empty_metadata_and_unsupported_storage_are_named(tmp_path: Path) -> None:
+    path = write_bag(tmp_path / 'bag', 'mcap')
+    (path / 'metadata.yaml').write_text('')
+    with pytest.raises(BagReadError, match='is not rosbag2 metadata .*an empty file') as caught:
+        open_bag(path)
+    assert 'NoneType' not in str(caught.value)
+    path = write_bag(tmp_path / 'bag2', 'mcap')
+    meta = path / 'metadata.yaml'
+    meta.write_text(meta.read_text().replace('storage_identifier: mcap', 'storage_identifier: x'))
+    with pytest.raises(BagReadError, match="Storage plugin 'x' not supported") as caught:
+        open_bag(path)
+    assert 'corrupt' not in str(caught.value)

@@ -187,12 +187,17 @@ def test_consumer_accuracy_scores_dropped_frames_with_the_last_mask(tmp_path: Pa
     assert doc['consumer_miou'] is not None
 
 
-def test_labels_of_the_wrong_size_leave_no_output_bag(tmp_path: Path) -> None:
-    bag = write_bag(tmp_path / 'in', 2, labels=np.zeros((H + 1, W), np.uint8))
-    message = rf'label of camera front .* is {W}x{H + 1} but the frame is {W}x{H}'
-    with pytest.raises(ReplayError, match=message):
-        run(bag, out_bag=str(tmp_path / 'out'))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ['in']
+def test_labels_of_the_wrong_size_are_counted_unscored_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    bag = write_bag(tmp_path / 'in', 3, labels=np.zeros((H + 1, W), np.uint8))
+    result = run(bag, out_bag=str(tmp_path / 'out'))
+    (cam,) = result.cameras
+    assert (cam.processed, cam.scored, cam.unscored) == (3, 0, 3)
+    (note,) = [n for n in result.notes if 'wrong size' in n]
+    assert f'{W}x{H + 1}, the frame {W}x{H}' in note
+    with open_bag(tmp_path / 'out') as out:
+        assert out.info.topics['/segnode/front/labels'].count == 3
 
 
 def test_label_pngs_matched_by_stamp_and_by_order(tmp_path: Path) -> None:

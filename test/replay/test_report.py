@@ -202,10 +202,11 @@ def test_write_report_files(tmp_path: Path) -> None:
     assert REQUIRED_KEYS <= set(doc)
     assert doc == summarize(result)
     markdown = written['report.md'].read_text(encoding='utf-8')
-    assert '| camera | topic | frames | processed | dropped | bad | scored | frames/s |' in (
-        markdown
+    assert (
+        '| camera | topic | frames | processed | dropped | bad | scored | unscored | frames/s |'
+        in (markdown)
     )
-    assert '| front | `/front/image_raw` | 11 | 11 | 0 | 0 | 11 | 4.00 |' in markdown
+    assert '| front | `/front/image_raw` | 11 | 11 | 0 | 0 | 11 | 0 | 4.00 |' in markdown
     assert '| rear | total_ms | 2 | 3.0 | 3.0 | 3.8 | 4.0 | 4.0 |' in markdown
     assert '| sky | absent |' in markdown and 'mIoU **0.583**' in markdown
     for name in pngs + overlay_names:
