@@ -41,6 +41,9 @@ from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
 from segnode.replay.timeline import Arrival, ReplayClock, run_timeline
 from segnode.replay.truth import is_label_topic, load_truth, segnode_outputs
 
+# Realtime replay waits at most this long (bag time) between two frames; a longer gap in the
+# log time is cut to it, with a note.
+MAX_GAP_NS = 2_000_000_000
 # Frames warm-up tries per camera to find one that decodes (bad ones count when replayed).
 WARM_UP_TRIES = 16
 
@@ -288,11 +291,28 @@ class _Run:
     def _timeline(self) -> Iterator[Arrival]:
         """Arrivals mapped onto the monotonic clock, realtime scaled by ``speed``."""
         anchored = False
+        previous = 0
         for a in self._frames():
             if not anchored:
                 self.clock.anchor(a.t_ns)
                 anchored = True
+            elif a.t_ns - previous > MAX_GAP_NS:
+                self._skip_gap(previous, a.t_ns)
+            previous = a.t_ns
             yield Arrival(self.clock.to_monotonic(a.t_ns), a.camera, a.msg)
+
+    def _skip_gap(self, before_ns: int, after_ns: int) -> None:
+        """Cut a gap in the bag's log time to ``MAX_GAP_NS`` instead of sleeping through it."""
+        self.clock.skip(after_ns - before_ns - MAX_GAP_NS)
+        gap_s = (after_ns - before_ns) * 1e-9
+        note = (
+            f'log time jumps {gap_s:.1f} s at {after_ns} ns (a recorder paused, or a clock '
+            f'jump): realtime replay waited {MAX_GAP_NS * 1e-9:.0f} s of it, not all'
+        )
+        if len(self.result.notes) < 20:
+            self.result.notes.append(note)
+        if self.progress is not None:
+            self.progress.write(f'segnode replay: {note}')
 
     def _on_result(self, r: FrameResult) -> None:
         cam = self.by_cam[r.camera]

@@ -87,6 +87,10 @@ class ReplayClock:
         """Make the present moment correspond to ``bag_ns`` on the bag's timeline."""
         self._bag, self._mono = bag_ns, self._source()
 
+    def skip(self, bag_ns: int) -> None:
+        """Jump ``bag_ns`` ahead on the bag's timeline (a gap not waited through)."""
+        self._bag += bag_ns
+
     def monotonic_ns(self) -> int:
         """The monotonic source."""
         return self._source()

@@ -434,3 +434,21 @@ def test_warm_up_skips_a_bad_first_frame_and_uses_the_next_good_one(tmp_path: Pa
     assert (cam.bad, cam.processed) == (1, 2)
     assert built == [(1, H, W)]  # built in the warm-up on frame 1, never at 20000x20000
     assert fake.calls == 3  # the warm-up's call and the two good frames
+
+
+def test_realtime_replay_cuts_a_gap_in_log_time_with_a_note(tmp_path: Path) -> None:
+    hour = 3600 * 10**9
+    stamps = [T0, T0 + PERIOD_NS, T0 + hour, T0 + hour + PERIOD_NS]
+    with BagWriter(tmp_path / 'in') as bag:
+        for k, t in enumerate(stamps):
+            bag.write('/front/image_raw', t, make_image(frame(k), 'rgb8', make_header(t)))
+    clock = ManualClock()
+    opts = ReplayOptions(progress=False, rate='realtime')
+    result = replay(
+        tmp_path / 'in', CONFIG, opts, loaded=LOADED, clock=simulated(clock),
+        segmenter=Fake(clock, 1_000_000),
+    )  # fmt: skip
+    assert result.cameras[0].processed == 4
+    (note,) = [n for n in result.notes if 'log time jumps' in n]
+    assert 'jumps 3600.0 s' in note and 'waited 2 s of it' in note
+    assert clock.monotonic_ns() < 10 * 10**9  # not an hour
