@@ -36,6 +36,7 @@ from rosbags.typesys import get_typestore, Stores
 from segnode.config import read_yaml, short_repr
 from segnode.errors import BagReadError, ConfigError, one_line
 from segnode.files import file_sha256
+from segnode.replay.mcap_crc import damaged_chunks, DamagedChunk
 
 __all__ = [
     'IMAGE_TYPES',
@@ -276,6 +277,7 @@ class BagReader:
         self._stack = ExitStack()
         try:
             self._readers, self.info = self._open()
+            self._damaged: dict[Path, list[DamagedChunk]] = {}
         except BaseException:
             self._stack.close()
             raise
@@ -332,6 +334,8 @@ class BagReader:
             start = min((r.start_time for r in filled), default=0)
             end = max((r.end_time - 1 for r in filled), default=0)
         topics = _topics(readers)
+        # Which storage files each reader reads (one reader of the folder, or one per file).
+        self._files = [files] if len(readers) == 1 and folder is not None else [[p] for p in files]
         return readers, BagInfo(self.path, storage, version, start, end - start, topics, (*notes,))
 
     def close(self) -> None:
@@ -389,13 +393,22 @@ class BagReader:
         return self._messages(wanted)
 
     def _messages(self, wanted: set[str]) -> Iterator[BagMessage]:
-        streams = []
-        for reader in self._readers:
+        streams: list[Iterator[tuple[Any, int, Any]]] = []
+        for reader, files in zip(self._readers, self._files):
             conns = [c for c in reader.connections if c.topic in wanted]
-            if conns:  # rosbags reads every connection when given none
+            if not conns:  # rosbags reads every connection when given none
+                continue
+            damaged = [c for f in files for c in self._damaged_chunks(f)]
+            if damaged:
+                streams.append(_around(reader, conns, damaged))
+                streams.append(_lost(damaged, wanted))
+            else:
                 streams.append(reader.messages(conns))
         with _reading(self.path, 'read messages from'):
             for conn, log_time, raw in heapq.merge(*streams, key=lambda m: m[1]):
+                if isinstance(conn, str):  # a message of a damaged chunk: raw is the reason
+                    yield BagMessage(conn, self.info.topics[conn].msgtype, log_time, None, raw)
+                    continue
                 try:
                     msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
                 except (*_BAG_ERRORS, *_LIBRARY_ERRORS) as err:  # one library call
@@ -404,6 +417,43 @@ class BagReader:
                     yield BagMessage(conn.topic, conn.msgtype, log_time, None, error)
                     continue
                 yield BagMessage(conn.topic, conn.msgtype, log_time, msg)
+
+    def _damaged_chunks(self, path: Path) -> list[DamagedChunk]:
+        """The chunks of an MCAP file that fail their CRC (checked once per file)."""
+        if path.suffix != '.mcap':
+            return []
+        if path not in self._damaged:
+            with _reading(path, 'check the chunks of'):
+                self._damaged[path] = damaged_chunks(path)
+        return self._damaged[path]
+
+
+def _around(
+    reader: Reader, conns: Sequence[Connection], damaged: Sequence[DamagedChunk]
+) -> Iterator[tuple[Any, int, Any]]:
+    """The reader's messages outside the log-time spans of damaged chunks, in time order."""
+    start: int | None = None
+    for lo, hi in sorted((c.start_ns, c.end_ns) for c in damaged):
+        if start is None or lo > start:
+            yield from reader.messages(conns, start=start, stop=lo)
+        start = hi + 1 if start is None else max(start, hi + 1)
+    yield from reader.messages(conns, start=start)
+
+
+def _lost(damaged: Sequence[DamagedChunk], wanted: set[str]) -> Iterator[tuple[str, int, str]]:
+    """``(topic, log time, reason)`` for each wanted message a damaged chunk's index lists."""
+    lost = [
+        (log_time, topic, f'{chunk.file} byte {chunk.offset}')
+        for chunk in damaged
+        for topic, log_time in chunk.messages
+        if topic in wanted
+    ]
+    for log_time, topic, where in sorted(lost):
+        yield (
+            topic,
+            log_time,
+            f'in a damaged MCAP chunk ({where}: its data fails its CRC): skipped',
+        )
 
 
 # Trailing topic segments that name an image stream or its transport, not a camera.

@@ -9,7 +9,6 @@ import struct
 import numpy as np
 import pytest
 
-from segnode.errors import BagReadError
 from segnode.replay.bag_writer import BagWriter, make_header, make_image
 from segnode.replay.bags import open_bag
 from segnode.replay.mcap_crc import fill_chunk_crcs, MAGIC
@@ -52,17 +51,39 @@ def test_filling_is_idempotent_and_keeps_the_file_size(tmp_path: Path) -> None:
     assert fill_chunk_crcs(mcap) == 0 and mcap.stat().st_size == size
 
 
-def test_a_flipped_byte_in_the_image_data_is_refused(tmp_path: Path) -> None:
-    mcap = _write(tmp_path / 'bag')
+def _write_chunks(path: Path, frames: int = 12) -> Path:
+    """Frames of 384 KB each: about three to a chunk."""
+    with BagWriter(path, 'mcap') as bag:
+        for k in range(frames):
+            image = np.full((256, 512, 3), 40 + k, np.uint8)
+            bag.write('/cam/image_raw', 1000 + k, make_image(image, 'rgb8', make_header(1000 + k)))
+    (mcap,) = path.glob('*.mcap')
+    return mcap
+
+
+def _flip_in_chunk(mcap: Path, chunk: int) -> list[int]:
+    """Flip one pixel byte inside chunk ``chunk``; the log times of the frames it holds."""
     data = bytearray(mcap.read_bytes())
-    (offset, _, records), *_ = _chunks(bytes(data))
-    pixel = data.find(bytes([41]) * 64, offset)  # inside the second frame's pixels
-    assert pixel > 0
-    data[pixel] ^= 0xFF
+    offset, _, records = _chunks(bytes(data))[chunk]
+    values = [v for v in range(40, 52) if bytes([v]) * 4096 in records]  # its frames' pixels
+    data[data.find(bytes([values[0]]) * 64, offset)] ^= 0xFF
     mcap.write_bytes(bytes(data))
-    with pytest.raises(BagReadError, match='(?i)checksum'):
-        with open_bag(tmp_path / 'bag') as bag:
-            list(bag.messages(['/cam/image_raw']))
+    return [1000 + v - 40 for v in values]
+
+
+def test_a_flipped_byte_costs_only_its_chunk(tmp_path: Path) -> None:
+    mcap = _write_chunks(tmp_path / 'bag')
+    assert len(_chunks(mcap.read_bytes())) >= 3
+    lost = _flip_in_chunk(mcap, 1)
+    assert lost
+    with open_bag(tmp_path / 'bag') as bag:
+        messages = list(bag.messages(['/cam/image_raw']))
+    assert [m.log_time_ns for m in messages] == list(range(1000, 1012))  # all, in order
+    bad = [m for m in messages if m.msg is None]
+    assert [m.log_time_ns for m in bad] == lost
+    assert all('damaged MCAP chunk' in m.error and 'CRC' in m.error for m in bad)
+    good = [m for m in messages if m.msg is not None]
+    assert all(bytes(m.msg.data[:1])[0] == 40 + m.log_time_ns - 1000 for m in good)
 
 
 def test_not_an_mcap_file(tmp_path: Path) -> None:

@@ -452,3 +452,19 @@ def test_realtime_replay_cuts_a_gap_in_log_time_with_a_note(tmp_path: Path) -> N
     (note,) = [n for n in result.notes if 'log time jumps' in n]
     assert 'jumps 3600.0 s' in note and 'waited 2 s of it' in note
     assert clock.monotonic_ns() < 10 * 10**9  # not an hour
+
+
+def test_a_damaged_mcap_chunk_costs_its_frames_and_the_replay_finishes(tmp_path: Path) -> None:
+    with BagWriter(tmp_path / 'in', 'mcap') as bag:
+        for k in range(12):
+            image = np.full((256, 512, 3), 40 + k, np.uint8)
+            t = T0 + k * PERIOD_NS
+            bag.write('/front/image_raw', t, make_image(image, 'rgb8', make_header(t)))
+    (mcap,) = (tmp_path / 'in').glob('*.mcap')
+    data = bytearray(mcap.read_bytes())
+    data[data.find(bytes([45]) * 64)] ^= 0xFF  # a pixel of frame 5, inside some chunk
+    mcap.write_bytes(bytes(data))
+    result = run(tmp_path / 'in')
+    (cam,) = result.cameras
+    assert 1 <= cam.bad < 12 and cam.processed == 12 - cam.bad
+    assert any('damaged MCAP chunk' in note for note in result.notes)
