@@ -468,3 +468,20 @@ def test_a_damaged_mcap_chunk_costs_its_frames_and_the_replay_finishes(tmp_path:
     (cam,) = result.cameras
     assert 1 <= cam.bad < 12 and cam.processed == 12 - cam.bad
     assert any('damaged MCAP chunk' in note for note in result.notes)
+
+
+def test_damaged_bags_end_in_one_line_at_the_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    many = tmp_path / 'many'
+    with BagWriter(many) as bag:
+        for k in range(65):
+            bag.write(f'/cam{k}/image_raw', T0, make_image(frame(0), 'rgb8', make_header(T0)))
+    cut = write_bag(tmp_path / 'cut', 3, storage='mcap')
+    (mcap,) = cut.glob('*.mcap')
+    mcap.write_bytes(mcap.read_bytes()[:-100])
+    for bag, says in ((many, 'has 65 image topics, at most 64'), (cut, 'cut off')):
+        assert main(['replay', str(bag), '--no-progress', '--out', str(tmp_path / 'o')]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith('segnode: error: ') and err.count('\n') == 1 and says in err, err
+        assert 'Traceback' not in err and not (tmp_path / 'o').exists()
