@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / 'test' / 'node'))
+sys.path.insert(0, str(REPO / 'test' / 'pipeline'))
 
 from test_frame_fuzz import EchoSegmenter, generate, MAX_SIDE, PALETTE  # noqa: E402
 

@@ -18,24 +18,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, ExitStack
+from contextlib import ExitStack
 from dataclasses import dataclass
 import heapq
 from pathlib import Path, PurePath
-import re
-import struct
 from types import TracebackType
 from typing import Any
 
-import apsw
 from rosbags.interfaces import Connection
-from rosbags.rosbag2 import Reader, ReaderError
-from rosbags.serde import SerdeError
+from rosbags.rosbag2 import Reader
 from rosbags.typesys import get_typestore, Stores
 
 from segnode.config import read_yaml, short_repr
-from segnode.errors import BagReadError, ConfigError, one_line
+from segnode.errors import BagReadError, one_line
 from segnode.files import file_sha256
+from segnode.replay.bag_errors import BAG_ERRORS, LIBRARY_ERRORS, reading
 from segnode.replay.mcap_crc import damaged_chunks, DamagedChunk
 
 __all__ = [
@@ -44,74 +41,12 @@ __all__ = [
     'BagMessage',
     'BagReader',
     'TopicInfo',
-    'camera_names',
     'open_bag',
 ]
 
 IMAGE_TYPES = ('sensor_msgs/msg/Image', 'sensor_msgs/msg/CompressedImage')
 STORAGES = {'.db3': 'sqlite3', '.mcap': 'mcap'}
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
-
-# What rosbags lets escape from a truncated or corrupt storage file: its own ReaderError, the
-# sqlite driver's errors (apsw), the metadata's YAML (ConfigError from read_yaml) and I/O and
-# struct errors. These are always a problem of the bag.
-_BAG_ERRORS = (ReaderError, SerdeError, ConfigError, apsw.Error, OSError, EOFError, struct.error)
-# The MCAP parser and the decompressors also raise built-in errors on a corrupt record (a bad
-# length asks for more memory than there is or overflows a size, a bad opcode is a missing
-# key): these are translated only when raised inside the bag libraries. Raised by segnode's
-# own code they are a bug, and surface as one.
-_LIBRARY_ERRORS = (ValueError, TypeError, IndexError, KeyError, RuntimeError, MemoryError,
-                   OverflowError)  # fmt: skip
-_BAG_LIBRARIES = frozenset(
-    {'rosbags', 'apsw', 'sqlite3', 'mcap', 'zstandard', 'zstd', 'backports', 'lz4', 'yaml'}
-)
-
-
-def _raised_in_a_bag_library(err: BaseException) -> bool:
-    """The innermost Python frame of ``err``'s traceback is in one of the bag libraries."""
-    tb, module = err.__traceback__, ''
-    while tb is not None:
-        module = str(tb.tb_frame.f_globals.get('__name__', ''))
-        tb = tb.tb_next
-    return module.partition('.')[0] in _BAG_LIBRARIES
-
-
-# What rosbags says when an MCAP file is cut short (a recorder killed mid-write, a copy that
-# stopped): no end magic, footer or summary where the end of the file should have them.
-_CUT_OFF = ('File end magic is invalid', 'Invalid MCAP footer', 'Invalid MCAP summary offset')
-RECOVER = (
-    'the file is cut off (its recording did not finish); recover what it holds with '
-    '`mcap recover IN.mcap -o OUT.mcap` or `ros2 bag reindex` (docs/replay.md, "Damaged bags")'
-)
-# Errors that name something unsupported, not damage.
-_UNSUPPORTED = ('not supported', 'Unsupported', 'Unrecognized', 'Profile is not ros2')
-
-
-def _explained(err: BaseException) -> str:
-    """One line: the library's reason and what it most likely means."""
-    reason = one_line(err).rstrip('.')
-    if any(marker in reason for marker in _CUT_OFF):
-        return f'{reason}: {RECOVER}'
-    if any(marker in reason for marker in _UNSUPPORTED):
-        return reason
-    return f'{reason} (truncated or corrupt?)'
-
-
-@contextmanager
-def _reading(path: Path, what: str, *, parsing: bool = False) -> Iterator[None]:
-    """Translate the bag libraries' errors (only theirs) into one-line ``BagReadError``.
-
-    ``parsing``: the block picks the fields of the bag's metadata apart itself, so a built-in
-    error raised there (a missing key, a wrong type) is the file's fault too.
-    """
-    try:
-        yield
-    except _BAG_ERRORS as err:
-        raise BagReadError(f'cannot {what} {path}: {_explained(err)}') from err
-    except _LIBRARY_ERRORS as err:
-        if not (parsing or _raised_in_a_bag_library(err)):
-            raise
-        raise BagReadError(f'cannot {what} {path}: {_explained(err)}') from err
 
 
 @dataclass(frozen=True)
@@ -283,7 +218,7 @@ class BagReader:
             raise
 
     def _reader(self, path: Path, stack: ExitStack | None = None) -> Reader:
-        with _reading(path, 'open bag'):
+        with reading(path, 'open bag'):
             reader = Reader(path)
             reader.open()
         (stack or self._stack).callback(reader.close)
@@ -300,7 +235,7 @@ class BagReader:
         folder, files, notes = _locate(self.path)
         version = 0
         if folder is not None:
-            with _reading(folder / 'metadata.yaml', 'read', parsing=True):
+            with reading(folder / 'metadata.yaml', 'read', parsing=True):
                 meta = read_yaml(folder / 'metadata.yaml', 'bag metadata')
                 if not isinstance(meta, dict) or 'rosbag2_bagfile_information' not in meta:
                     raise BagReadError(
@@ -316,7 +251,7 @@ class BagReader:
             readers = [self._reader(folder)]
             compressed = str(meta.get('compression_mode') or 'none').lower() != 'none'
             if not compressed:  # compressed storage files cannot be opened directly
-                with _reading(folder / 'metadata.yaml', 'read'), ExitStack() as stack:
+                with reading(folder / 'metadata.yaml', 'read'), ExitStack() as stack:
                     direct = [self._reader(p, stack) for p in files]
                     stored = [c for r in direct for c in r.connections]
                     if wrong := _disagreements(readers[0].connections, stored):
@@ -329,7 +264,7 @@ class BagReader:
         else:
             readers = [self._reader(p) for p in files]
             storage = STORAGES[files[0].suffix]
-        with _reading(self.path, 'read'):
+        with reading(self.path, 'read'):
             filled = [r for r in readers if r.message_count]
             start = min((r.start_time for r in filled), default=0)
             end = max((r.end_time - 1 for r in filled), default=0)
@@ -404,14 +339,14 @@ class BagReader:
                 streams.append(_lost(damaged, wanted))
             else:
                 streams.append(reader.messages(conns))
-        with _reading(self.path, 'read messages from'):
+        with reading(self.path, 'read messages from'):
             for conn, log_time, raw in heapq.merge(*streams, key=lambda m: m[1]):
                 if isinstance(conn, str):  # a message of a damaged chunk: raw is the reason
                     yield BagMessage(conn, self.info.topics[conn].msgtype, log_time, None, raw)
                     continue
                 try:
                     msg = TYPESTORE.deserialize_cdr(raw, conn.msgtype)
-                except (*_BAG_ERRORS, *_LIBRARY_ERRORS) as err:  # one library call
+                except (*BAG_ERRORS, *LIBRARY_ERRORS) as err:  # one library call
                     reason = one_line(err)
                     error = f'{conn.msgtype} at log time {log_time} cannot be read: {reason}'
                     yield BagMessage(conn.topic, conn.msgtype, log_time, None, error)
@@ -423,7 +358,7 @@ class BagReader:
         if path.suffix != '.mcap':
             return []
         if path not in self._damaged:
-            with _reading(path, 'check the chunks of'):
+            with reading(path, 'check the chunks of'):
                 self._damaged[path] = damaged_chunks(path)
         return self._damaged[path]
 
@@ -454,55 +389,3 @@ def _lost(damaged: Sequence[DamagedChunk], wanted: set[str]) -> Iterator[tuple[s
             log_time,
             f'in a damaged MCAP chunk ({where}: its data fails its CRC): skipped',
         )
-
-
-# Trailing topic segments that name an image stream or its transport, not a camera.
-_TRANSPORTS = {'compressed', 'compresseddepth', 'theora', 'zstd', 'ffmpeg'}
-_STREAM = re.compile(r'^(image|img)(_.*)?$|^(rgb|color|colour|mono|raw|rect)$')
-
-
-def _sanitize(text: str) -> str:
-    name = re.sub(r'[^0-9A-Za-z_]+', '_', text).strip('_') or 'camera'
-    return name if name[0].isalpha() else f'cam_{name}'
-
-
-def _candidates(topic: str) -> list[str]:
-    """Names for ``topic`` from shortest to longest; the last is the whole topic."""
-    parts = [p for p in topic.split('/') if p]
-    whole = _sanitize('_'.join(parts))
-    if parts and parts[-1].lower() in _TRANSPORTS:
-        parts = parts[:-1]
-    while len(parts) > 1 and _STREAM.match(parts[-1].lower()):
-        parts = parts[:-1]
-    names = [_sanitize('_'.join(parts[-k:])) for k in range(1, len(parts) + 1)]
-    return list(dict.fromkeys([*names, whole]))
-
-
-def camera_names(topics: Sequence[str]) -> dict[str, str]:
-    """Unique camera names for a bag's topics: colliding ones take more of their path.
-
-    ``['/left/front/image', '/right/front/image']`` -> 'left_front', 'right_front'; two streams
-    of one camera ('/cam/image_raw', '/cam/image_rect') fall back to the whole topic
-    ('cam_image_raw', 'cam_image_rect').
-    """
-    options = {t: _candidates(t) for t in dict.fromkeys(topics)}
-    level = dict.fromkeys(options, 0)
-    while True:
-        names = {t: options[t][level[t]] for t in options}
-        seen: dict[str, list[str]] = defaultdict(list)
-        for topic, name in names.items():
-            seen[name].append(topic)
-        clashing = [t for group in seen.values() if len(group) > 1 for t in group]
-        deeper = [t for t in clashing if level[t] + 1 < len(options[t])]
-        if not deeper:
-            break
-        for topic in deeper:
-            level[topic] += 1
-    used: set[str] = set()
-    for topic, name in names.items():  # identical sanitised topics: number them
-        unique, n = name, 2
-        while unique in used:
-            unique, n = f'{name}_{n}', n + 1
-        names[topic] = unique
-        used.add(unique)
-    return names

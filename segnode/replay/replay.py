@@ -35,7 +35,8 @@ from segnode.pipeline.assemble import build_service, load_labelled_model, Loaded
 from segnode.pipeline.config import MAX_CAMERAS, NodeConfig
 from segnode.pipeline.service import FrameResult, Outputs, SegmenterFactory
 from segnode.replay.bag_writer import BagWriter, make_diagnostics, make_image
-from segnode.replay.bags import BagReader, camera_names, open_bag
+from segnode.replay.bags import BagReader, open_bag
+from segnode.replay.camera_names import camera_names
 from segnode.replay.options import ReplayOptions
 from segnode.replay.results import CameraResult, Overlay, ReplayResult, STAGES
 from segnode.replay.timeline import Arrival, ReplayClock, run_timeline

@@ -23,7 +23,8 @@ from segnode.replay.bag_writer import (
     make_header,
     make_image,
 )
-from segnode.replay.bags import camera_names, open_bag
+from segnode.replay.bags import open_bag
+from segnode.replay.camera_names import camera_names
 
 TS = get_typestore(Stores.ROS2_JAZZY)
 T0 = 1_700_000_000_000_000_000
@@ -281,18 +282,18 @@ def test_garbage_storage_file(tmp_path: Path) -> None:
 def test_only_the_bag_libraries_errors_read_as_a_corrupt_bag(
     tmp_path: Path, error: type[Exception]
 ) -> None:
-    from segnode.replay import bags
+    from segnode.replay.bag_errors import reading
 
     def segnode_bug() -> None:
         raise error('a bug in segnode')
 
     with pytest.raises(error, match='a bug in segnode'):  # not 'truncated or corrupt'
-        with bags._reading(tmp_path, 'read'):
+        with reading(tmp_path, 'read'):
             segnode_bug()
     library: dict[str, Any] = {'__name__': 'rosbags.rosbag2.storage_mcap', 'error': error}
     exec('def parse():\n    raise error("bad record")', library)  # noqa: S102
     with pytest.raises(BagReadError, match='cannot read .*bad record.*truncated or corrupt'):
-        with bags._reading(tmp_path, 'read'):
+        with reading(tmp_path, 'read'):
             library['parse']()
 
 
