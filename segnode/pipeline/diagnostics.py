@@ -31,7 +31,13 @@ class Summary(NamedTuple):
 
 
 def camera_summary(
-    stats: CameraStats, now_ns: int, *, active: bool, enabled: bool = True, failure: str = ''
+    stats: CameraStats,
+    now_ns: int,
+    *,
+    active: bool,
+    enabled: bool = True,
+    failure: str = '',
+    building: bool = False,
 ) -> Summary:
     """Rate, drops, bad frames and p50/p95 of ``total_ms`` of one camera.
 
@@ -41,6 +47,8 @@ def camera_summary(
         active: Whether the node is active (subscribed, worker running).
         enabled: Whether inference is enabled (``~/enable``).
         failure: Why the service's worker stopped (``SegmentationService.failure``), if it did.
+        building: Whether an engine is being built in the background (a new frame size):
+            no mask yet is then expected, not a stall.
 
     Returns:
         Not ok when active and enabled but nothing was published for ``RATE_WINDOW_S`` after
@@ -74,6 +82,13 @@ def camera_summary(
         return Summary(True, 'inactive', values)
     if not enabled:
         return Summary(True, 'paused (~/enable)', values)
+    if not recent and stats.received and building:
+        return Summary(
+            True,
+            f'engine building for a new frame size: frames are dropped until it is ready '
+            f'({stats.building} so far)',
+            values,
+        )
     if not recent and stats.received:
         quiet_s = (now_ns - stats.last_received_ns) / 1e9
         if stats.last_received_ns and quiet_s > RATE_WINDOW_S:

@@ -324,7 +324,7 @@ class SegNode(LifecycleNode):
         for cam in self._config.camera_names:
             summaries[f'camera {cam}'] = camera_summary(
                 stats[cam], now, active=service.running, enabled=service.enabled,
-                failure=service.failure,
+                failure=service.failure, building=service.building,
             )  # fmt: skip
         statuses = [
             convert.status_msg(f'{self.get_name()}: {task}', summary)

@@ -42,6 +42,18 @@ def test_stalled_camera_is_a_warning() -> None:
     assert '49 bad' in message and values['last_frame_age_s'] == '0.1'
 
 
+def test_a_camera_waiting_for_its_engine_is_building_not_stalled() -> None:
+    s = stats([], [], received=15)
+    s.building = 14
+    now = int((RATE_WINDOW_S + 1) * S)
+    s.last_received_ns = now - S // 10
+    ok, message, _, _ = camera_summary(s, now, active=True, building=True)
+    assert ok and message.startswith('engine building for a new frame size')
+    assert '(14 so far)' in message
+    ok, message, _, _ = camera_summary(s, now, active=True, building=False)
+    assert not ok and message.startswith('stalled')
+
+
 def test_a_camera_whose_frames_stopped_is_idle_not_stalled() -> None:
     s = stats([100.0], [5.0], received=50)
     s.last_received_ns = 100 * S
