@@ -25,6 +25,7 @@ import torch
 from torch import Tensor
 
 from segnode.config import EngineConfig
+import segnode.cpu as cpu
 from segnode.engine.artifacts import FORMAT
 from segnode.engine.backends import AUTO_ORDER, BACKEND_TABLE
 from segnode.files import atomic_write
@@ -35,7 +36,6 @@ __all__ = [
     'choice_dir',
     'choice_key',
     'cpu_model',
-    'native_bf16',
     'precisions',
     'read_choice',
     'resolve_precision',
@@ -45,25 +45,6 @@ __all__ = [
 
 Candidate = tuple[str, str]  # (backend, precision)
 TIMED_CALLS = 3  # after one warm-up call; the median is kept
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open('/proc/cpuinfo', encoding='utf-8') as f:
-            for line in f:
-                if line.startswith(('flags', 'Features')):
-                    return set(line.split(':', 1)[1].split())
-    except OSError:
-        pass
-    return set()
-
-
-def native_bf16() -> bool:
-    """The CPU computes bf16 natively (x86 AMX or AVX512_BF16, Arm BF16)."""
-    flags = _cpu_flags()
-    return bool(flags & {'amx_bf16', 'avx512_bf16'}) or (
-        platform.machine() == 'aarch64' and 'bf16' in flags
-    )
 
 
 def precisions(config: EngineConfig, device: torch.device, *, int8: bool) -> tuple[str, ...]:
@@ -79,7 +60,7 @@ def precisions(config: EngineConfig, device: torch.device, *, int8: bool) -> tup
         if torch.cuda.is_bf16_supported():
             found.insert(1, 'bf16')
     else:
-        found = ['fp32', 'bf16'] if native_bf16() else ['fp32']
+        found = ['fp32', 'bf16'] if cpu.native_bf16() else ['fp32']
     return (*found, 'int8') if int8 else tuple(found)
 
 
@@ -120,7 +101,7 @@ def cpu_model() -> str:
 def _device_name(device: torch.device) -> str:
     if device.type == 'cuda':
         return str(torch.cuda.get_device_properties(device).name)
-    flags = sorted(_cpu_flags() & {'amx_bf16', 'amx_int8', 'avx512_bf16', 'avx512_vnni'})
+    flags = sorted(cpu.flags() & {'amx_bf16', 'amx_int8', 'avx512_bf16', 'avx512_vnni'})
     return f'{cpu_model()} [{",".join(flags)}] x{torch.get_num_threads()}'
 
 

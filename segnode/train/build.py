@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+import segnode.cpu as cpu
 from segnode.errors import CheckpointError
 from segnode.model.backbone import load_imagenet_backbone
 from segnode.model.checkpoint import read_checkpoint
@@ -14,7 +15,7 @@ from segnode.model.mfaranet import build_mfaranet, MFARANet
 from segnode.train.config import TrainConfig
 from segnode.train.state import load_state
 
-__all__ = ['build_optimizer', 'build_training_model', 'poly_schedule']
+__all__ = ['build_optimizer', 'build_training_model', 'emulated_amp', 'poly_schedule']
 
 _LOG = logging.getLogger('segnode.train')
 
@@ -91,6 +92,20 @@ def _init_from_checkpoint(model: MFARANet, path: str) -> None:
         f' ({", ".join(fresh[:3])}{", ..." if len(fresh) > 3 else ""})' if fresh else '',
         equalizers['state'],
     )
+
+
+def emulated_amp(amp: str, device: torch.device) -> str:
+    """Why ``amp`` would be slow on ``device``: bf16 on a CPU without native bf16; else ''.
+
+    There torch emulates bf16 and a training step is several times slower than in fp32 (0.08
+    against 0.63 images/s at 360x480 on an AVX2-only 2-core EPYC, bench/train_step.py).
+    """
+    if amp == 'bf16' and device.type == 'cpu' and not cpu.native_bf16():
+        return (
+            'amp=bf16 on a CPU without avx512_bf16 or amx_bf16: torch emulates bf16 here, '
+            'several times slower than fp32; use amp=none (docs/training.md)'
+        )
+    return ''
 
 
 def build_optimizer(model: MFARANet, cfg: TrainConfig) -> torch.optim.SGD:

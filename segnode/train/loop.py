@@ -26,7 +26,12 @@ from segnode.config import config_to_dict
 from segnode.errors import ConfigError, SegnodeError
 from segnode.model.checkpoint import save_checkpoint
 from segnode.model.mfaranet import MFARANet
-from segnode.train.build import build_optimizer, build_training_model, poly_schedule
+from segnode.train.build import (
+    build_optimizer,
+    build_training_model,
+    emulated_amp,
+    poly_schedule,
+)
 from segnode.train.calibrate import calibrate_for_training
 from segnode.train.config import RUN_KEYS, TrainConfig
 from segnode.train.distributed import (
@@ -153,6 +158,8 @@ class Trainer:
             self.optimizer, self.max_iters, cfg.poly_power, cfg.warmup_iters
         )
         self.scaler = torch.amp.GradScaler(ctx.device.type, enabled=cfg.amp == 'fp16')
+        if (slow := emulated_amp(cfg.amp, ctx.device)) and ctx.is_main:
+            _LOG.warning(slow)
         self.iteration, self.best_miou = 0, cast(float | None, None)
         if state is not None:
             self._restore(state)

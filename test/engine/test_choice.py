@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from segnode import cpu
 from segnode.config import EngineConfig
 from segnode.engine import choice
 
@@ -15,7 +16,7 @@ CPU = torch.device('cpu')
 
 
 def _flags(monkeypatch: pytest.MonkeyPatch, *flags: str) -> None:
-    monkeypatch.setattr(choice, '_cpu_flags', lambda: set(flags))
+    monkeypatch.setattr(cpu, 'flags', lambda: set(flags))
 
 
 def test_bf16_is_a_candidate_only_where_the_cpu_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -35,7 +36,7 @@ def test_bf16_is_a_candidate_only_where_the_cpu_runs_it(monkeypatch: pytest.Monk
         ('eager', 'bf16'),
     ]
     _flags(monkeypatch, 'amx_bf16')
-    assert choice.native_bf16()
+    assert cpu.native_bf16()
 
 
 def test_a_named_axis_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -104,3 +104,16 @@ def test_init_from_a_file_that_is_neither_names_the_checkpoint_problem(tmp_path:
     torch.save({'something': torch.zeros(1)}, path)
     with pytest.raises(CheckpointError, match='is not a segnode checkpoint'):
         build_training_model(TrainConfig(init=str(path)), 11)
+
+
+def test_bf16_autocast_on_a_cpu_without_native_bf16_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from segnode import cpu
+    from segnode.train.build import emulated_amp
+
+    monkeypatch.setattr(cpu, 'flags', lambda: {'avx2', 'fma'})
+    assert 'torch emulates bf16 here' in emulated_amp('bf16', torch.device('cpu'))
+    assert emulated_amp('none', torch.device('cpu')) == ''
+    monkeypatch.setattr(cpu, 'flags', lambda: {'avx512_bf16'})
+    assert emulated_amp('bf16', torch.device('cpu')) == ''
