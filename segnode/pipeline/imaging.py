@@ -231,7 +231,9 @@ def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
             f'truncated jpeg CompressedImage: no end-of-image marker ({buf.size} bytes)'
         )
     try:
-        image = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR) if buf.size else None
+        # The stored size, as image_transport decodes it: an EXIF orientation is not applied.
+        flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
+        image = cv2.imdecode(buf, flags) if buf.size else None
     except cv2.error as err:  # e.g. a header claiming more than CV_IO_MAX_IMAGE_PIXELS
         reason = ' '.join(str(err).split())
         raise ImageFormatError(f'cannot decode {kind} CompressedImage data: {reason}') from err

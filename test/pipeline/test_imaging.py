@@ -18,6 +18,7 @@ from segnode.pipeline.imaging import (
     array_to_fields,
     colorize,
     compressed_to_array,
+    declared_size,
     encode_compressed,
     ENCODINGS,
     image_to_array,
@@ -352,3 +353,19 @@ def test_golden_cdr_layout(ts: Any) -> None:
     back = ts.deserialize_cdr(GOLDEN_CDR, 'sensor_msgs/msg/Image')
     assert (back.header.frame_id, back.height, back.width, back.step) == ('cam', 2, 3, 9)
     assert_array_equal(image_to_array(back), np.arange(18).reshape(2, 3, 3))
+
+
+def test_an_exif_rotated_jpeg_keeps_its_stored_size() -> None:
+    import io
+
+    from PIL import Image
+
+    stored = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees to display
+    out = io.BytesIO()
+    Image.fromarray(stored).save(out, 'jpeg', exif=exif)
+    msg = SimpleNamespace(format='jpeg', data=out.getvalue())
+    assert declared_size(msg) == (64, 96)
+    frame, _ = to_rgb_frame(msg)
+    assert frame.shape == (64, 96, 3)
