@@ -14,10 +14,11 @@ from segnode.replay.bags import open_bag
 from segnode.replay.mcap_crc import fill_chunk_crcs, MAGIC
 
 
-def _write(path: Path, frames: int = 3) -> Path:
+def _write(path: Path, frames: int = 3, shape: tuple[int, int] = (32, 48)) -> Path:
+    """``frames`` images of ``shape``, frame k filled with the value 40 + k."""
     with BagWriter(path, 'mcap') as bag:
         for k in range(frames):
-            image = np.full((32, 48, 3), 40 + k, np.uint8)
+            image = np.full((*shape, 3), 40 + k, np.uint8)
             bag.write('/cam/image_raw', 1000 + k, make_image(image, 'rgb8', make_header(1000 + k)))
     (mcap,) = path.glob('*.mcap')
     return mcap
@@ -51,16 +52,6 @@ def test_filling_is_idempotent_and_keeps_the_file_size(tmp_path: Path) -> None:
     assert fill_chunk_crcs(mcap) == 0 and mcap.stat().st_size == size
 
 
-def _write_chunks(path: Path, frames: int = 12) -> Path:
-    """Frames of 384 KB each: about three to a chunk."""
-    with BagWriter(path, 'mcap') as bag:
-        for k in range(frames):
-            image = np.full((256, 512, 3), 40 + k, np.uint8)
-            bag.write('/cam/image_raw', 1000 + k, make_image(image, 'rgb8', make_header(1000 + k)))
-    (mcap,) = path.glob('*.mcap')
-    return mcap
-
-
 def _flip_in_chunk(mcap: Path, chunk: int) -> list[int]:
     """Flip one pixel byte inside chunk ``chunk``; the log times of the frames it holds."""
     data = bytearray(mcap.read_bytes())
@@ -72,7 +63,7 @@ def _flip_in_chunk(mcap: Path, chunk: int) -> list[int]:
 
 
 def test_a_flipped_byte_costs_only_its_chunk(tmp_path: Path) -> None:
-    mcap = _write_chunks(tmp_path / 'bag')
+    mcap = _write(tmp_path / 'bag', 12, (256, 512))  # 384 KB frames: about three a chunk
     assert len(_chunks(mcap.read_bytes())) >= 3
     lost = _flip_in_chunk(mcap, 1)
     assert lost
