@@ -13,6 +13,7 @@ import dataclasses
 from dataclasses import dataclass
 import math
 from pathlib import Path
+import re
 import reprlib
 import types
 import typing
@@ -117,11 +118,11 @@ class ModelConfig:
 
 # The engine backends (fastest first on a GPU) and compute precisions: the only lists of them.
 # A backend is a module of segnode.engine with check/build/export/load (engine/backends.py).
-BACKENDS = ('tensorrt', 'torch-compile', 'onnxruntime', 'eager')
+BACKENDS = ('tensorrt', 'torch-compile', 'onnxruntime', 'openvino', 'eager')
 PRECISIONS = ('fp32', 'fp16', 'bf16', 'int8')
 # The backends that run int8 (INT8 quantisation): the backends' own PRECISIONS tables say on
 # which device (test/engine/test_engine_config.py checks that they agree with this).
-INT8_BACKENDS = ('tensorrt', 'onnxruntime')
+INT8_BACKENDS = ('tensorrt', 'onnxruntime', 'openvino')
 # What a user may ask for: 'auto' picks one.
 BACKEND_CHOICES = ('auto', *BACKENDS)
 PRECISION_CHOICES = ('auto', *PRECISIONS)
@@ -134,13 +135,13 @@ class EngineConfig:
     Attributes:
         backend: ``auto`` (the fastest that passes the gate here, by measurement:
             docs/engine.md, "Choosing by measurement"), ``tensorrt``, ``torch-compile``,
-            ``onnxruntime`` or ``eager``.
+            ``onnxruntime``, ``openvino`` or ``eager``.
         device: ``auto`` (``cuda:0`` when CUDA is available, else ``cpu``), ``cpu``, ``cuda``
             or ``cuda:N``.
         precision: ``auto`` (the fastest that passes the gate, by measurement, among fp32,
             fp16 and bf16 on CUDA; fp32, bf16 where the CPU runs it natively, and int8 with
-            ``calibration_images``), ``fp32``, ``fp16``, ``bf16``, or ``int8`` (TensorRT and
-            onnxruntime, quantised on ``calibration_images``).
+            ``calibration_images``), ``fp32``, ``fp16``, ``bf16``, or ``int8`` (TensorRT,
+            onnxruntime and OpenVINO, quantised on ``calibration_images``).
         input_size: Fixed network input ``(h, w)``: frames are resized inside the graph and the
             mask comes back at frame resolution. ``None`` runs at frame resolution.
         bgr: Frames are bgr8 (the swap is folded into the first convolution).
@@ -170,6 +171,9 @@ class EngineConfig:
         threads: CPU threads of every backend: torch's intra-op pool (eager, torch-compile;
             process-wide) and onnxruntime's session; 0 keeps the libraries' defaults.
         cuda_graphs: Replay CUDA graphs in the torch-compile backend on a GPU.
+        openvino_device: Where the openvino backend runs: ``CPU``, or ``GPU`` / ``NPU``
+            (``GPU.1``, ...) where OpenVINO finds one; frames stay in host memory, so
+            ``device`` stays ``cpu``.
     """
 
     backend: str = 'auto'
@@ -195,6 +199,7 @@ class EngineConfig:
     remember_choice: bool = True
     threads: int = 0
     cuda_graphs: bool = True
+    openvino_device: str = 'CPU'
 
     def __post_init__(self) -> None:
         """Validate the choices and ranges."""
@@ -241,6 +246,11 @@ class EngineConfig:
         if not 1 <= self.calibration_frames <= 10000:
             raise ConfigError(
                 f'engine.calibration_frames must be in 1..10000, got {self.calibration_frames}'
+            )
+        if not re.fullmatch(r'(CPU|GPU|NPU)(\.\d+)?', self.openvino_device):
+            raise ConfigError(
+                'engine.openvino_device must be CPU, GPU, NPU or GPU.N, '
+                f'got {self.openvino_device!r}'
             )
         if not 0 <= self.threads <= 1024:
             raise ConfigError(f'engine.threads must be in 0..1024, got {self.threads}')

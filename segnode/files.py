@@ -35,13 +35,17 @@ def _umask() -> int:
     return mask
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[Path], Any], companions: tuple[str, ...] = ()
+) -> Path:
     """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it into place.
 
     A reader sees the old file or the whole new one, never a half-written one; nothing is
     left behind when ``write`` raises (or leaves extra files next to ``tmp``, as the ONNX
     exporter does for external data). The file gets the mode a plain ``open`` would give it
-    (0666 less the umask), not the 0600 of a temporary file.
+    (0666 less the umask), not the 0600 of a temporary file. ``companions`` are suffixes of
+    files ``write`` puts beside ``tmp`` under its name (OpenVINO's ``.bin`` beside the
+    ``.xml``): each is renamed to ``path`` with that suffix, before ``path`` itself.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -50,9 +54,13 @@ def atomic_write(path: str | Path, write: Callable[[Path], Any]) -> Path:
     tmp = Path(name)
     try:
         write(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        for suffix in (*companions, ''):
+            part = tmp.with_suffix(suffix) if suffix else tmp
+            os.chmod(part, 0o666 & ~_umask())
+            os.replace(part, path.with_suffix(suffix) if suffix else path)
     except BaseException:
+        for suffix in companions:
+            tmp.with_suffix(suffix).unlink(missing_ok=True)
         tmp.unlink(missing_ok=True)
         raise
     return path

@@ -30,6 +30,7 @@ from segnode.version import __version__
 __all__ = [
     'artifact_key',
     'artifact_path',
+    'calibration_key',
     'differences',
     'find_artifact',
     'read_manifest',
@@ -64,6 +65,7 @@ def artifact_key(
     bgr: bool,
     precision: str,
     device: torch.device,
+    calibration: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The key of an artifact: equal keys mean the file can be loaded and used as it is.
 
@@ -80,6 +82,9 @@ def artifact_key(
         precision: Compute precision.
         device: The device the engine runs on (the backend's ``key_fields`` say what of it,
             and of the libraries, the artifact is tied to).
+        calibration: What an int8 engine was calibrated on (images, frames, their hash);
+            None where there is nothing to compare: an artifact is then loaded whatever its
+            calibration (a node given no calibration images loads the exported INT8 engine).
     """
     key: dict[str, Any] = {
         'format': FORMAT,
@@ -94,8 +99,16 @@ def artifact_key(
         'bgr': bgr,
         'precision': precision,
     }
+    if calibration is not None:
+        key['calibration'] = dict(calibration)
     key.update(BACKEND_TABLE[backend].key_fields(device))
     return key
+
+
+def calibration_key(frames: torch.Tensor, images: str) -> dict[str, Any]:
+    """The ``calibration`` of an int8 key: the folder, how many frames, a hash of them."""
+    digest = hashlib.sha256(frames.contiguous().numpy().tobytes()).hexdigest()[:16]
+    return {'images': images, 'frames': int(frames.shape[0]), 'sha256': digest}
 
 
 def artifact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
@@ -138,8 +151,11 @@ def read_manifest(path: Path) -> dict[str, Any]:
 
 
 def differences(expected: Mapping[str, Any], found: Mapping[str, Any]) -> list[str]:
-    """``'field: artifact X, wanted Y'`` for every field whose values differ."""
-    fields = sorted(set(expected) | set(found))
+    """``'field: artifact X, wanted Y'`` for every field whose values differ.
+
+    ``calibration`` absent from ``expected`` (no calibration frames to compare) matches any.
+    """
+    fields = sorted((set(expected) | set(found)) - ({'calibration'} - set(expected)))
     return [
         f'{name}: artifact {found.get(name)!r}, wanted {expected.get(name)!r}'
         for name in fields
@@ -174,6 +190,8 @@ def find_artifact(directory: str | Path, key: Mapping[str, Any]) -> Path | None:
     if nearest is None:
         return None
     _, candidate, diff = nearest
+    if not diff and candidate.with_suffix(BACKEND_TABLE[key['backend']].SUFFIX).is_file():
+        return candidate.with_suffix(BACKEND_TABLE[key['backend']].SUFFIX)  # any calibration
     if not diff:  # the manifest matches but the artifact beside it is gone
         raise EngineBuildError(f'{candidate} has no artifact {candidate.with_suffix("").name}*')
     raise EngineBuildError(

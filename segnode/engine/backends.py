@@ -9,7 +9,9 @@ backend's name in :data:`segnode.config.BACKENDS`, ``MASK_DTYPE`` the dtype its 
 each device type. What else differs between backends is an attribute here too, so that a new
 backend changes its own module and this table only: ``TITLE`` (its name in messages),
 ``BUILDS_ON_THE_SPOT`` (False: only loaded from an exported artifact unless
-``build_if_missing``), ``BUILD_TIME`` (what a build takes, said before it) and
+``build_if_missing``), ``BUILD_TIME`` (what a build takes, said before it), ``COMPANIONS``
+(suffixes of files the artifact keeps beside it under its own name, e.g. OpenVINO's ``.bin``,
+written and renamed with it) and
 ``key_fields(device)`` (what its artifact is tied to beyond the graph: device, libraries).
 """
 
@@ -23,6 +25,7 @@ from torch import nn, Tensor
 
 from segnode.engine import eager, torch_compile
 from segnode.engine import onnxruntime as onnxruntime_backend  # not the onnxruntime package
+from segnode.engine import openvino as openvino_backend  # not the openvino package
 from segnode.engine.base import BuildOptions, Runner
 from segnode.engine.tensorrt import backend as tensorrt
 
@@ -39,6 +42,7 @@ class Backend(Protocol):
     PRECISIONS: dict[str, tuple[str, ...]]
     BUILDS_ON_THE_SPOT: bool
     BUILD_TIME: str
+    COMPANIONS: tuple[str, ...]
 
     def key_fields(self, device: torch.device) -> dict[str, Any]:
         """What an artifact is tied to besides the graph (device, library versions)."""
@@ -65,6 +69,7 @@ BACKEND_TABLE: dict[str, Backend] = {
     tensorrt.NAME: tensorrt,
     torch_compile.NAME: torch_compile,
     onnxruntime_backend.NAME: onnxruntime_backend,
+    openvino_backend.NAME: openvino_backend,
     eager.NAME: eager,
 }
 
@@ -72,5 +77,6 @@ AUTO_ORDER: Final = {
     'cuda': ('tensorrt', 'torch-compile', 'onnxruntime', 'eager'),
     # TensorRT cannot run on a CPU; Inductor beat onnxruntime there (docs/benchmarks.md) but
     # compiles for about a minute at 512x1024 where onnxruntime exports in seconds.
-    'cpu': ('torch-compile', 'onnxruntime', 'eager'),
+    # OpenVINO is measured too where it is installed (its INT8 beat onnxruntime's there).
+    'cpu': ('torch-compile', 'openvino', 'onnxruntime', 'eager'),
 }

@@ -58,6 +58,7 @@ class BuildOptions:
         cuda_graphs: torch-compile replays CUDA graphs on a GPU.
         strict: Fail loudly (e.g. TensorRT's ``pass_through_build_failures``).
         calibration: uint8 frames (M, H, W, 3) for INT8 post-training quantisation.
+        openvino_device: The OpenVINO device of the openvino backend (``CPU``, ``GPU``, ...).
     """
 
     device: torch.device
@@ -68,6 +69,7 @@ class BuildOptions:
     cuda_graphs: bool = True
     strict: bool = False
     calibration: Tensor | None = None
+    openvino_device: str = 'CPU'
 
     @property
     def dtype(self) -> torch.dtype:

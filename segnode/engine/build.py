@@ -352,7 +352,7 @@ def _export(job: Job, spec: Backend, options: BuildOptions, out_dir: Path) -> _E
         if job.config.parity_gate:
             parity.update(job.gate(spec, engine, options).to_dict())
 
-    atomic_write(path, write)
+    atomic_write(path, write, spec.COMPANIONS)
     seconds = time.perf_counter() - start
     write_manifest(path, key, parity=parity or None, build_s=round(seconds, 1))
     return _Exported(path, engines[0], parity, seconds)

@@ -106,9 +106,12 @@ def _device_name(device: torch.device) -> str:
 
 
 def _library_versions() -> dict[str, str]:
+    from segnode.engine.openvino import version
     from segnode.engine.tensorrt.backend import trt_versions
 
     versions = {'torch': torch.__version__, **trt_versions()}
+    if version():
+        versions['openvino'] = version()
     try:
         import onnxruntime
 
@@ -152,6 +155,7 @@ def choice_key(
             'max_miou_drop': c.max_miou_drop,
         },
         'calibration': [c.calibration_images, c.calibration_frames],
+        'openvino_device': c.openvino_device,
         'artifact_format': FORMAT,  # a new graph recipe is measured again
     }
 

@@ -20,6 +20,7 @@ from segnode.model.deploy import FrameToMask
 __all__ = [
     'BUILD_TIME',
     'BUILDS_ON_THE_SPOT',
+    'COMPANIONS',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
@@ -42,6 +43,7 @@ SUFFIX = '.pt2'
 PRECISIONS = {'cpu': ('fp32', 'bf16'), 'cuda': ('fp32', 'fp16', 'bf16')}
 BUILDS_ON_THE_SPOT = True
 BUILD_TIME = ''  # instant: nothing is said before a build
+COMPANIONS: tuple[str, ...] = ()  # the artifact is one file
 key_fields = torch_key
 
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn, Tensor
 
 from segnode.config import EngineConfig
-from segnode.engine.artifacts import artifact_key, weights_sha256
+from segnode.engine.artifacts import artifact_key, calibration_key, weights_sha256
 from segnode.engine.backends import Backend
 from segnode.engine.base import BuildOptions, Engine, Runner
 from segnode.engine.graph import deploy_model, frame_dims, frame_graph
@@ -105,6 +105,7 @@ class Job:
             cuda_graphs=c.cuda_graphs,
             strict=c.strict,
             calibration=self.calibration_frames() if precision == 'int8' else None,
+            openvino_device=c.openvino_device,
         )
 
     def key(self, backend: str, options: BuildOptions) -> dict[str, object]:
@@ -120,6 +121,11 @@ class Job:
             bgr=self.config.bgr,
             precision=options.precision,
             device=options.device,
+            calibration=None
+            if options.calibration is None
+            else calibration_key(
+                options.calibration, self.config.calibration_images or 'frames given by the caller'
+            ),
         )
 
     def graph(self, spec: Backend) -> nn.Module:

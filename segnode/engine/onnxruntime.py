@@ -31,6 +31,7 @@ from segnode.model.deploy import FrameToMask
 __all__ = [
     'BUILD_TIME',
     'BUILDS_ON_THE_SPOT',
+    'COMPANIONS',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
@@ -53,6 +54,7 @@ SUFFIX = '.onnx'
 PRECISIONS = {'cpu': ('fp32', 'int8'), 'cuda': ('fp32',)}
 BUILDS_ON_THE_SPOT = True
 BUILD_TIME = 'a few seconds'  # on a CPU at 360x480 to 512x1024 (docs/benchmarks.md)
+COMPANIONS: tuple[str, ...] = ()  # the artifact is one file
 
 OPSET = 17
 INPUT, OUTPUT = 'frames', 'out'

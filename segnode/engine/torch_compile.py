@@ -26,6 +26,7 @@ from segnode.engine.eager import load_program, place_graph
 __all__ = [
     'BUILD_TIME',
     'BUILDS_ON_THE_SPOT',
+    'COMPANIONS',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
@@ -47,6 +48,7 @@ PRECISIONS = eager.PRECISIONS
 BUILDS_ON_THE_SPOT = True
 # What a build usually takes on a CPU at 360x480 to 512x1024 (docs/benchmarks.md).
 BUILD_TIME = 'about a minute; --backend eager starts at once'
+COMPANIONS: tuple[str, ...] = ()  # the artifact is one file
 key_fields = torch_key
 
 

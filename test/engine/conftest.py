@@ -44,7 +44,7 @@ def replaced() -> Callable[..., SimpleNamespace]:
         spec = BACKEND_TABLE[name]
         parts = (
             *('NAME', 'TITLE', 'MASK_DTYPE', 'SUFFIX', 'PRECISIONS', 'BUILDS_ON_THE_SPOT'),
-            *('BUILD_TIME', 'check', 'build', 'export', 'load', 'key_fields'),
+            *('BUILD_TIME', 'COMPANIONS', 'check', 'build', 'export', 'load', 'key_fields'),
         )
         return SimpleNamespace(**{**{k: getattr(spec, k) for k in parts}, **functions})
 

@@ -35,6 +35,7 @@ from segnode.errors import EngineBuildError, EngineUnavailable
 __all__ = [
     'BUILD_TIME',
     'BUILDS_ON_THE_SPOT',
+    'COMPANIONS',
     'MASK_DTYPE',
     'NAME',
     'PRECISIONS',
@@ -60,6 +61,7 @@ PRECISIONS = {'cpu': (), 'cuda': ('fp32', 'fp16', 'bf16', 'int8')}
 # exported artifact unless engine.build_if_missing is set.
 BUILDS_ON_THE_SPOT = False
 BUILD_TIME = 'minutes'
+COMPANIONS: tuple[str, ...] = ()  # the artifact is one file
 
 INSTALL_HINT = (
     'install torch-tensorrt matching torch {torch} exactly (x86: torch 2.13 + torch-tensorrt '
