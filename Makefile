@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # torch==2.13.0' where no local CPU wheel is configured.
 TORCH_SPEC ?= torch==2.13.0
 CONSTRAINTS := requirements/constraints.txt
-EXTRAS := dev,train,replay,onnx
+EXTRAS := dev,train,replay,onnx,openvino
 PYTEST_MARKERS ?= not gpu and not ros and not slow
 LINT_PATHS := $(wildcard segnode test launch bench) setup.py
 # A sourced ROS 2 shell: ROS_DISTRO comes from ros_environment, AMENT_PREFIX_PATH from any

@@ -59,6 +59,8 @@ setup(
         'train': ['tqdm', 'matplotlib'],
         'replay': ['rosbags', 'tqdm', 'matplotlib'],
         'onnx': ['onnx', 'onnxruntime', 'onnxscript'],
+        # OpenVINO's converter and runtime, NNCF for its INT8 (the openvino backend)
+        'openvino': ['openvino', 'nncf'],
         'tensorrt': ['torch-tensorrt'],
         'ros': [f'{wheel}; {_ROS_WHEEL_PLATFORM}' for wheel in ROS_WHEELS],
         # colcon test looks for pytest here (setuptools >= 72 warns on `tests_require`).

@@ -40,6 +40,7 @@ def _engine_config(args: argparse.Namespace, **overrides: Any) -> Any:
         'parity_labels': args.gate_labels,
         'calibration_images': args.calibration or '',
         'calibration_frames': args.calibration_frames,
+        'openvino_device': args.openvino_device,
         **overrides,
     }
     return EngineConfig(**values)
@@ -210,6 +211,13 @@ def _common(p: argparse.ArgumentParser) -> None:
         type=arguments.count,
         default=EngineConfig.calibration_frames,
         help='at most this many (default %(default)s)',
+    )
+    p.add_argument(
+        '--openvino-device',
+        default=EngineConfig.openvino_device,
+        metavar='DEV',
+        help='where the openvino backend runs: CPU, or GPU / NPU (GPU.1, ...) where OpenVINO '
+        'finds one (default %(default)s)',
     )
 
 

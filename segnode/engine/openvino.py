@@ -84,14 +84,11 @@ def key_fields(device: torch.device) -> dict[str, Any]:
 
 
 def _modules(precision: str) -> None:
-    try:
-        import openvino  # noqa: F401
-
-        if precision == 'int8':
-            import nncf  # noqa: F401
-    except ImportError as err:
-        missing = 'nncf' if 'nncf' in str(err) else 'openvino'
-        raise EngineUnavailable(f'{missing} is not installed ({INSTALL})') from err
+    for name in ('openvino', 'nncf') if precision == 'int8' else ('openvino',):
+        try:
+            __import__(name)
+        except ImportError as err:
+            raise EngineUnavailable(f'{name} is not installed ({INSTALL})') from err
 
 
 def check(options: BuildOptions) -> None:

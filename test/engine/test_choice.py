@@ -23,6 +23,7 @@ def test_bf16_is_a_candidate_only_where_the_cpu_runs_it(monkeypatch: pytest.Monk
     _flags(monkeypatch, 'avx2', 'fma')
     assert choice.candidates(EngineConfig(), CPU, int8=False) == [
         ('torch-compile', 'fp32'),
+        ('openvino', 'fp32'),
         ('onnxruntime', 'fp32'),
         ('eager', 'fp32'),
     ]
@@ -30,6 +31,9 @@ def test_bf16_is_a_candidate_only_where_the_cpu_runs_it(monkeypatch: pytest.Monk
     assert choice.candidates(EngineConfig(), CPU, int8=True) == [
         ('torch-compile', 'fp32'),
         ('torch-compile', 'bf16'),
+        ('openvino', 'fp32'),
+        ('openvino', 'bf16'),
+        ('openvino', 'int8'),
         ('onnxruntime', 'fp32'),
         ('onnxruntime', 'int8'),
         ('eager', 'fp32'),
@@ -44,7 +48,7 @@ def test_a_named_axis_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
     named = EngineConfig(backend='eager')
     assert choice.candidates(named, CPU, int8=True) == [('eager', 'fp32'), ('eager', 'bf16')]
     fp32 = EngineConfig(precision='fp32')
-    assert [p for _, p in choice.candidates(fp32, CPU, int8=True)] == ['fp32'] * 3
+    assert [p for _, p in choice.candidates(fp32, CPU, int8=True)] == ['fp32'] * 4
     # a backend that runs none of the precisions is still tried once, to say why not
     assert choice.candidates(EngineConfig(backend='tensorrt'), CPU, int8=False) == [
         ('tensorrt', 'fp32')
