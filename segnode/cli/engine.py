@@ -61,7 +61,7 @@ def _export(args: argparse.Namespace) -> int:
     if not args.checkpoint or args.checkpoint == RANDOM_CHECKPOINT:
         print(f'note: {weights}', file=sys.stderr)
     if args.precision == 'int8' and not args.calibration:
-        raise ConfigError('--precision int8 needs --calibration DIR (images to calibrate on)')
+        raise ConfigError('--precision int8 needs --calibration DIR or BAG (images to calibrate on)')
     config = _engine_config(
         args,
         backend=args.backend,
@@ -80,6 +80,7 @@ def _export(args: argparse.Namespace) -> int:
         width=w,
         batch=args.batch,
         checkpoint_sha256=digest,
+        calibration=_bag_calibration(args, h, w),
     )
     parity = report.parity
     gate = (
@@ -93,6 +94,22 @@ def _export(args: argparse.Namespace) -> int:
         f'{report.build_s:.1f} s); manifest {path.with_suffix(".json")}'
     )
     return 0
+
+
+def _bag_calibration(args: argparse.Namespace, height: int, width: int) -> Any:
+    """INT8 calibration frames from a bag given as ``--calibration``; None for a folder."""
+    if args.precision != 'int8' or not args.calibration:
+        return None
+    from segnode.replay.bag_frames import bag_frames, is_bag
+
+    if not is_bag(args.calibration):
+        return None
+    import torch
+
+    frames = bag_frames(args.calibration, args.calibration_frames, height, width,
+                        topic=args.calibration_topic, bgr=args.bgr)  # fmt: skip
+    print(f'calibrating on {len(frames)} frames of {args.calibration}', file=sys.stderr)
+    return torch.from_numpy(frames)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -204,7 +221,7 @@ def _common(p: argparse.ArgumentParser) -> None:
         '--calibration',
         metavar='DIR',
         help='images INT8 calibrates on, e.g. CamVid train (int8 is a candidate of auto only '
-        'with them)',
+        'with them); export also takes a bag: frames spread over its camera topic',
     )
     p.add_argument(
         '--calibration-frames',
@@ -249,6 +266,12 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         help='fixed network input: frames are resized inside the graph',
     )
     p.add_argument('--bgr', action='store_true', help='frames are bgr8')
+    p.add_argument(
+        '--calibration-topic',
+        default='',
+        metavar='TOPIC',
+        help='the camera topic of a --calibration bag (default: its only image topic)',
+    )
     p.add_argument('--out', required=True, metavar='DIR', help='folder for artifacts')
     handlers['export'] = _cmd_export
 
