@@ -17,8 +17,6 @@ import json
 from pathlib import Path
 import time
 
-import numpy as np
-
 from segnode.config import EngineConfig
 from segnode.engine.parity import image_frames, image_paths, label_frames
 from segnode.engine.segmenter import Segmenter

@@ -61,7 +61,7 @@ def _export(args: argparse.Namespace) -> int:
     if not args.checkpoint or args.checkpoint == RANDOM_CHECKPOINT:
         print(f'note: {weights}', file=sys.stderr)
     if args.precision == 'int8' and not args.calibration:
-        raise ConfigError('--precision int8 needs --calibration DIR or BAG (images to calibrate on)')
+        raise ConfigError('--precision int8 needs --calibration DIR or BAG to calibrate on')
     config = _engine_config(
         args,
         backend=args.backend,

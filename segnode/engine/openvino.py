@@ -58,9 +58,9 @@ NAME = 'openvino'
 TITLE = 'OpenVINO'
 MASK_DTYPE = torch.uint8
 SUFFIX = '.xml'
-COMPANIONS = ('.bin',)  # the weights, beside the .xml, renamed with it
+COMPANIONS: tuple[str, ...] = ('.bin',)  # the weights, beside the .xml, renamed with it
 # What `precision: auto` measures here, per device type (bf16 only where it is native).
-PRECISIONS = {'cpu': ('fp32', 'bf16', 'int8')}
+PRECISIONS: dict[str, tuple[str, ...]] = {'cpu': ('fp32', 'bf16', 'int8')}
 BUILDS_ON_THE_SPOT = True
 BUILD_TIME = 'a few seconds to convert; int8 calibrates for a minute or so'
 INSTALL = 'pip install segnode[openvino]'
@@ -70,7 +70,7 @@ _HINTS = {'fp32': 'f32', 'bf16': 'bf16'}
 
 
 def version() -> str:
-    """The installed OpenVINO's version ('' when it is not installed)."""
+    """Say which OpenVINO is installed: its version, or '' when there is none."""
     try:
         import openvino
     except ImportError:

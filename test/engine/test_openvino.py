@@ -182,8 +182,8 @@ def test_a_failed_export_leaves_no_weights_behind(
         path.with_suffix('.bin').write_bytes(b'partial')
         raise RuntimeError('disk full')
 
-    monkeypatch.setitem(BACKEND_TABLE, 'openvino', replaced('openvino', export=half_written,
-                                                            check=lambda options: None))  # fmt: skip
+    stand_in = replaced('openvino', export=half_written, check=lambda options: None)
+    monkeypatch.setitem(BACKEND_TABLE, 'openvino', stand_in)
     with pytest.raises(RuntimeError, match='disk full'):
         export_engine(model, OV, tmp_path, height=H, width=W)
     assert list(tmp_path.iterdir()) == []
