@@ -217,7 +217,8 @@ class EngineConfig:
             )
         if self.precision == 'int8' and self.backend not in ('auto', *INT8_BACKENDS):
             raise ConfigError(
-                f'engine.precision int8 runs on {" or ".join(INT8_BACKENDS)}, not {self.backend}'
+                f'engine.precision int8 runs on {", ".join(INT8_BACKENDS[:-1])} or '
+                f'{INT8_BACKENDS[-1]}, not {self.backend}'
             )
         if isinstance(self.input_size, list):  # from YAML or JSON
             object.__setattr__(self, 'input_size', tuple(self.input_size))

@@ -30,7 +30,7 @@ def test_from_mapping_turns_lists_into_tuples() -> None:
         ({'precision': 'fp8'}, 'engine.precision must be one of'),
         (
             {'precision': 'int8', 'backend': 'eager'},
-            'int8 runs on tensorrt or onnxruntime, not eager',
+            'int8 runs on tensorrt, onnxruntime or openvino, not eager',
         ),
         ({'tie_margin': -1.0}, r'engine.tie_margin must be in \[0, 1000\]'),
         ({'input_size': (16, 64)}, 'engine.input_size must be'),
@@ -61,7 +61,8 @@ def test_one_backend_table_for_the_one_backend_list() -> None:
         assert module.NAME == name and module.TITLE
         assert all(callable(getattr(module, f)) for f in functions)
         assert isinstance(module.BUILDS_ON_THE_SPOT, bool) and isinstance(module.BUILD_TIME, str)
-    assert set(AUTO_ORDER['cuda']) == set(BACKENDS) and 'tensorrt' not in AUTO_ORDER['cpu']
+    for device, order in AUTO_ORDER.items():  # every backend that runs on the device
+        assert set(order) == {n for n, m in BACKEND_TABLE.items() if m.PRECISIONS.get(device)}
     runs_int8 = {
         n for n, m in BACKEND_TABLE.items() if any('int8' in p for p in m.PRECISIONS.values())
     }
