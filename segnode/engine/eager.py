@@ -64,7 +64,7 @@ def check(options: BuildOptions) -> None:
     """Refuse precisions PyTorch cannot run here."""
     if options.precision == 'int8':
         raise EngineUnavailable(
-            'eager runs fp32, fp16 or bf16; int8 runs on onnxruntime or tensorrt'
+            'eager runs fp32, fp16 or bf16; int8 runs on onnxruntime, openvino or tensorrt'
         )
     if options.device.type == 'cpu' and options.precision == 'fp16':
         raise EngineUnavailable(
