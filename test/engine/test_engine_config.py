@@ -30,7 +30,7 @@ def test_from_mapping_turns_lists_into_tuples() -> None:
         ({'precision': 'fp8'}, 'engine.precision must be one of'),
         (
             {'precision': 'int8', 'backend': 'eager'},
-            'int8 runs on tensorrt, onnxruntime or openvino, not eager',
+            'int8 runs on tensorrt or onnxruntime or openvino, not eager',
         ),
         ({'tie_margin': -1.0}, r'engine.tie_margin must be in \[0, 1000\]'),
         ({'input_size': (16, 64)}, 'engine.input_size must be'),
