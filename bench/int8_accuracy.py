@@ -1,12 +1,13 @@
 """mIoU of INT8 engines against fp32 on a labelled set (CamVid val), engine by engine.
 
 Each variant (``BACKEND:PRECISION``) is built as the node builds it (``Segmenter.build``, the
-parity gate at its default), INT8 calibrated on ``--calibration`` (e.g. CamVid train, never the
+parity gate at its default thresholds, on ``--gate-images`` when given), INT8 calibrated on ``--calibration`` (e.g. CamVid train, never the
 evaluated frames); then every image of ``--images`` goes through it at ``--size`` and the masks
 are scored against ``--labels`` (nearest-resized to that size). Masks only, no timings.
 
     .venv/bin/python bench/int8_accuracy.py --images ../shared/data/camvid/val \
         --labels ../shared/data/camvid/valannot --calibration ../shared/data/camvid/train \
+        --gate-images ../shared/data/camvid/val --gate-labels ../shared/data/camvid/valannot \
         --size 360 480 --json bench/results/int8_accuracy_val_360x480.json
 """
 
@@ -37,6 +38,8 @@ def main() -> int:
     parser.add_argument('--size', type=int, nargs=2, default=(360, 480), metavar=('H', 'W'))
     parser.add_argument('--variants', default=DEFAULT_VARIANTS)
     parser.add_argument('--threads', type=int, default=0)
+    parser.add_argument('--gate-images', default='', help="the gate's frames (default synthetic)")
+    parser.add_argument('--gate-labels', default='')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
 
@@ -58,6 +61,8 @@ def main() -> int:
             calibration_images=args.calibration,
             calibration_frames=args.calibration_frames,
             remember_choice=False,
+            parity_images=args.gate_images,
+            parity_labels=args.gate_labels,
         )
         start = time.perf_counter()
         seg = Segmenter.build(loaded.model, config, height=h, width=w,
