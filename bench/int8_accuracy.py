@@ -1,9 +1,10 @@
 """mIoU of INT8 engines against fp32 on a labelled set (CamVid val), engine by engine.
 
 Each variant (``BACKEND:PRECISION``) is built as the node builds it (``Segmenter.build``, the
-parity gate at its default thresholds, on ``--gate-images`` when given), INT8 calibrated on ``--calibration`` (e.g. CamVid train, never the
-evaluated frames); then every image of ``--images`` goes through it at ``--size`` and the masks
-are scored against ``--labels`` (nearest-resized to that size). Masks only, no timings.
+parity gate at its default thresholds, on ``--gate-images`` when given), INT8 calibrated on
+``--calibration`` (e.g. CamVid train, never the evaluated frames); then every image of
+``--images`` goes through it at ``--size`` and the masks are scored against ``--labels``
+(nearest-resized to that size). Masks only, no timings.
 
     .venv/bin/python bench/int8_accuracy.py --images ../shared/data/camvid/val \
         --labels ../shared/data/camvid/valannot --calibration ../shared/data/camvid/train \
