@@ -41,6 +41,7 @@ def main() -> int:
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--gate-images', default='', help="the gate's frames (default synthetic)")
     parser.add_argument('--gate-labels', default='')
+    parser.add_argument('--no-gate', action='store_true', help='score engines the gate refuses')
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
 
@@ -64,6 +65,7 @@ def main() -> int:
             remember_choice=False,
             parity_images=args.gate_images,
             parity_labels=args.gate_labels,
+            parity_gate=not args.no_gate,
         )
         start = time.perf_counter()
         seg = Segmenter.build(loaded.model, config, height=h, width=w,
@@ -80,6 +82,7 @@ def main() -> int:
         del seg
     if args.json:
         record = {'size': [h, w], 'frames': len(frames), 'images': args.images,
+                  'gate': 'off' if args.no_gate else args.gate_images or 'synthetic',
                   'calibration': [args.calibration, args.calibration_frames],
                   'weights': loaded.description, 'results': results}  # fmt: skip
         args.json.parent.mkdir(parents=True, exist_ok=True)
