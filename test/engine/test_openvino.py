@@ -187,3 +187,11 @@ def test_a_failed_export_leaves_no_weights_behind(
     with pytest.raises(RuntimeError, match='disk full'):
         export_engine(model, OV, tmp_path, height=H, width=W)
     assert list(tmp_path.iterdir()) == []
+
+
+@needs_openvino
+def test_a_dynamic_engine_runs_other_sizes_as_eager_does(model: MFARANet) -> None:
+    seg = Segmenter.build(model, replace(OV, dynamic=True), height=H, width=W)
+    eager = Segmenter.build(model, replace(OV, backend='eager', dynamic=True), height=H, width=W)
+    frame = synthetic_street(128, 160, seed=1)
+    assert np.array_equal(seg.segment(frame).mask, eager.segment(frame).mask)
