@@ -14,6 +14,7 @@ from segnode.cli import allocator
 
 
 class _Exec:
+    """Records the exec calls instead of replacing the test process."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str], dict[str, str]]] = []
