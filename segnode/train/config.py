@@ -14,6 +14,7 @@ from segnode.errors import ConfigError
 
 __all__ = [
     'AMP_MODES',
+    'CLASS_WEIGHTS',
     'EvalConfig',
     'RUN_KEYS',
     'TrainConfig',
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 AMP_MODES = ('none', 'bf16', 'fp16')
+CLASS_WEIGHTS = ('none', 'enet', 'median')  # segnode/train/class_weights.py
 DATASETS = ('cityscapes', 'camvid', 'camvid32', 'folder')
 # Keys that may change between a run and its resumption (everything else must match).
 RUN_KEYS = frozenset(
@@ -101,6 +103,9 @@ class TrainConfig:
         boundary_weight: Boundary BCE weight.
         attention_weight: Edge-attention CE weight.
         attention_thresh: Edge-attention raw-logit threshold.
+        class_weights: Class weights of the fused CE and OHEM terms from the training
+            labels' frequencies: ``none`` (the recipe), ``enet`` or ``median``
+            (segnode/train/class_weights.py).
         seed: Seed of initialisation, calibration, sampling, augmentation and dropout.
         device: ``auto``, ``cpu``, ``cuda`` (each process uses cuda:LOCAL_RANK).
         out_dir: Run folder (checkpoints, logs, metrics).
@@ -153,6 +158,7 @@ class TrainConfig:
     boundary_weight: float = 0.3
     attention_weight: float = 0.1
     attention_thresh: float = 0.8
+    class_weights: str = 'none'
     seed: int = 0
     device: str = 'auto'
     out_dir: str = 'runs/train'
@@ -169,6 +175,7 @@ class TrainConfig:
         """Validate choices and ranges."""
         _check_choice(self.dataset, DATASETS, 'dataset')
         _check_choice(self.amp, AMP_MODES, 'amp')
+        _check_choice(self.class_weights, CLASS_WEIGHTS, 'class_weights')
         _check_choice(self.device.partition(':')[0], ('auto', 'cpu', 'cuda'), 'device')
         _pair(self.crop, 'crop', allow_empty=False)
         _pair(self.resize, 'resize', allow_empty=True)

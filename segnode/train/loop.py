@@ -27,6 +27,7 @@ from segnode.errors import ConfigError, SegnodeError
 from segnode.model.checkpoint import save_checkpoint
 from segnode.model.mfaranet import MFARANet
 from segnode.train.build import (
+    build_criterion,
     build_optimizer,
     build_training_model,
     emulated_amp,
@@ -45,7 +46,6 @@ from segnode.train.evaluate import evaluate
 from segnode.train.interrupt import CtrlC
 from segnode.train.loader import make_loader, open_datasets
 from segnode.train.logger import MetricsLog
-from segnode.train.losses import MJSLoss
 from segnode.train.sampler import sample_seed, ShardSampler
 from segnode.train.state import (
     get_rng_state,
@@ -146,13 +146,7 @@ class Trainer:
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == 'cuda' else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.criterion = MJSLoss(
-            cfg.ohem_thresh,
-            cfg.ohem_min_kept,
-            cfg.boundary_weight,
-            cfg.attention_weight,
-            cfg.attention_thresh,
-        )
+        self.criterion = build_criterion(cfg, self.data.train)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = poly_schedule(
             self.optimizer, self.max_iters, cfg.poly_power, cfg.warmup_iters
