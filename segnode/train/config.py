@@ -73,6 +73,9 @@ class TrainConfig:
         rotate: Maximum rotation in degrees.
         rotate_prob: Probability of a rotation.
         flip: Random horizontal flip with probability 0.5.
+        rare_classes: Class names whose pixels ``rare_crop_prob`` of the crops contain.
+        rare_crop_prob: Share of crops drawn around a pixel of a ``rare_classes`` class present
+            in the image (0: the recipe's uniform crops).
         train_limit: Train on the first N images only (0: all; smoke tests).
         width: Decoder width.
         equalizers: Scale Equalizers (``false`` trains the ablation baseline).
@@ -131,6 +134,8 @@ class TrainConfig:
     rotate: float = 10.0
     rotate_prob: float = 0.5
     flip: bool = True
+    rare_classes: tuple[str, ...] = ()
+    rare_crop_prob: float = 0.0
     train_limit: int = 0
     width: int = 128
     equalizers: bool = True
@@ -208,6 +213,10 @@ class TrainConfig:
             raise ConfigError(
                 'give pretrained (an ImageNet backbone) or init (a segnode checkpoint), not both'
             )
+        if not 0.0 <= self.rare_crop_prob <= 1.0:
+            raise ConfigError(f'rare_crop_prob must be in [0, 1], got {self.rare_crop_prob}')
+        if self.rare_crop_prob > 0 and not self.rare_classes:
+            raise ConfigError('rare_crop_prob > 0 needs rare_classes (class names)')
         if self.val_every < -1:
             raise ConfigError(f'val_every must be >= -1, got {self.val_every}')
 

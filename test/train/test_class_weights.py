@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from segnode.errors import ConfigError
 from segnode.train.build import build_criterion
 from segnode.train.class_weights import class_weights, label_frequencies
 from segnode.train.config import load_train_config
@@ -90,3 +91,18 @@ def test_a_run_computes_its_weights_from_the_training_labels(
         load_train_config(None, tiny_overrides(cityscapes_tree, tmp_path)), data.train
     )
     assert none.class_weights is None
+
+
+def test_rare_classes_are_named_by_the_datasets_class_names(
+    cityscapes_tree: Path, tmp_path: Path
+) -> None:
+    overrides = tiny_overrides(
+        cityscapes_tree, tmp_path, rare_classes='[pole,lamp]', rare_crop_prob=0.5
+    )
+    with pytest.raises(ConfigError, match='rare_classes: no class lamp in cityscapes'):
+        open_datasets(load_train_config(None, overrides), with_val=False)
+    overrides = tiny_overrides(cityscapes_tree, tmp_path, rare_classes='[pole,rider]')
+    augment = open_datasets(load_train_config(None, overrides), with_val=False).train.augment
+    assert augment is not None and augment.rare_ids == (5, 12)
+    with pytest.raises(ConfigError, match='rare_crop_prob > 0 needs rare_classes'):
+        load_train_config(None, tiny_overrides(cityscapes_tree, tmp_path, rare_crop_prob=0.3))
