@@ -15,8 +15,10 @@ Per frame the service measures receipt, queue wait, preprocess, inference, postp
 publish times; ``total_ms`` is publish minus receipt and ``pipeline_latency_ms`` is now minus
 the header stamp (meaningful only with synchronised clocks). A frame that cannot be decoded,
 segmented or published is counted as bad and reported through ``Outputs.bad_frame``, whatever
-went wrong with it; the worker goes on with the next frame. Frames are refused before decoding
-when the size they declare is below the network's minimum or above ``max_side``. Engines are
+went wrong with it, its reason cut to ``MAX_REASON`` printable characters; the worker goes
+on with the next frame. Frames are refused before decoding when the size they declare is below
+the network's minimum or above ``max_side`` (compressed ones also when their header declares
+more pixels than their bytes can hold, :mod:`segnode.pipeline.image_header`). Engines are
 kept per frame shape, at most ``max_engines`` of them (least recently used evicted); with
 ``background_builds`` (the node) a new shape's engine is built on a thread of its own while the
 worker serves the other cameras, and that shape's frames are dropped as ``engine building``.
@@ -35,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from segnode.config import MAX_FRAME_SIDE, MIN_SIDE
-from segnode.errors import describe, SegnodeError
+from segnode.errors import clip, describe, SegnodeError
 from segnode.pipeline import imaging
 from segnode.pipeline.engines import EngineCache, MAX_ENGINES, SegmentBatch, SegmenterFactory
 from segnode.pipeline.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
@@ -52,6 +54,8 @@ __all__ = [
 ]
 
 _MS = 1e-6  # nanoseconds -> milliseconds
+# The longest bad-frame reason passed on (logged, reported); the rest is cut with its length.
+MAX_REASON = 300
 
 
 class SegmentationService:
@@ -206,29 +210,35 @@ class SegmentationService:
         Raises:
             Exception: Whatever makes the frame bad (its text is the bad-frame reason).
         """
-        self.check_size(*imaging.declared_size(msg))
+        self.check_size(*imaging.declared_size(msg), verb='declares')
         frame, encoding = imaging.to_rgb_frame(msg)
         self.check_size(frame.shape[0], frame.shape[1])
         return frame, encoding
 
-    def check_size(self, height: int, width: int) -> None:
+    def check_size(self, height: int, width: int, verb: str = 'is') -> None:
         """Refuse a frame size outside ``[MIN_SIDE, max_side]``.
+
+        Args:
+            height: Frame height.
+            width: Frame width.
+            verb: 'declares' for the size a header claims, 'is' for a decoded frame's.
 
         Raises:
             SegnodeError: The size, and the limit it breaks.
         """
         if height > self.max_side or width > self.max_side:
             raise SegnodeError(
-                f'frame is {width}x{height}, larger than max_frame_side {self.max_side} '
+                f'frame {verb} {width}x{height}, over max_frame_side {self.max_side} '
                 '(raise max_frame_side to accept it)'
             )
         if height < MIN_SIDE or width < MIN_SIDE:
             raise SegnodeError(
-                f"frame is {width}x{height}, smaller than the network's minimum "
+                f"frame {verb} {width}x{height}, under the network's minimum "
                 f'{MIN_SIDE}x{MIN_SIDE}'
             )
 
     def _bad(self, camera: str, reason: str, *, received: bool = False) -> None:
+        reason = clip(reason, MAX_REASON)  # it may quote a message's fields: one short line
         with self._lock:
             stats = self._stats.get(camera)
             if stats is not None:
