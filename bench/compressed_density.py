@@ -63,7 +63,10 @@ def jpeg_files(image: np.ndarray) -> Iterator[tuple[str, bytes]]:
             for prog in (0, 1):
                 for name, src in (('colour', image), ('grey', grey)):
                     samplings = (
-                        (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444)
+                        (
+                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,
+                            cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444,
+                        )
                         if src.ndim == 3
                         else (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420,)
                     )
@@ -119,7 +122,9 @@ def main() -> int:
     parser.add_argument('--camvid-frames', type=int, default=3)
     parser.add_argument('--json', type=Path)
     args = parser.parse_args()
-    camvid = sorted((args.camvid / 'val').glob('*.png'))[: args.camvid_frames] if args.camvid else []
+    camvid = (
+        sorted((args.camvid / 'val').glob('*.png'))[: args.camvid_frames] if args.camvid else []
+    )
     worst: dict[str, dict[str, Any]] = {}
     files = 0
     for h, w in SIZES:

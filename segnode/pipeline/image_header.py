@@ -162,7 +162,7 @@ def _jpeg_header(buf: np.ndarray) -> ImageHeader:
     at most ``MAX_SEGMENTS`` segments are walked: a header that never ends costs no more than a
     pass over the bytes.
     """
-    data, pos, size = memoryview(buf), 2, buf.size  # zero-copy
+    data, pos, size = buf.data, 2, buf.size  # a zero-copy memoryview
     for _ in range(MAX_SEGMENTS):
         found = _MARKER.search(data, pos)
         if found is None:

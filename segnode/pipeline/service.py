@@ -233,8 +233,7 @@ class SegmentationService:
             )
         if height < MIN_SIDE or width < MIN_SIDE:
             raise SegnodeError(
-                f"frame {verb} {width}x{height}, under the network's minimum "
-                f'{MIN_SIDE}x{MIN_SIDE}'
+                f"frame {verb} {width}x{height}, under the network's minimum {MIN_SIDE}x{MIN_SIDE}"
             )
 
     def _bad(self, camera: str, reason: str, *, received: bool = False) -> None:

@@ -167,7 +167,8 @@ class _Run:
         self.result = self._new_result(notes=[
             *bag.info.notes,
             *skipped,
-            *(f'{clip(t)} is segnode output: neither a camera nor ground truth' for t in sorted(own)),
+            *(f'{clip(t)} is segnode output: neither a camera nor ground truth'
+              for t in sorted(own)),
         ])  # fmt: skip
         self.by_cam = {c.camera: c for c in self.result.cameras}
         self.total = sum(t.count for t in topics)

@@ -108,12 +108,14 @@ def load_truth(
         cam = owner.get(_prefix(msg.topic), only)
         if cam is None:
             raise ReplayError(
-                f'cannot tell which camera label topic {clip(msg.topic)} belongs to; name both with '
-                '--image-topic and --label-topic in the same namespace'
+                f'cannot tell which camera label topic {clip(msg.topic)} belongs to; name both '
+                'with --image-topic and --label-topic in the same namespace'
             )
         truth.sources.setdefault(cam, msg.topic)
         mask = imaging.image_to_array(msg.msg)
         if mask.ndim != 2 or mask.dtype != np.uint8:
-            raise ReplayError(f'label topic {clip(msg.topic)} must be mono8, got {clip(msg.msg.encoding, 40)!r}')
+            raise ReplayError(
+                f'label topic {clip(msg.topic)} must be mono8, got {clip(msg.msg.encoding, 40)!r}'
+            )
         truth.by_stamp.setdefault(cam, {})[imaging.stamp_ns(msg.msg.header)] = mask.copy()
     return truth

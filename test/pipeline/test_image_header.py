@@ -1,4 +1,4 @@
-"""segnode.pipeline.image_header: the codec from the bytes, the size and byte floor from the header.
+"""segnode.pipeline.image_header: the codec from the bytes, the size and byte floor from a header.
 
 Pillow (which reads the same headers) is the oracle for the declared sizes; OpenCV's decoder is
 never reached by a frame whose header declares more pixels than its bytes can hold.
@@ -13,8 +13,8 @@ from typing import Any
 import cv2
 import hostile_frames
 import numpy as np
-import pytest
 from PIL import Image
+import pytest
 
 from segnode.errors import ImageFormatError
 from segnode.pipeline.image_header import DEFLATE_MAX_RATIO, read_header
@@ -61,7 +61,9 @@ def test_the_declared_size_is_the_one_pillow_reads(data: bytes, codec: str) -> N
 def test_the_floors() -> None:
     jpeg = read_header(_bytes(hostile_frames.jpeg_claiming(4096, 4096)))
     assert jpeg.min_bytes == 4096 * 4096 // 64 // 8  # 1 bit per 8x8 block
-    assert read_header(_bytes(hostile_frames.jpeg_claiming(9, 17))).min_bytes == 1  # 3x2 blocks: 6 bits
+    assert (
+        read_header(_bytes(hostile_frames.jpeg_claiming(9, 17))).min_bytes == 1
+    )  # 3x2 blocks: 6 bits
     png = read_header(_bytes(_pillow(RGB.convert('1'), 'png')))
     assert png.min_bytes == -(-37 * (1 + 7) // DEFLATE_MAX_RATIO)  # 53 bits: 7 bytes a row
     rgba = read_header(_bytes(_pillow(Image.new('RGBA', (4096, 4096)), 'png')))

@@ -340,7 +340,9 @@ def test_a_failed_background_build_marks_the_frames_bad_with_its_reason() -> Non
 
 def compressed(stamp_ns: int, fmt: str, data: Any) -> Any:
     stamp = SimpleNamespace(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
-    return SimpleNamespace(header=SimpleNamespace(stamp=stamp, frame_id='cam'), format=fmt, data=data)
+    return SimpleNamespace(
+        header=SimpleNamespace(stamp=stamp, frame_id='cam'), format=fmt, data=data
+    )
 
 
 def test_a_png_labelled_jpeg_is_processed() -> None:

@@ -413,11 +413,15 @@ def test_warm_up_skips_bad_first_frames_and_uses_the_next_good_one(
     with BagWriter(tmp_path / 'in') as bag:
         for k, raw in enumerate(hostile):
             t, data = T0 + k * PERIOD_NS, np.frombuffer(raw, np.uint8)
-            bag.write('/front/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t)))
+            bag.write(
+                '/front/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t))
+            )
         for k in (3, 4):  # PNGs labelled jpeg: decoded by their bytes
             data = imaging.encode_compressed(frame(k), 'rgb8', 'png')[1]
             t = T0 + k * PERIOD_NS
-            bag.write('/front/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t)))
+            bag.write(
+                '/front/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t))
+            )
     built: list[tuple[int, int, int]] = []
 
     class Recording(Fake):
