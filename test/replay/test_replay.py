@@ -318,6 +318,15 @@ def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
     cam = result.cameras[0]
     assert (cam.frames, cam.processed, cam.bad) == (3, 2, 1)
     assert any("encoding 'yuv422'" in n for n in result.notes)
+    with BagWriter(tmp_path / 'huge') as bag:  # a 10 MB encoding: a short note, not 10 MB
+        for k, encoding in enumerate(['rgb8', 'y\n' * 5_000_000]):
+            msg = make_image(frame(k), 'rgb8', make_header(T0 + k * PERIOD_NS))
+            msg.encoding = encoding
+            bag.write('/front/image_raw', T0 + k * PERIOD_NS, msg)
+    result = run(tmp_path / 'huge')
+    (note,) = [n for n in result.notes if 'bad frame skipped' in n]
+    assert note.startswith("camera front: bad frame skipped: unsupported image encoding 'y?y?y?")
+    assert len(note) < 400 and result.cameras[0].bad == 1
     with BagWriter(tmp_path / 'yuv') as bag:
         msg = make_image(frame(0), 'rgb8', make_header(T0))
         msg.encoding = 'yuv422'
