@@ -1,14 +1,17 @@
 """How close legitimate JPEG and PNG files come to the byte floors segnode refuses below.
 
 segnode refuses a CompressedImage with fewer bytes than a complete image of its declared size
-needs (segnode/pipeline/image_header.py: 1 bit per 8x8 block for JPEG, raw / 1032 for PNG).
+needs (segnode/pipeline/image_header.py): the physical floors are 1 bit per 8x8 block for JPEG
+and raw / 1032 for PNG, and segnode refuses only below half the JPEG floor and below raw / 1200.
 This encodes the images that compress best -- all-black, all-white, flat grey and flat colour
 frames -- and some that do not (CamVid frames, a gradient, noise) at several sizes, with every
 encoder setting that shrinks them: OpenCV JPEG quality 1..100, optimised Huffman tables,
 progressive, 4:2:0 and 4:4:4, colour and grey; Pillow JPEG quality 1 optimised and
 progressive; OpenCV PNG compression 0..9 with each zlib strategy, colour, grey and bilevel;
-Pillow PNG optimised in modes '1', 'P' and 'L'. For each file it records
-``bytes / floor`` (the headroom: 1.0 would be refused), and prints the smallest per codec.
+Pillow PNG optimised in modes '1', 'P', 'L' and 'RGB' (4096x4096: flat frames only, PNG at
+compression 9 only, no Pillow). For each file it records ``bytes / threshold`` (the headroom:
+below 1.0 would be refused) and ``bytes / physical floor``, and prints the smallest per codec
+and per content.
 
     .venv/bin/python bench/compressed_density.py --json bench/results/compressed_density.json
 """
@@ -32,7 +35,11 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from segnode.pipeline.image_header import read_header  # noqa: E402
+from segnode.pipeline.image_header import (  # noqa: E402
+    DEFLATE_MAX_RATIO,
+    JPEG_FLOOR_BLOCKS_PER_BYTE,
+    read_header,
+)
 
 SIZES = ((360, 480), (1024, 2048), (4096, 4096))
 QUALITIES = (1, 5, 10, 25, 50, 75, 90, 100)
@@ -78,6 +85,8 @@ def jpeg_files(image: np.ndarray) -> Iterator[tuple[str, bytes]]:
                         assert ok
                         tag = f'opencv q{q} opt{opt} prog{prog} {name} sf{sf:x}'
                         yield tag, data.tobytes()
+    if image.size >= 4096 * 4096 * 3:
+        return
     rgb = Image.fromarray(image[..., ::-1].copy())
     for mode, src in (('colour', rgb), ('grey', rgb.convert('L'))):
         for prog in (False, True):
@@ -107,12 +116,23 @@ def png_files(image: np.ndarray) -> Iterator[tuple[str, bytes]]:
         ok, data = cv2.imencode('.png', grey, params)
         assert ok
         yield f'opencv level{level} bilevel', data.tobytes()
+    if image.size >= 4096 * 4096 * 3:
+        return
     rgb = Image.fromarray(image[..., ::-1].copy())
     for mode in ('1', 'P', 'L', 'RGB'):
         out = io.BytesIO()
         src = rgb.convert(mode) if mode != 'P' else rgb.quantize(16)
         src.save(out, 'png', optimize=True)
         yield f'pillow optimize mode {mode}', out.getvalue()
+
+
+def physical_floor(codec: str, data: bytes, h: int, w: int) -> float:
+    """The fewest bytes any complete file of this size can take (no safety margin)."""
+    if codec == 'jpeg':
+        return -(-w // 8) * -(-h // 8) / JPEG_FLOOR_BLOCKS_PER_BYTE
+    depth, colour = data[24], data[25]  # the IHDR's bit depth and colour type
+    channels = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[colour]
+    return h * (1 + (w * channels * depth + 7) // 8) / DEFLATE_MAX_RATIO
 
 
 def main() -> int:
@@ -132,6 +152,7 @@ def main() -> int:
             for codec, encode in (('jpeg', jpeg_files), ('png', png_files)):
                 for setting, data in encode(image):
                     header = read_header(np.frombuffer(data, np.uint8))
+                    floor = physical_floor(codec, data, h, w)
                     assert header.codec == codec and (header.height, header.width) == (h, w)
                     files += 1
                     row = {
@@ -141,6 +162,7 @@ def main() -> int:
                         'bytes': len(data),
                         'floor': header.min_bytes,
                         'headroom': round(len(data) / header.min_bytes, 3),
+                        'over_physical_floor': round(len(data) / floor, 4),
                         'bytes_per_kpixel': round(len(data) * 1000 / (h * w), 4),
                     }
                     for key in (codec, f'{codec} {content.split()[0]}'):

@@ -17,11 +17,11 @@ is decoded, together with the fewest bytes a complete image of that size can phy
   so it cannot compress more than 1032:1; a PNG of W x H needs at least ``raw / 1032`` bytes,
   ``raw`` being its filtered scanlines, ``H * (1 + ceil(W * channels * depth / 8))``.
 
-These are floors of the codecs, not of images: the smallest legitimate files measured
-(bench/compressed_density.py, bench/results/compressed_density.json: all-black, flat-colour,
-noise and CamVid frames, JPEG quality 1 to 100 with and without optimised or progressive
-coding, PNG compression 0 to 9, grey and colour) stay well above them (docs/node.md,
-"Bad frames").
+segnode refuses a file only below these floors with a safety margin (half the JPEG floor, PNG at
+1200:1): the legitimate files that compress best (bench/compressed_density.py,
+bench/results/compressed_density.json: all-black, flat-colour, noise and CamVid frames, JPEG
+quality 1 to 100 with and without optimised or progressive coding, PNG compression 0 to 9, grey
+and colour) stay above them (docs/node.md, "Bad frames").
 """
 
 from __future__ import annotations
@@ -34,14 +34,28 @@ import numpy as np
 
 from segnode.errors import clip, ImageFormatError
 
-__all__ = ['DEFLATE_MAX_RATIO', 'ImageHeader', 'container', 'read_header']
+__all__ = [
+    'DEFLATE_MAX_RATIO',
+    'ImageHeader',
+    'JPEG_BLOCKS_PER_BYTE',
+    'JPEG_FLOOR_BLOCKS_PER_BYTE',
+    'PNG_MAX_RATIO',
+    'container',
+    'read_header',
+]
 
-# The most deflate can compress: 258 bytes per 2 bits (RFC 1951, a length code and a distance
-# code of 1 bit each).
+# The physical floors. Deflate codes at most 258 bytes in 2 bits (RFC 1951: a length code and a
+# distance code of 1 bit each), 1032:1. A complete Huffman-coded JPEG spends at least 1 bit (a DC
+# difference) on each 8x8 block of its full-resolution component: 8 blocks per byte.
 DEFLATE_MAX_RATIO = 1032
-# The fewest bits a complete Huffman-coded JPEG spends on each 8x8 block of its full-resolution
-# component: a DC difference (the shortest Huffman code is 1 bit).
-JPEG_MIN_BITS_PER_BLOCK = 1
+JPEG_FLOOR_BLOCKS_PER_BYTE = 8
+# What segnode refuses below: the floors with a safety margin. The legitimate files that compress
+# best (bench/compressed_density.py, OpenCV 5.0 and Pillow 13 on flat frames up to 4096x4096)
+# measured 2.0x the JPEG floor (quality 1, optimised Huffman tables: 2 bits a block) and 1.008x
+# the PNG floor (all black, compression 9: deflate at its limit). JPEG: half the floor (a factor
+# 4 below those files); PNG: 1200:1, 16 % past deflate's limit.
+JPEG_BLOCKS_PER_BYTE = 2 * JPEG_FLOOR_BLOCKS_PER_BYTE
+PNG_MAX_RATIO = 1200
 
 PNG_MAGIC = b'\x89PNG\r\n\x1a\n'
 JPEG_MAGIC = b'\xff\xd8\xff'
@@ -85,7 +99,7 @@ class ImageHeader:
     codec: str  # 'jpeg' or 'png'
     height: int
     width: int
-    min_bytes: int  # the fewest bytes a complete image of this size can take
+    min_bytes: int  # the fewest bytes accepted: below them no complete image has this size
 
     def check_density(self, size: int) -> None:
         """Refuse ``size`` bytes that cannot hold a complete image of the declared size.
@@ -152,7 +166,7 @@ def _png_header(head: bytes, size: int) -> ImageHeader:
     if depth not in depths:
         raise ImageFormatError(f'png header has colour type {colour} at bit depth {depth}')
     raw = height * (1 + (width * channels * depth + 7) // 8)  # filtered scanlines
-    return ImageHeader('png', height, width, -(-raw // DEFLATE_MAX_RATIO))
+    return ImageHeader('png', height, width, -(-raw // PNG_MAX_RATIO))
 
 
 def _jpeg_header(buf: np.ndarray) -> ImageHeader:
@@ -182,8 +196,7 @@ def _jpeg_header(buf: np.ndarray) -> ImageHeader:
         if marker in _SOF_HUFFMAN:
             height, width = struct.unpack_from('>HH', data, pos + 5)
             blocks = -(-width // 8) * -(-height // 8)
-            floor = -(-blocks * JPEG_MIN_BITS_PER_BLOCK // 8)
-            return ImageHeader('jpeg', height, width, floor)
+            return ImageHeader('jpeg', height, width, -(-blocks // JPEG_BLOCKS_PER_BYTE))
         (length,) = struct.unpack_from('>H', data, pos + 2)
         pos += 2 + max(length, 2)
     raise ImageFormatError(f'jpeg of {size} bytes has no frame header (SOF)')

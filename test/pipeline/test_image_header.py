@@ -17,7 +17,7 @@ from PIL import Image
 import pytest
 
 from segnode.errors import ImageFormatError
-from segnode.pipeline.image_header import DEFLATE_MAX_RATIO, read_header
+from segnode.pipeline.image_header import JPEG_BLOCKS_PER_BYTE, PNG_MAX_RATIO, read_header
 from segnode.pipeline.imaging import compressed_to_array, declared_size
 
 
@@ -60,14 +60,15 @@ def test_the_declared_size_is_the_one_pillow_reads(data: bytes, codec: str) -> N
 
 def test_the_floors() -> None:
     jpeg = read_header(_bytes(hostile_frames.jpeg_claiming(4096, 4096)))
-    assert jpeg.min_bytes == 4096 * 4096 // 64 // 8  # 1 bit per 8x8 block
-    assert (
-        read_header(_bytes(hostile_frames.jpeg_claiming(9, 17))).min_bytes == 1
-    )  # 3x2 blocks: 6 bits
+    assert JPEG_BLOCKS_PER_BYTE == 16  # half the physical floor of 1 bit per 8x8 block
+    assert jpeg.min_bytes == 4096 * 4096 // 64 // 16
+    small = read_header(_bytes(hostile_frames.jpeg_claiming(9, 17)))
+    assert small.min_bytes == 1  # 3x2 blocks, rounded up
     png = read_header(_bytes(_pillow(RGB.convert('1'), 'png')))
-    assert png.min_bytes == -(-37 * (1 + 7) // DEFLATE_MAX_RATIO)  # 53 bits: 7 bytes a row
+    assert png.min_bytes == -(-37 * (1 + 7) // PNG_MAX_RATIO)  # 53 bits: 7 bytes a row
     rgba = read_header(_bytes(_pillow(Image.new('RGBA', (4096, 4096)), 'png')))
-    assert rgba.min_bytes == -(-4096 * (1 + 4096 * 4) // DEFLATE_MAX_RATIO)
+    assert PNG_MAX_RATIO == 1200  # deflate cannot pass 1032:1
+    assert rgba.min_bytes == -(-4096 * (1 + 4096 * 4) // PNG_MAX_RATIO)
 
 
 @pytest.mark.parametrize(('height', 'width'), [(4096, 4096), (65000, 65000), (1000, 1000)])
@@ -78,7 +79,7 @@ def test_a_jpeg_declaring_more_than_its_bytes_hold_is_refused_undecoded(
     assert declared_size(SimpleNamespace(format='jpeg', data=data)) == (height, width)
     calls: list[int] = []
     monkeypatch.setattr(cv2, 'imdecode', lambda *a: calls.append(1))
-    need = -(-(-(-width // 8) * -(-height // 8)) // 8)  # 1 bit per 8x8 block, rounded up
+    need = -(-(-(-width // 8) * -(-height // 8)) // 16)  # half a bit per 8x8 block, rounded up
     with pytest.raises(ImageFormatError) as err:
         compressed_to_array(SimpleNamespace(format='jpeg', data=data))
     assert str(err.value) == (
@@ -91,7 +92,9 @@ def test_a_jpeg_declaring_more_than_its_bytes_hold_is_refused_undecoded(
 def test_a_png_declaring_more_than_deflate_can_hold_is_refused() -> None:
     data = bytearray(_pillow(Image.new('L', (64, 64)), 'png'))
     data[16:24] = (30000).to_bytes(4, 'big') * 2  # IHDR width, height
-    with pytest.raises(ImageFormatError, match=r'png of \d+ bytes declares 30000x30000: .* 872'):
+    with pytest.raises(
+        ImageFormatError, match=r'png of \d+ bytes declares 30000x30000: .* 750025'
+    ):
         compressed_to_array(SimpleNamespace(format='png', data=bytes(data)))
 
 

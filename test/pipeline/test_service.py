@@ -390,7 +390,7 @@ def test_hostile_compressed_frames_are_bad_with_clear_reasons_and_never_decoded(
     )
     assert reasons[1] == (
         'jpeg of 723 bytes declares 4096x4096: a complete jpeg of that size needs at least '
-        '32768 bytes'
+        '16384 bytes'
     )
     assert reasons[2].startswith("CompressedImage is not an image (format 'jpeg'): bytes start ")
     assert reasons[2].endswith(' ... (neither JPEG nor PNG)')

@@ -465,7 +465,7 @@ def test_warm_up_skips_bad_first_frames_and_uses_the_next_good_one(
         'camera front: bad frame skipped: frame declares 65000x65000, over max_frame_side 4096 '
         '(raise max_frame_side to accept it)',
         'camera front: bad frame skipped: jpeg of 723 bytes declares 4096x4096: a complete jpeg '
-        'of that size needs at least 32768 bytes',
+        'of that size needs at least 16384 bytes',
         "camera front: bad frame skipped: CompressedImage is not an image (format 'jpeg'): bytes "
         f'start {hostile[2][:8].hex(" ")} ... (neither JPEG nor PNG)',
     ]
