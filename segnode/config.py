@@ -186,7 +186,7 @@ class EngineConfig:
     parity_frames: int = 2
     parity_images: str = ''
     parity_labels: str = ''
-    # Calibrated on the shipped checkpoint (docs/engine.md, "How the thresholds were set").
+    # Set on the shipped checkpoint (docs/engine.md, "How the thresholds were set").
     min_agreement: float = 0.995
     tie_margin: float = 1.0
     max_miou_drop: float = 0.002

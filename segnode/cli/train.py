@@ -1,4 +1,4 @@
-"""Subcommands of training: train, calibrate and eval (heavy imports inside the handlers)."""
+"""Subcommands of training: train, equalize and eval (heavy imports inside the handlers)."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
-    arguments.output_dir(cfg.out_dir, 'out_dir')  # before any calibration or training
+    arguments.output_dir(cfg.out_dir, 'out_dir')  # before any measuring or training
     _use_tcmalloc_on_cpu(cfg.device)
     result = train(cfg)
     rate = result.images_per_second
@@ -67,20 +67,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from segnode.train.calibrate import calibrate_checkpoint
+def _cmd_equalize(args: argparse.Namespace) -> int:
     from segnode.train.config import load_train_config
+    from segnode.train.equalize import equalize_checkpoint
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
     arguments.output_file(args.out, '--out')
-    provenance, seconds = calibrate_checkpoint(cfg, args.out, args.checkpoint)
+    provenance, seconds = equalize_checkpoint(cfg, args.out, args.checkpoint)
     for name, stats in provenance['equalizers'].items():
         print(
             f'{name:<28} level {stats["depth"]}  mean {stats["mean"]:+.4f}  std {stats["std"]:.4f}'
         )
     print(
-        f'calibrated {len(provenance["equalizers"])} equalizers on '
+        f'measured {len(provenance["equalizers"])} equalizers on '
         f'{provenance["data"]["images"]} images in {seconds:.1f} s -> {args.out}'
     )
     return 0
@@ -144,16 +144,19 @@ def _add_train(sub: Any) -> None:
     p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
 
 
-def _add_calibrate(sub: Any) -> None:
+def _add_equalize(sub: Any) -> None:
     p = sub.add_parser(
-        'calibrate',
-        help='calibrate Scale Equalizers on training batches and write a checkpoint',
+        'equalize',
+        help='measure the Scale Equalizer constants on augmented training batches and write a '
+        'checkpoint',
         description='Measure the Scale Equalizer constants on the training split through the '
         'training augmentation (config as for train) and write a segnode checkpoint: of a '
         'freshly initialised model, or of --checkpoint (e.g. a converted official one).',
     )
     p.add_argument('--config', help='training YAML (data, crop, batch size, seed)')
-    p.add_argument('--checkpoint', help='calibrate this checkpoint instead of a new model')
+    p.add_argument(
+        '--checkpoint', help='measure the equalizers of this checkpoint instead of a new model'
+    )
     p.add_argument('--out', required=True, help='checkpoint to write')
     p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
 
@@ -215,10 +218,10 @@ def _add_eval(sub: Any) -> None:
 
 
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
-    """Register ``train``, ``calibrate`` and ``eval`` on the ``segnode`` parser."""
+    """Register ``train``, ``equalize`` and ``eval`` on the ``segnode`` parser."""
     _add_train(sub)
-    _add_calibrate(sub)
+    _add_equalize(sub)
     _add_eval(sub)
     handlers['train'] = _cmd_train
-    handlers['calibrate'] = _cmd_calibrate
+    handlers['equalize'] = _cmd_equalize
     handlers['eval'] = _cmd_eval

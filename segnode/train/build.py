@@ -36,8 +36,8 @@ def build_training_model(
 
     The backbone is loaded from ``cfg.pretrained`` (deep-stem or torchvision ResNet-18) when
     given, or the whole network from the segnode checkpoint ``cfg.init``; otherwise it trains
-    from scratch. Equalizers stay uncalibrated unless ``cfg.init`` brings calibrated ones
-    (``model.equalizer_provenance['state'] == 'calibrated'``). ``load_weights=False`` skips
+    from scratch. Equalizers stay unmeasured unless ``cfg.init`` brings measured ones
+    (``model.equalizer_provenance['state'] == 'measured'``). ``load_weights=False`` skips
     both (a resumed run takes its weights from the training state).
     """
     torch.manual_seed(cfg.seed)
@@ -91,7 +91,7 @@ def _init_from_checkpoint(model: MFARANet, path: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in loaded.items()}, strict=False)
     fresh = sorted(set(own) - set(loaded))
     if any('equalizers.' in k for k in fresh) or not isinstance(equalizers.get('state'), str):
-        equalizers = {'state': 'uncalibrated'}
+        equalizers = {'state': 'unmeasured'}
     model.equalizer_provenance = equalizers
     _LOG.info(
         'initialised from %s: %d tensors loaded, %d left at fresh init%s; equalizers %s',

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ __all__ = [
     'CLASS_WEIGHTS',
     'EvalConfig',
     'RUN_KEYS',
+    'RENAMED_KEYS',
     'TrainConfig',
+    'current_keys',
     'load_train_config',
     'parse_overrides',
 ]
@@ -43,6 +45,23 @@ RUN_KEYS = frozenset(
         'stop_at',
     }
 )
+
+# Keys renamed since (old -> new). A config that still uses an old key is refused with one line
+# naming the new key; training states and checkpoint recipes written before keep the old key
+# and are read with current_keys. ``calibration_images`` became ``equalizer_images`` when
+# "calibration" came to mean INT8 quantisation only (the equalizers' constants are measured).
+RENAMED_KEYS = {'calibration_images': 'equalizer_images'}
+
+
+def current_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a stored config or recipe with renamed keys under their current names."""
+    return {RENAMED_KEYS.get(k, k): v for k, v in values.items()}
+
+
+def _refuse_renamed(values: Mapping[str, Any]) -> None:
+    old = sorted(k for k in values if k in RENAMED_KEYS)
+    if old:
+        raise ConfigError(f"key '{old[0]}' was renamed; use '{RENAMED_KEYS[old[0]]}'")
 
 
 def _pair(value: tuple[int, ...], name: str, allow_empty: bool) -> None:
@@ -82,10 +101,11 @@ class TrainConfig:
         per_channel_equalizers: Per-channel equalizer constants.
         pretrained: ImageNet ResNet-18 file (deep-stem or torchvision); ``''``: from scratch.
         init: segnode checkpoint or training state (``state/iter_*.pt``) whose weights (and
-            calibrated equalizer constants) the run starts from: a second training phase, or
+            measured equalizer constants) the run starts from: a second training phase, or
             fine-tuning on other data; its optimiser and schedule are not taken; tensors whose
             shape differs (another class count) keep their fresh initialisation.
-        calibration_images: Images per calibration pass (0: the whole training split).
+        equalizer_images: Images per pass measuring the equalizer statistics (0: the whole
+            training split).
         batch_size: Images per GPU (per process) and micro-batch.
         accumulate: Micro-batches per optimiser step (gradient accumulation).
         workers: Data loader worker processes per GPU.
@@ -109,7 +129,7 @@ class TrainConfig:
         class_weights: Class weights of the fused CE and OHEM terms from the training
             labels' frequencies: ``none`` (the recipe), ``enet`` or ``median``
             (segnode/train/class_weights.py).
-        seed: Seed of initialisation, calibration, sampling, augmentation and dropout.
+        seed: Seed of initialisation, equalizer statistics, sampling, augmentation and dropout.
         device: ``auto``, ``cpu``, ``cuda`` (each process uses cuda:LOCAL_RANK).
         out_dir: Run folder (checkpoints, logs, metrics).
         checkpoint_every: Write the training state every N iterations.
@@ -142,7 +162,7 @@ class TrainConfig:
     per_channel_equalizers: bool = False
     pretrained: str = ''
     init: str = ''
-    calibration_images: int = 0
+    equalizer_images: int = 0
     batch_size: int = 7
     accumulate: int = 1
     workers: int = 2
@@ -195,7 +215,7 @@ class TrainConfig:
             'epochs',
             'max_iters',
             'train_limit',
-            'calibration_images',
+            'equalizer_images',
             'val_limit',
             'ohem_min_kept',
             'stop_at',
@@ -294,15 +314,20 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
     data = _read_yaml(Path(path)) if path else {}
     given = parse_overrides(overrides)
     try:
-        return config_from_dict(TrainConfig, {**data, **given})
+        return _train_config({**data, **given})
     except ConfigError as err:
         blame_file = bool(path)
         if path and given:  # a mistake typed on the command line is not the file's
             try:
-                config_from_dict(TrainConfig, data)
+                _train_config(data)
             except ConfigError:
                 pass
             else:
                 blame_file = False
         where = f'{path}: ' if blame_file else 'command line: ' if given else ''
         raise ConfigError(f'{where}{err}') from err
+
+
+def _train_config(values: Mapping[str, Any]) -> TrainConfig:
+    _refuse_renamed(values)
+    return config_from_dict(TrainConfig, values)
