@@ -48,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     parser, handlers = _parser()
     args = parser.parse_args(words)
+    args.own_command_line = argv is None  # the process's own arguments (may re-execute it)
     logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
     try:
         return handlers[args.command](args)

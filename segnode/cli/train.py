@@ -27,12 +27,18 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
 
 
-def _use_tcmalloc_on_cpu(device: str) -> None:
-    """On a CPU, re-execute with tcmalloc preloaded where it is present (cli/allocator.py)."""
+def _use_tcmalloc_on_cpu(args: argparse.Namespace, device: str) -> None:
+    """On a CPU, re-execute with tcmalloc preloaded where it is present (cli/allocator.py).
+
+    Only a process whose own command line is this command is re-executed: ``main([...])``
+    called from Python (a test, a notebook) runs as it is.
+    """
     import torch
 
     from segnode.cli.allocator import use_tcmalloc
 
+    if not getattr(args, 'own_command_line', False):
+        return
     if not (device.startswith('cuda') or (device == 'auto' and torch.cuda.is_available())):
         use_tcmalloc()
 
@@ -44,7 +50,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
     arguments.output_dir(cfg.out_dir, 'out_dir')  # before any measuring or training
-    _use_tcmalloc_on_cpu(cfg.device)
+    _use_tcmalloc_on_cpu(args, cfg.device)
     result = train(cfg)
     rate = result.images_per_second
     speed = f'{rate:.2f} images/s' if rate == rate else 'none run now'

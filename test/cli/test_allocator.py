@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from pathlib import Path
@@ -107,3 +108,16 @@ def test_a_real_process_ends_up_with_tcmalloc_loaded() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == 'True'
     assert 'restarting with tcmalloc preloaded' in out.stderr
+
+
+def test_train_called_from_python_never_reexecutes_the_caller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from segnode.cli import train as train_cli
+
+    called: list[bool] = []
+    monkeypatch.setattr(allocator, 'use_tcmalloc', lambda **_: called.append(True))
+    train_cli._use_tcmalloc_on_cpu(argparse.Namespace(own_command_line=False), 'cpu')
+    assert not called
+    train_cli._use_tcmalloc_on_cpu(argparse.Namespace(own_command_line=True), 'cpu')
+    assert called == [True]
