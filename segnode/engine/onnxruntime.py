@@ -5,8 +5,8 @@ docs/engine.md, "onnxruntime"). The legacy (TorchScript) exporter keeps H and W 
 the arange flow grid, so one file serves every resolution when exported ``dynamic``; the
 dynamo exporter produced a static model. The graph is uint8 frames in, uint8 mask (ArgMax
 then Cast) out, and with ``engine.confidence`` a second uint8 output ``confidence`` (ReduceMax,
-Exp, ReduceSum, Round, Clip, Cast on the same logits). onnxruntime folds BatchNorm itself. onnxruntime is imported inside functions
-only.
+Exp, ReduceSum, Round, Clip, Cast on the same logits). onnxruntime folds BatchNorm itself.
+onnxruntime is imported inside functions only.
 
 INT8 is onnxruntime's static quantisation (QDQ, per-channel int8 weights, uint8 activations
 calibrated by percentile on the calibration frames) of the encoder's convolutions (backbone

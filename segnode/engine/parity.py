@@ -13,9 +13,9 @@ logits on the gate's frames. The engine's masks pass when (docs/engine.md, "The 
   winning softmax probability of the fp32 logits``)``) is at most ``max_confidence_diff``
   grey levels.
 
-Only masks (and confidences) are compared, so the gate never builds a second (logits) engine. Frames: the images
-of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise synthetic streets; resized to
-the engine's shape.
+Only masks (and confidences) are compared, so the gate never builds a second (logits)
+engine. Frames: the images of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise
+synthetic streets; resized to the engine's shape.
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """What the gate accepts (``engine.min_agreement``, ``tie_margin``, ``max_miou_drop``,
-    ``max_confidence_diff``)."""
+    """What the gate accepts (``engine.min_agreement``, ``tie_margin`` and the others)."""
 
     min_agreement: float = EngineConfig.min_agreement
     tie_margin: float = EngineConfig.tie_margin

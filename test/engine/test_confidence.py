@@ -115,10 +115,11 @@ def test_the_segmenter_hands_out_confidence_only_when_built_with_it(model: MFARA
 
 
 def test_confidence_is_in_the_key_only_when_on() -> None:
-    fields: dict[str, Any] = dict(
-        backend='onnxruntime', checkpoint_sha256='x', batch=1, height=H, width=W,
-        dynamic=False, max_side=2048, input_size=None, bgr=False, precision='fp32', device=CPU,
-    )  # fmt: skip
+    fields: dict[str, Any] = {
+        'backend': 'onnxruntime', 'checkpoint_sha256': 'x', 'batch': 1, 'height': H,
+        'width': W, 'dynamic': False, 'max_side': 2048, 'input_size': None, 'bgr': False,
+        'precision': 'fp32', 'device': CPU,
+    }  # fmt: skip
     off, on = artifact_key(**fields), artifact_key(**fields, confidence=True)
     assert 'confidence' not in off  # an engine without it keeps the key it always had
     assert artifact_key(**fields, confidence=False) == off
