@@ -172,7 +172,7 @@ class EngineConfig:
         confidence: Build engines with the confidence output (``~/<cam>/confidence``); off,
             the graph and a frame's cost are the mask graph's (docs/engine.md, "Confidence").
         max_confidence_diff: Most grey levels the 99th percentile of |confidence - eager
-            fp32's| may reach (1 is rounding; docs/engine.md, "How the thresholds were set").
+            fp32's| may reach (1.5x what camera noise moves it; docs/engine.md, "Confidence").
     """
 
     backend: str = 'auto'
@@ -199,7 +199,7 @@ class EngineConfig:
     threads: int = 0
     cuda_graphs: bool = True
     confidence: bool = False
-    max_confidence_diff: int = 3
+    max_confidence_diff: int = 6
 
     def __post_init__(self) -> None:
         """Validate the choices and ranges."""

@@ -41,7 +41,7 @@ def test_png_round_trip_keeps_every_class_id() -> None:
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     assert decoded.dtype == np.uint8 and decoded.shape == mask.shape
     np.testing.assert_array_equal(decoded, mask)
-    assert len(data) < mask.nbytes / 10  # blocky masks compress well
+    assert len(data) < mask.nbytes / 5  # blocky masks compress well
 
 
 def test_png_refuses_what_is_not_a_mask() -> None:
