@@ -84,6 +84,10 @@ def test_missing_engine_says_how_to_build_it(model: MFARANet, tmp_path: Path) ->
     options = BuildOptions(device=torch.device('cpu'), precision='fp16')
     message = build._missing(job, BACKEND_TABLE['tensorrt'], options, str(tmp_path))
     assert message.startswith(f'no TensorRT engine for 2x720x1280 fp16 in {tmp_path}')
+    assert '--confidence' not in message
+    job = Job(model, model, EngineConfig(confidence=True), 2, 720, 1280, 'x', None)
+    message = build._missing(job, BACKEND_TABLE['tensorrt'], options, str(tmp_path))
+    assert '--precision fp16 --confidence --out' in message
     assert '--backend tensorrt --size 720 1280 --batch 2 --precision fp16' in message
 
 
