@@ -5,7 +5,11 @@ and on, each gated against eager fp32 (on CamVid val frames when ``--images`` is
 times the pairs in turns, one call of each per round, so that a shared machine whose speed
 drifts slows every row alike. Reports the per-frame p50 of each engine, the on/off ratio per
 backend, and the gate's confidence figures (99th percentile and largest absolute difference
-from eager fp32, in grey levels).
+from eager fp32, in grey levels). On a shared machine the frame times vary by more than the
+confidence costs, so the graph's tail is also timed alone, in eager PyTorch on (1, K, H, W)
+fp32 logits: the argmax and uint8 cast (the mask graph's tail) against argmax plus
+``confidence_levels`` (the extra work of the confidence output), in turns, ``--tail-runs``
+times. ``--runs 0`` times the tail only.
 
     .venv/bin/python bench/confidence_cost.py --size 512 1024 --backends eager,onnxruntime \
         --images ../shared/data/camvid/val --runs 10 --threads 2 \
@@ -29,8 +33,24 @@ from segnode.config import EngineConfig
 from segnode.engine.bench import machine_description
 from segnode.engine.parity import gate_frames
 from segnode.engine.segmenter import Segmenter
+from segnode.model.deploy import confidence_levels
 
 BUNDLED = Path(__file__).resolve().parents[1] / 'segnode' / 'weights' / 'camvid_mfaranet.pt'
+
+
+def tail_ms(height: int, width: int, classes: int, runs: int) -> dict[str, float]:
+    """Median ms of the mask tail and of the mask and confidence tail, timed in turns."""
+    logits = torch.randn(1, classes, height, width)
+    times: dict[str, list[float]] = {'argmax': [], 'argmax + confidence': []}
+    with torch.inference_mode():
+        for _ in range(runs + 2):
+            for name in times:
+                start = time.perf_counter()
+                logits.argmax(dim=1).to(torch.uint8)
+                if name != 'argmax':
+                    confidence_levels(logits).to(torch.uint8)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values[2:]) for name, values in times.items()}
 
 
 def main() -> None:
@@ -42,6 +62,7 @@ def main() -> None:
     parser.add_argument('--images', default='', help='gate frames (e.g. CamVid val)')
     parser.add_argument('--runs', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=2)
+    parser.add_argument('--tail-runs', type=int, default=30)
     parser.add_argument('--threads', type=int, default=0)
     parser.add_argument('--json', default='')
     args = parser.parse_args()
@@ -49,6 +70,21 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     height, width = args.size
     model = load_model(args.checkpoint)
+    tail = tail_ms(height, width, model.config.num_classes, args.tail_runs)
+    extra = tail['argmax + confidence'] - tail['argmax']
+    print(f'graph tail at {height}x{width}, K={model.config.num_classes}, median of '
+          f'{args.tail_runs}: argmax {tail["argmax"]:.1f} ms, argmax + confidence '
+          f'{tail["argmax + confidence"]:.1f} ms (+{extra:.1f} ms)', flush=True)  # fmt: skip
+    result: dict[str, Any] = {
+        'command': 'bench/confidence_cost.py',
+        'args': vars(args),
+        'machine': machine_description(torch.device('cpu')),
+        'tail_ms': tail,
+    }
+    if args.runs == 0:
+        if args.json:
+            Path(args.json).write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        return
     segmenters: dict[str, Segmenter] = {}
     gates: dict[str, dict[str, Any]] = {}
     for item in args.backends.split(','):
@@ -100,13 +136,7 @@ def main() -> None:
                 else '-'
             )
             print(f'| {row["engine"]} | {row["p50_ms"]} | {row["min_ms"]} | {text} | {figures} |')
-    result = {
-        'command': 'bench/confidence_cost.py',
-        'args': vars(args),
-        'machine': machine_description(torch.device('cpu')),
-        'frame_mean_grey': float(np.mean(frame)),
-        'rows': rows,
-    }
+    result.update(frame_mean_grey=float(np.mean(frame)), rows=rows)
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
 

@@ -38,7 +38,7 @@ def png_params(level: int = PNG_LEVEL) -> list[int]:
     """The PNG options OpenCV encodes masks with (the row filter where it can set it)."""
     params = [cv2.IMWRITE_PNG_COMPRESSION, level]
     params += [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE]
-    if hasattr(cv2, 'IMWRITE_PNG_FILTER'):  # OpenCV 4.11 and later
+    if hasattr(cv2, 'IMWRITE_PNG_FILTER'):  # not in older OpenCV 4.x releases
         params += [cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
     return params
 
