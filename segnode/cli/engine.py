@@ -69,6 +69,7 @@ def _export(args: argparse.Namespace) -> int:
         dynamic=args.dynamic,
         max_side=args.max_side,
         strict=True,
+        confidence=args.confidence,
     )
     h, w = args.size
     path, report = export_engine(
@@ -82,8 +83,13 @@ def _export(args: argparse.Namespace) -> int:
     )
     parity = report.parity
     gate = (
-        f'agreement {parity["agreement"]:.4%}, {parity["confident_flips"]} confident flips '
-        f'on {parity["frames"]} {parity["source"]} frames'
+        f'agreement {parity["agreement"]:.4%}, {parity["confident_flips"]} confident flips'
+        + (
+            f', confidence p99 {parity["confidence_p99"]:g} levels'
+            if parity.get('confidence_p99') is not None
+            else ''
+        )
+        + f' on {parity["frames"]} {parity["source"]} frames'
         if parity
         else 'gate off'
     )
@@ -241,6 +247,11 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         help='fixed network input: frames are resized inside the graph',
     )
     p.add_argument('--bgr', action='store_true', help='frames are bgr8')
+    p.add_argument(
+        '--confidence',
+        action='store_true',
+        help='with the confidence output (for engine.confidence: true)',
+    )
     p.add_argument('--out', required=True, metavar='DIR', help='folder for artifacts')
     handlers['export'] = _cmd_export
 

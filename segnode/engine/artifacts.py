@@ -64,6 +64,7 @@ def artifact_key(
     bgr: bool,
     precision: str,
     device: torch.device,
+    confidence: bool = False,
 ) -> dict[str, Any]:
     """The key of an artifact: equal keys mean the file can be loaded and used as it is.
 
@@ -80,6 +81,8 @@ def artifact_key(
         precision: Compute precision.
         device: The device the engine runs on (the backend's ``key_fields`` say what of it,
             and of the libraries, the artifact is tied to).
+        confidence: The graph has the confidence output. Only then is it in the key, so the
+            key (and the file) of an engine without it are the ones it always had.
     """
     key: dict[str, Any] = {
         'format': FORMAT,
@@ -94,6 +97,8 @@ def artifact_key(
         'bgr': bgr,
         'precision': precision,
     }
+    if confidence:
+        key['confidence'] = True
     key.update(BACKEND_TABLE[backend].key_fields(device))
     return key
 
@@ -102,6 +107,7 @@ def artifact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
     """Where the artifact with this key lives: readable prefix plus a hash of the key."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     shape = f'b{key["batch"]}-{key["height"]}x{key["width"]}' + ('-dyn' if key['dynamic'] else '')
+    shape += '-conf' if key.get('confidence') else ''
     suffix = BACKEND_TABLE[key['backend']].SUFFIX
     name = f'{key["backend"]}-{shape}-{key["precision"]}-{digest}{suffix}'
     return Path(directory) / name

@@ -130,7 +130,7 @@ def choice_key(
 ) -> dict[str, Any]:
     """Everything the measurement depends on: equal keys mean the same winner."""
     c = config
-    return {
+    key = {
         'checkpoint_sha256': checkpoint_sha256,
         'batch': batch,
         'height': height,
@@ -154,6 +154,9 @@ def choice_key(
         'calibration': [c.calibration_images, c.calibration_frames],
         'artifact_format': FORMAT,  # a new graph recipe is measured again
     }
+    if c.confidence:  # only then: the choices remembered before the option still apply
+        key['confidence'] = {'max_diff': c.max_confidence_diff}
+    return key
 
 
 def choice_dir(config: EngineConfig) -> Path:

@@ -120,6 +120,7 @@ class Job:
             bgr=self.config.bgr,
             precision=options.precision,
             device=options.device,
+            confidence=self.config.confidence,
         )
 
     def graph(self, spec: Backend) -> nn.Module:
@@ -130,6 +131,7 @@ class Job:
             bgr=c.bgr,
             input_size=c.input_size,
             mask_dtype=spec.MASK_DTYPE,
+            confidence=c.confidence,
             copy=False,
         )
 
@@ -147,6 +149,7 @@ class Job:
             width=self.width,
             dynamic=self.config.dynamic,
             max_side=self.config.max_side,
+            confidence=self.config.confidence,
         )
 
     def reference(self, device: torch.device) -> Reference:
@@ -169,7 +172,7 @@ class Job:
 
     def gate(self, spec: Backend, engine: Engine, options: BuildOptions) -> ParityResult:
         result = check_parity(
-            engine,
+            engine.outputs if engine.confidence else engine,
             self.reference(options.device),
             batch=self.batch,
             device=options.device,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 import itertools
 from pathlib import Path
 import time
@@ -179,8 +180,10 @@ class _Run:
         self.writer: BagWriter | None = None
         self.clock = clock or ReplayClock()
         self.clock.speed = self.result.speed
+        # --confidence builds the engine with the confidence output (docs/engine.md)
+        engine = replace(config.engine, confidence=config.engine.confidence or opts.confidence)
         node_config = NodeConfig(
-            camera_names=tuple(self.cams.values()), engine=config.engine, batch=False
+            camera_names=tuple(self.cams.values()), engine=engine, batch=False
         )
         outputs = Outputs(result=self._on_result, dropped=self._on_dropped, bad_frame=self._on_bad)
         self.service, _ = build_service(
@@ -385,6 +388,8 @@ class _Run:
         if self.opts.color:
             color = imaging.colorize(r.mask, self.loaded.palette)
             self.writer.write(f'{base}/color', t, make_image(color, 'rgb8', header))
+        if self.opts.confidence and r.confidence is not None:
+            self.writer.write(f'{base}/confidence', t, make_image(r.confidence, 'mono8', header))
         self.writer.write(
             f'{base}/metrics',
             t,

@@ -34,9 +34,10 @@ def _prefix(topic: str) -> str:
 def segnode_outputs(topics: dict[str, str]) -> set[str]:
     """The topics a segnode node or ``replay --out`` published: never cameras or truth.
 
-    segnode writes ``<ns>/<camera>/labels``, ``.../color`` and ``.../metrics`` (a
-    DiagnosticArray); a namespace with such a ``metrics`` topic marks its ``labels`` and
-    ``color`` as segnode's own masks (grading a model against them gives mIoU 1.0).
+    segnode writes ``<ns>/<camera>/labels``, ``.../color``, ``.../confidence`` and
+    ``.../metrics`` (a DiagnosticArray); a namespace with such a ``metrics`` topic marks its
+    ``labels``, ``color`` and ``confidence`` as segnode's own images (grading a model against
+    its own masks gives mIoU 1.0; a confidence image is no camera).
 
     Args:
         topics: Topic name -> message type, as in the bag.
@@ -45,7 +46,9 @@ def segnode_outputs(topics: dict[str, str]) -> set[str]:
         _prefix(t) for t, kind in topics.items() if t.endswith('/metrics') and kind == DIAGNOSTICS
     }
     return {
-        t for t in topics if _prefix(t) in spaces and t.rsplit('/', 1)[-1] in ('labels', 'color')
+        t
+        for t in topics
+        if _prefix(t) in spaces and t.rsplit('/', 1)[-1] in ('labels', 'color', 'confidence')
     }
 
 
