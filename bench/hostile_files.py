@@ -30,8 +30,15 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'test'))
 
 import hostile  # noqa: E402, I100 (test/ is put on sys.path just above)
+import hostile_frames  # noqa: E402
 
-from segnode.replay.bag_writer import BagWriter, make_header, make_image  # noqa: E402
+from segnode.pipeline.imaging import encode_compressed  # noqa: E402
+from segnode.replay.bag_writer import (  # noqa: E402
+    BagWriter,
+    make_compressed,
+    make_header,
+    make_image,
+)
 
 SEGNODE = [sys.executable, '-m', 'segnode']
 CPU = ['--backend', 'eager', '--precision', 'fp32', '--device', 'cpu', '--no-progress']
@@ -81,6 +88,39 @@ def bags(folder: Path) -> list[tuple[str, Path, int]]:
     return made
 
 
+def frame_bags(folder: Path) -> list[tuple[str, Path, int]]:
+    """Bags of 12 good 256x512 PNG frames labelled jpeg, the first frame hostile (issue 24).
+
+    Each hostile first frame must be one bad frame (exit 0) at the peak memory of the bag
+    whose first frame is good, not a decode or an engine of the size it claims.
+    """
+    firsts = {
+        'good first frame': None,
+        'first frame a 723-byte jpeg claiming 4096x4096': hostile_frames.jpeg_claiming(
+            4096, 4096, nbytes=723
+        ),
+        'first frame a 723-byte jpeg claiming 20000x20000': hostile_frames.jpeg_claiming(
+            20000, 20000, nbytes=723
+        ),
+        'first frame 700 random bytes': hostile_frames.random_bytes(700),
+    }
+    made = []
+    for i, (name, first) in enumerate(firsts.items()):
+        path = folder / f'frames{i}'
+        with BagWriter(path, 'mcap') as bag:
+            for k in range(12):
+                t = 10**18 + k * 33_333_333
+                image = np.full((256, 512, 3), 40 + k, np.uint8)
+                fmt, data = encode_compressed(image, 'rgb8', 'png')
+                if k == 0 and first is not None:
+                    data = np.frombuffer(first, np.uint8)
+                bag.write(
+                    '/cam/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t))
+                )
+        made.append((f'{name}, then 11 PNGs labelled jpeg', path, 0))
+    return made
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--json', type=Path, help='write the results here')
@@ -99,7 +139,7 @@ def main() -> int:
             path = folder / f'params{i}.yaml'
             path.write_bytes(body if isinstance(body, bytes) else body.encode())
             results[f'params: {name}'] = run(['replay', str(folder), '--params', str(path)], 2)
-        for name, bag, expect in bags(folder):
+        for name, bag, expect in [*bags(folder), *frame_bags(folder)]:
             results[f'bag: {name}'] = run(['replay', str(bag), *CPU], expect)
     for name, r in results.items():
         mark = 'ok ' if r['ok'] else 'BAD'

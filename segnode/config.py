@@ -13,14 +13,13 @@ import dataclasses
 from dataclasses import dataclass
 import math
 from pathlib import Path
-import reprlib
 import types
 import typing
 from typing import Any, TYPE_CHECKING, TypeVar
 
 import yaml
 
-from segnode.errors import clip, ConfigError, EngineUnavailable
+from segnode.errors import clip, ConfigError, EngineUnavailable, short_repr
 
 if TYPE_CHECKING:
     import torch
@@ -169,6 +168,10 @@ class EngineConfig:
         cuda_graphs: Replay CUDA graphs in the torch-compile backend on a GPU.
         openvino_device: The openvino backend's device: ``CPU``, or ``GPU``/``NPU`` (``GPU.1``,
             ...) where OpenVINO finds one; frames stay in host memory (``device: cpu``).
+        confidence: Build engines with the confidence output (``~/<cam>/confidence``); off,
+            the graph and a frame's cost are the mask graph's (docs/engine.md, "Confidence").
+        max_confidence_diff: Most grey levels the 99th percentile of |confidence - eager
+            fp32's| may reach (1.5x what camera noise moves it; docs/engine.md, "Confidence").
     """
 
     backend: str = 'auto'
@@ -185,7 +188,7 @@ class EngineConfig:
     parity_frames: int = 2
     parity_images: str = ''
     parity_labels: str = ''
-    # Calibrated on the shipped checkpoint (docs/engine.md, "How the thresholds were set").
+    # Set on the shipped checkpoint (docs/engine.md, "How the thresholds were set").
     min_agreement: float = 0.995
     tie_margin: float = 1.0
     max_miou_drop: float = 0.002
@@ -195,6 +198,8 @@ class EngineConfig:
     threads: int = 0
     cuda_graphs: bool = True
     openvino_device: str = 'CPU'
+    confidence: bool = False
+    max_confidence_diff: int = 6
 
     def __post_init__(self) -> None:
         """Validate the choices and ranges."""
@@ -244,6 +249,10 @@ class EngineConfig:
             )
         if not 0 <= self.threads <= 1024:
             raise ConfigError(f'engine.threads must be in 0..1024, got {self.threads}')
+        if not 0 <= self.max_confidence_diff <= 255:
+            raise ConfigError(
+                f'engine.max_confidence_diff must be in 0..255, got {self.max_confidence_diff}'
+            )
 
 
 def _is_cuda_index(device: str) -> bool:
@@ -320,17 +329,6 @@ def config_from_dict(cls: type[T], data: Mapping[str, Any], where: str = '') -> 
             value = tuple(value)
         values[key] = value
     return cls(**values)
-
-
-def short_repr(value: Any) -> str:
-    """``repr`` cut to about 80 characters (values from files can be huge)."""
-    return _REPR.repr(value)
-
-
-_REPR = reprlib.Repr()
-_REPR.maxstring = _REPR.maxother = 60
-_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
-_REPR.maxlevel = 3
 
 
 def _finite(value: Any) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import reprlib
+
 __all__ = [
     'clip',
     'describe',
     'one_line',
+    'short_repr',
     'BagReadError',
     'BagWriteError',
     'CheckpointError',
@@ -71,6 +74,17 @@ def clip(text: object, limit: int = 80) -> str:
     shown = text[: max(limit - 3, 1)] if cut else text
     shown = ''.join(c if c.isprintable() else '?' for c in shown)
     return f'{shown}... ({len(text)} characters)' if cut else shown
+
+
+def short_repr(value: object) -> str:
+    """``repr`` cut to about 80 characters (values from files can be huge)."""
+    return _REPR.repr(value)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 60
+_REPR.maxlist = _REPR.maxtuple = _REPR.maxdict = _REPR.maxset = 6
+_REPR.maxlevel = 3
 
 
 def one_line(err: BaseException) -> str:

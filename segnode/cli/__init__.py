@@ -3,7 +3,7 @@
 Every subcommand reports a user's mistake as one line ``segnode: error: ...`` with exit
 code 2, never a traceback. Each command group lives in its own module (``model``: info and
 convert-official; ``engine``: export and bench; ``replay``: replay, bag-from-images and demo;
-``train``: train, calibrate and eval); registering them imports nothing heavy, the handlers
+``train``: train, equalize and eval); registering them imports nothing heavy, the handlers
 import torch and the rest when they run.
 """
 
@@ -21,6 +21,10 @@ from segnode.version import __version__
 __all__ = ['main']
 
 Handler = Callable[[argparse.Namespace], int]
+# Commands renamed (old -> new): the old name gets one line naming the new one. ``calibrate``
+# became ``equalize``: it measures the Scale Equalizer constants, and "calibration" means INT8
+# quantisation only (``export --calibration``).
+RENAMED_COMMANDS = {'calibrate': 'equalize'}
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
@@ -37,8 +41,14 @@ def _parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``segnode`` command line; returns the exit code."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words and words[0] in RENAMED_COMMANDS:
+        old, new = words[0], RENAMED_COMMANDS[words[0]]
+        print(f"segnode: error: 'segnode {old}' was renamed; use 'segnode {new}'", file=sys.stderr)
+        return 2
     parser, handlers = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(words)
+    args.own_command_line = argv is None  # the process's own arguments (may re-execute it)
     logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
     try:
         return handlers[args.command](args)

@@ -70,6 +70,7 @@ def _export(args: argparse.Namespace) -> int:
         dynamic=args.dynamic,
         max_side=args.max_side,
         strict=True,
+        confidence=args.confidence,
     )
     h, w = args.size
     path, report = export_engine(
@@ -84,8 +85,13 @@ def _export(args: argparse.Namespace) -> int:
     )
     parity = report.parity
     gate = (
-        f'agreement {parity["agreement"]:.4%}, {parity["confident_flips"]} confident flips '
-        f'on {parity["frames"]} {parity["source"]} frames'
+        f'agreement {parity["agreement"]:.4%}, {parity["confident_flips"]} confident flips'
+        + (
+            f', confidence p99 {parity["confidence_p99"]:g} levels'
+            if parity.get('confidence_p99') is not None
+            else ''
+        )
+        + f' on {parity["frames"]} {parity["source"]} frames'
         if parity
         else 'gate off'
     )
@@ -271,6 +277,11 @@ def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
         default='',
         metavar='TOPIC',
         help='the camera topic of a --calibration bag (default: its only image topic)',
+    )
+    p.add_argument(
+        '--confidence',
+        action='store_true',
+        help='with the confidence output (for engine.confidence: true)',
     )
     p.add_argument('--out', required=True, metavar='DIR', help='folder for artifacts')
     handlers['export'] = _cmd_export

@@ -22,6 +22,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
     from segnode.model.checkpoint import build_from_checkpoint
     from segnode.model.complexity import conv_macs, count_parameters
     from segnode.model.fold import count_residual_scales, fold_equalizers
+    from segnode.train.config import current_keys
 
     model, meta = build_from_checkpoint(args.checkpoint)
     h, w = args.size
@@ -41,7 +42,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         'parameters': count_parameters(model),
         'macs': {'size': [h, w], 'gmac': round(conv_macs(model, h, w) / 1e9, 3)},
         'metrics': meta.get('metrics', {}),
-        'recipe': meta.get('recipe', {}),
+        'recipe': current_keys(meta.get('recipe', {})),  # a recipe may predate a rename
         'source': meta.get('source', ''),
         'git_revision': meta.get('git_revision', ''),
         'created': meta.get('created', ''),
@@ -63,7 +64,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
         f'equalizers    {e["state"]}: {e["count"]} equalizers, '
         f'{e["residual_multiplies_after_fold"]} scalar multiplies left after folding'
     )
-    for key in ('levels', 'batches_per_pass', 'calibrated_at', 'data', 'note'):
+    for key in ('levels', 'batches_per_pass', 'measured_at', 'data', 'note'):
         if key in e:
             print(f'  {key + ":":<18} {e[key]}')
     print(f'parameters    {summary["parameters"]:,} (without training-only heads)')
@@ -111,6 +112,7 @@ def _cmd_convert_official(args: argparse.Namespace) -> int:
 
 def _cmd_to_fp16(args: argparse.Namespace) -> int:
     from segnode.model.checkpoint import build_from_checkpoint, save_checkpoint
+    from segnode.train.config import current_keys
 
     arguments.output_file(args.dst, 'DST')
     model, meta = build_from_checkpoint(args.src)  # the training-only boundary heads go
@@ -122,7 +124,7 @@ def _cmd_to_fp16(args: argparse.Namespace) -> int:
         class_names=classes['names'],
         palette=classes['palette'],
         dataset=str(meta.get('dataset', '')),
-        recipe=meta.get('recipe'),
+        recipe=current_keys(meta.get('recipe') or {}),
         metrics=meta.get('metrics'),
         source=f'{source}; fp16 copy of {args.src}',
         half=True,

@@ -148,6 +148,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
         out_bag=args.out or '',
         out_storage=args.out_storage,
         color=args.color,
+        confidence=args.confidence,
         max_frames=args.max_frames,
         progress=not args.no_progress,
     )
@@ -204,6 +205,12 @@ def _add_replay(sub: Any, handlers: dict[str, Handler]) -> None:
     p.add_argument('--out', help='output bag with images, labels and metrics (must not exist)')
     p.add_argument('--out-storage', choices=('mcap', 'sqlite3'), default=ReplayOptions.out_storage)
     p.add_argument('--color', action='store_true', help='also write colour masks to --out')
+    p.add_argument(
+        '--confidence',
+        action='store_true',
+        help='also write confidence images (mono8, 255 x the winning softmax probability) '
+        'to --out',
+    )
     p.add_argument('--json', help='write the JSON report here too')
     p.add_argument('--report', help='report folder (default outputs/replay/<bag name>)')
     p.add_argument(

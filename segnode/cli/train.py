@@ -1,4 +1,4 @@
-"""Subcommands of training: train, calibrate and eval (heavy imports inside the handlers)."""
+"""Subcommands of training: train, equalize and eval (heavy imports inside the handlers)."""
 
 from __future__ import annotations
 
@@ -27,25 +27,20 @@ def _setup_logging() -> None:
     logging.basicConfig(level=logging.INFO, format='segnode: %(message)s')
 
 
-def _allocator_hint(device: str) -> None:
-    """On a CPU without tcmalloc or jemalloc preloaded, say what it would buy."""
-    import logging
-    from pathlib import Path
+def _use_tcmalloc_on_cpu(args: argparse.Namespace, device: str) -> None:
+    """On a CPU, re-execute with tcmalloc preloaded where it is present (cli/allocator.py).
 
+    Only a process whose own command line is this command is re-executed: ``main([...])``
+    called from Python (a test, a notebook) runs as it is.
+    """
     import torch
 
-    if device.startswith('cuda') or (device == 'auto' and torch.cuda.is_available()):
+    from segnode.cli.allocator import use_tcmalloc
+
+    if not getattr(args, 'own_command_line', False):
         return
-    try:
-        maps = Path('/proc/self/maps').read_text()
-    except OSError:
-        return
-    if 'tcmalloc' not in maps and 'jemalloc' not in maps:
-        logging.getLogger('segnode.train').info(
-            'tip: on a CPU, preload tcmalloc for about 1.7x faster steps '
-            '(LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4, Debian package '
-            'libtcmalloc-minimal4; docs/training.md)'
-        )
+    if not (device.startswith('cuda') or (device == 'auto' and torch.cuda.is_available())):
+        use_tcmalloc()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -54,8 +49,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
-    arguments.output_dir(cfg.out_dir, 'out_dir')  # before any calibration or training
-    _allocator_hint(cfg.device)
+    arguments.output_dir(cfg.out_dir, 'out_dir')  # before any measuring or training
+    _use_tcmalloc_on_cpu(args, cfg.device)
     result = train(cfg)
     rate = result.images_per_second
     speed = f'{rate:.2f} images/s' if rate == rate else 'none run now'
@@ -78,20 +73,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_calibrate(args: argparse.Namespace) -> int:
-    from segnode.train.calibrate import calibrate_checkpoint
+def _cmd_equalize(args: argparse.Namespace) -> int:
     from segnode.train.config import load_train_config
+    from segnode.train.equalize import equalize_checkpoint
 
     _setup_logging()
     cfg = load_train_config(args.config, args.overrides)
     arguments.output_file(args.out, '--out')
-    provenance, seconds = calibrate_checkpoint(cfg, args.out, args.checkpoint)
+    provenance, seconds = equalize_checkpoint(cfg, args.out, args.checkpoint)
     for name, stats in provenance['equalizers'].items():
         print(
             f'{name:<28} level {stats["depth"]}  mean {stats["mean"]:+.4f}  std {stats["std"]:.4f}'
         )
     print(
-        f'calibrated {len(provenance["equalizers"])} equalizers on '
+        f'measured {len(provenance["equalizers"])} equalizers on '
         f'{provenance["data"]["images"]} images in {seconds:.1f} s -> {args.out}'
     )
     return 0
@@ -155,16 +150,19 @@ def _add_train(sub: Any) -> None:
     p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
 
 
-def _add_calibrate(sub: Any) -> None:
+def _add_equalize(sub: Any) -> None:
     p = sub.add_parser(
-        'calibrate',
-        help='calibrate Scale Equalizers on training batches and write a checkpoint',
+        'equalize',
+        help='measure the Scale Equalizer constants on augmented training batches and write a '
+        'checkpoint',
         description='Measure the Scale Equalizer constants on the training split through the '
         'training augmentation (config as for train) and write a segnode checkpoint: of a '
         'freshly initialised model, or of --checkpoint (e.g. a converted official one).',
     )
     p.add_argument('--config', help='training YAML (data, crop, batch size, seed)')
-    p.add_argument('--checkpoint', help='calibrate this checkpoint instead of a new model')
+    p.add_argument(
+        '--checkpoint', help='measure the equalizers of this checkpoint instead of a new model'
+    )
     p.add_argument('--out', required=True, help='checkpoint to write')
     p.add_argument('overrides', nargs='*', metavar='KEY=VALUE', help='config overrides')
 
@@ -226,10 +224,10 @@ def _add_eval(sub: Any) -> None:
 
 
 def add_commands(sub: Any, handlers: dict[str, Handler]) -> None:
-    """Register ``train``, ``calibrate`` and ``eval`` on the ``segnode`` parser."""
+    """Register ``train``, ``equalize`` and ``eval`` on the ``segnode`` parser."""
     _add_train(sub)
-    _add_calibrate(sub)
+    _add_equalize(sub)
     _add_eval(sub)
     handlers['train'] = _cmd_train
-    handlers['calibrate'] = _cmd_calibrate
+    handlers['equalize'] = _cmd_equalize
     handlers['eval'] = _cmd_eval

@@ -23,6 +23,7 @@ __all__ = [
     'normalise',
     'PAD_COLOUR',
     'random_crop',
+    'rare_pixel',
     'random_rotate',
     'random_scale',
     'resize_pair',
@@ -90,33 +91,71 @@ def random_rotate(
     return image, label
 
 
+def rare_pixel(
+    label: np.ndarray, rng: np.random.Generator, ids: tuple[int, ...], prob: float
+) -> tuple[int, int] | None:
+    """With probability ``prob``, a random pixel of one of ``ids`` present in ``label``.
+
+    The class is drawn uniformly among those present, then one of its pixels: a thin class
+    (a pole) is as likely as a large rare one. None when not drawn or none is present; no
+    random number is drawn when ``prob`` is 0, so the recipe's stream is unchanged.
+    """
+    if prob <= 0 or rng.random() >= prob:
+        return None
+    present = [i for i in ids if (label == i).any()]
+    if not present:
+        return None
+    ys, xs = np.nonzero(label == present[int(rng.integers(len(present)))])
+    k = int(rng.integers(len(ys)))
+    return int(ys[k]), int(xs[k])
+
+
 def random_crop(
-    image: np.ndarray, label: np.ndarray, rng: np.random.Generator, size: tuple[int, int]
+    image: np.ndarray,
+    label: np.ndarray,
+    rng: np.random.Generator,
+    size: tuple[int, int],
+    around: tuple[int, int] | None = None,
 ) -> Pair:
-    """Pad (centred: mean colour, ignore label) to at least ``size``, then crop at random."""
+    """Pad (centred: mean colour, ignore label) to at least ``size``, then crop at random.
+
+    With ``around`` (y, x) in the unpadded label, the crop is drawn among the windows that
+    contain that pixel.
+    """
     ch, cw = size
     h, w = label.shape
     pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
+    top, left = pad_h // 2, pad_w // 2
     if pad_h or pad_w:
-        top, left = pad_h // 2, pad_w // 2
         border = (top, pad_h - top, left, pad_w - left)
         image = cv2.copyMakeBorder(image, *border, cv2.BORDER_CONSTANT, value=PAD_COLOUR)
         label = cv2.copyMakeBorder(label, *border, cv2.BORDER_CONSTANT, value=IGNORE_ID)
         h, w = label.shape
-    y = int(rng.integers(0, h - ch + 1))
-    x = int(rng.integers(0, w - cw + 1))
+    if around is None:
+        y = int(rng.integers(0, h - ch + 1))
+        x = int(rng.integers(0, w - cw + 1))
+    else:
+        py, px = around[0] + top, around[1] + left
+        y = int(rng.integers(max(0, py - ch + 1), min(py, h - ch) + 1))
+        x = int(rng.integers(max(0, px - cw + 1), min(px, w - cw) + 1))
     return image[y : y + ch, x : x + cw], label[y : y + ch, x : x + cw]
 
 
 @dataclass(frozen=True)
 class TrainAugment:
-    """The official training augmentation, ending in a ``crop`` of (H, W) pixels."""
+    """The official training augmentation, ending in a ``crop`` of (H, W) pixels.
+
+    With ``rare_crop_prob`` > 0 (not in the recipe), that share of the crops is centred
+    loosely on a pixel of one of ``rare_ids``: the crop contains it, anywhere in the window.
+    """
 
     crop: tuple[int, int]
     scale: tuple[float, float] = (0.5, 2.0)
     rotate: float = 10.0
     rotate_prob: float = 0.5
     flip: bool = True
+    rare_ids: tuple[int, ...] = ()
+    rare_crop_prob: float = 0.0
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> Pair:
         """Augment one RGB uint8 image and its uint8 trainId label."""
@@ -124,5 +163,6 @@ class TrainAugment:
         image, label = random_rotate(image, label, rng, self.rotate, self.rotate_prob)
         if self.flip and rng.random() < 0.5:
             image, label = image[:, ::-1], label[:, ::-1]
-        image, label = random_crop(image, label, rng, self.crop)
+        around = rare_pixel(label, rng, self.rare_ids, self.rare_crop_prob)
+        image, label = random_crop(image, label, rng, self.crop, around)
         return np.ascontiguousarray(image), np.ascontiguousarray(label)

@@ -66,6 +66,7 @@ def artifact_key(
     precision: str,
     device: torch.device,
     calibration: Mapping[str, Any] | None = None,
+    confidence: bool = False,
 ) -> dict[str, Any]:
     """The key of an artifact: equal keys mean the file can be loaded and used as it is.
 
@@ -85,6 +86,8 @@ def artifact_key(
         calibration: What an int8 engine was calibrated on (images, frames, their hash);
             None where there is nothing to compare: an artifact is then loaded whatever its
             calibration (a node given no calibration images loads the exported INT8 engine).
+        confidence: The graph has the confidence output. Only then is it in the key, so the
+            key (and the file) of an engine without it are the ones it always had.
     """
     key: dict[str, Any] = {
         'format': FORMAT,
@@ -101,6 +104,8 @@ def artifact_key(
     }
     if calibration is not None:
         key['calibration'] = dict(calibration)
+    if confidence:
+        key['confidence'] = True
     key.update(BACKEND_TABLE[backend].key_fields(device))
     return key
 
@@ -115,6 +120,7 @@ def artifact_path(directory: str | Path, key: Mapping[str, Any]) -> Path:
     """Where the artifact with this key lives: readable prefix plus a hash of the key."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     shape = f'b{key["batch"]}-{key["height"]}x{key["width"]}' + ('-dyn' if key['dynamic'] else '')
+    shape += '-conf' if key.get('confidence') else ''
     suffix = BACKEND_TABLE[key['backend']].SUFFIX
     name = f'{key["backend"]}-{shape}-{key["precision"]}-{digest}{suffix}'
     return Path(directory) / name

@@ -1,9 +1,10 @@
 """What every backend provides: a runner on device tensors, wrapped in an ``Engine``.
 
 A runner maps a uint8 frame batch ``(N, H, W, 3)`` already on the engine's device to a mask
-batch ``(N, H, W)`` (or, for the parity gate, to logits ``(N, K, H, W)``). ``Engine`` adds
-what the pipeline needs around it: the device, the shapes it accepts and the final cast to
-uint8 on the device (TensorRT engines end in int32). ``EngineReport`` records how the engine
+batch ``(N, H, W)`` (or, for the parity gate, to logits ``(N, K, H, W)``); an engine built
+with the confidence output returns ``(masks, confidences)``. ``Engine`` adds what the pipeline
+needs around it: the device, the shapes it accepts and the final cast to uint8 on the device
+(TensorRT engines end in int32, the confidence too). ``EngineReport`` records how the engine
 was chosen: every backend tried, why it was refused, the parity figures and the artifact.
 """
 
@@ -38,9 +39,9 @@ DTYPES: Final = {
 
 
 class Runner(Protocol):
-    """A built backend: device tensors in, device tensors out."""
+    """A built backend: device tensors in, device tensors out (a tuple with confidence)."""
 
-    def __call__(self, frames: Tensor) -> Tensor:
+    def __call__(self, frames: Tensor) -> Any:
         """Run one uint8 batch (N, H, W, 3) on the engine's device."""
         ...
 
@@ -111,6 +112,7 @@ class Engine:
         width: Frame width it was built for.
         dynamic: It accepts other H and W (multiples of ``STRIDE`` up to ``max_side``).
         max_side: Upper bound of the dynamic range.
+        confidence: Its graph has the confidence output (``runner`` returns a pair).
     """
 
     def __init__(
@@ -125,6 +127,7 @@ class Engine:
         width: int,
         dynamic: bool = False,
         max_side: int = DYNAMIC_MAX_SIDE,
+        confidence: bool = False,
     ) -> None:
         self.backend = backend
         self.runner = runner
@@ -135,6 +138,7 @@ class Engine:
         self.width = width
         self.dynamic = dynamic
         self.max_side = max_side
+        self.confidence = confidence
 
     def accepts(self, batch: int, height: int, width: int) -> str:
         """Why a batch of this shape cannot run, or ``''`` when it can."""
@@ -162,13 +166,27 @@ class Engine:
     @torch.inference_mode()
     def __call__(self, frames: Tensor) -> Tensor:
         """Segment a uint8 batch (N, H, W, 3) on ``device``; returns uint8 masks (N, H, W)."""
-        masks = self.runner(canonical(frames))
-        return masks if masks.dtype == torch.uint8 else masks.to(torch.uint8)
+        return self.outputs(frames)[0]
+
+    @torch.inference_mode()
+    def outputs(self, frames: Tensor) -> tuple[Tensor, Tensor | None]:
+        """uint8 masks (N, H, W) and, with ``confidence``, uint8 confidences (N, H, W)."""
+        out = self.runner(canonical(frames))
+        if not self.confidence:
+            return _uint8(out), None
+        masks, confidences = out
+        return _uint8(masks), _uint8(confidences)
 
     def __repr__(self) -> str:
-        """Backend, device, precision and shape."""
+        """Backend, device, precision and shape (and ``+confidence``)."""
         shape = f'{self.batch}x{self.height}x{self.width}' + (' dynamic' if self.dynamic else '')
-        return f'Engine({self.backend}, {self.device}, {self.precision}, {shape})'
+        extra = ' +confidence' if self.confidence else ''
+        return f'Engine({self.backend}, {self.device}, {self.precision}, {shape}{extra})'
+
+
+def _uint8(tensor: Tensor) -> Tensor:
+    """The device-side cast of a graph ending in int32 (TensorRT); uint8 passes as it is."""
+    return tensor if tensor.dtype == torch.uint8 else tensor.to(torch.uint8)
 
 
 @dataclass

@@ -282,6 +282,7 @@ def _fresh(job: Job, spec: Backend, options: BuildOptions, report: EngineReport)
 def _missing(job: Job, spec: Backend, options: BuildOptions, folder: str) -> str:
     where = f'in {folder}' if folder else '(engine.artifact_dir is not set)'
     dyn = ' --dynamic' if job.config.dynamic else ''
+    dyn += ' --confidence' if job.config.confidence else ''
     return (
         f'no {spec.TITLE} engine for {job.batch}x{job.height}x{job.width} {options.precision} '
         f'{where}; build it on this machine with: segnode export --checkpoint CKPT '

@@ -133,7 +133,7 @@ def choice_key(
 ) -> dict[str, Any]:
     """Everything the measurement depends on: equal keys mean the same winner."""
     c = config
-    return {
+    key = {
         'checkpoint_sha256': checkpoint_sha256,
         'batch': batch,
         'height': height,
@@ -158,6 +158,9 @@ def choice_key(
         'openvino_device': c.openvino_device,
         'artifact_format': FORMAT,  # a new graph recipe is measured again
     }
+    if c.confidence:  # only then: the choices remembered before the option still apply
+        key['confidence'] = {'max_diff': c.max_confidence_diff}
+    return key
 
 
 def choice_dir(config: EngineConfig) -> Path:

@@ -8,6 +8,7 @@ channels_last (the NHWC frame needs no transpose then), which is about 15 % fast
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn, Tensor
@@ -53,11 +54,10 @@ class ModuleRunner:
     def __init__(self, module: nn.Module) -> None:
         self.module = module
 
-    def __call__(self, frames: Tensor) -> Tensor:
-        """Run the module on one batch."""
+    def __call__(self, frames: Tensor) -> Any:
+        """Run the module on one batch: masks, or (masks, confidences)."""
         with torch.inference_mode():
-            out: Tensor = self.module(frames)
-        return out
+            return self.module(frames)
 
 
 def check(options: BuildOptions) -> None:

@@ -115,14 +115,24 @@ def frame_graph(
     input_size: tuple[int, int] | None = None,
     logits: bool = False,
     mask_dtype: torch.dtype = torch.uint8,
+    confidence: bool = False,
     copy: bool = True,
 ) -> FrameToMask:
     """Wrap a deployment model: a mask graph, or (``logits``) the gate's logits graph.
 
+    ``confidence`` adds the confidence output (masks and confidences out, both of
+    ``mask_dtype``); without it the graph is exactly the mask graph.
+
     ``copy=False`` wraps ``model`` itself (a fresh ``deploy_model`` copy nobody else holds).
     """
     return FrameToMask(
-        model, bgr=bgr, input_size=input_size, mask_dtype=mask_dtype, logits=logits, copy=copy
+        model,
+        bgr=bgr,
+        input_size=input_size,
+        mask_dtype=mask_dtype,
+        logits=logits,
+        confidence=confidence,
+        copy=copy,
     ).eval()
 
 

@@ -126,6 +126,7 @@ class Job:
             else calibration_key(
                 options.calibration, self.config.calibration_images or 'frames given by the caller'
             ),
+            confidence=self.config.confidence,
         )
 
     def graph(self, spec: Backend) -> nn.Module:
@@ -136,6 +137,7 @@ class Job:
             bgr=c.bgr,
             input_size=c.input_size,
             mask_dtype=spec.MASK_DTYPE,
+            confidence=c.confidence,
             copy=False,
         )
 
@@ -153,6 +155,7 @@ class Job:
             width=self.width,
             dynamic=self.config.dynamic,
             max_side=self.config.max_side,
+            confidence=self.config.confidence,
         )
 
     def reference(self, device: torch.device) -> Reference:
@@ -175,7 +178,7 @@ class Job:
 
     def gate(self, spec: Backend, engine: Engine, options: BuildOptions) -> ParityResult:
         result = check_parity(
-            engine,
+            engine.outputs if engine.confidence else engine,
             self.reference(options.device),
             batch=self.batch,
             device=options.device,

@@ -4,8 +4,9 @@ Opset 17, not 20: TensorRT mis-evaluates the opset-20 GridSample (NVIDIA/TensorR
 docs/engine.md, "onnxruntime"). The legacy (TorchScript) exporter keeps H and W symbolic with
 the arange flow grid, so one file serves every resolution when exported ``dynamic``; the
 dynamo exporter produced a static model. The graph is uint8 frames in, uint8 mask (ArgMax
-then Cast) out. onnxruntime folds BatchNorm itself. onnxruntime is imported inside functions
-only.
+then Cast) out, and with ``engine.confidence`` a second uint8 output ``confidence`` (ReduceMax,
+Exp, ReduceSum, Round, Clip, Cast on the same logits). onnxruntime folds BatchNorm itself.
+onnxruntime is imported inside functions only.
 
 INT8 is onnxruntime's static quantisation (QDQ, per-channel int8 weights, uint8 activations
 calibrated by percentile on the calibration frames) of the encoder's convolutions (backbone
@@ -57,7 +58,7 @@ BUILD_TIME = 'a few seconds'  # on a CPU at 360x480 to 512x1024 (docs/benchmarks
 COMPANIONS: tuple[str, ...] = ()  # the artifact is one file
 
 OPSET = 17
-INPUT, OUTPUT = 'frames', 'out'
+INPUT, OUTPUT, CONFIDENCE = 'frames', 'out', 'confidence'
 
 
 def key_fields(device: torch.device) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def export(graph: nn.Module, example: Tensor, path: Path, options: BuildOptions)
             opset_version=OPSET,
             dynamo=False,
             input_names=[INPUT],
-            output_names=[OUTPUT],
+            output_names=_outputs(graph),
             dynamic_axes=_dynamic_axes(graph) if options.dynamic else None,
         )
 
@@ -163,10 +164,19 @@ def _export_int8(graph: nn.Module, example: Tensor, path: Path, options: BuildOp
         )
 
 
+def _outputs(graph: nn.Module) -> list[str]:
+    """The output names: the mask (or logits), and the confidence when the graph has it."""
+    confidence = isinstance(graph, FrameToMask) and graph.confidence
+    return [OUTPUT, CONFIDENCE] if confidence else [OUTPUT]
+
+
 def _dynamic_axes(graph: nn.Module) -> dict[str, dict[int, str]]:
-    """H and W of the frames and of the output (mask (N, H, W) or logits (N, K, H, W))."""
+    """H and W of the frames and outputs (mask and confidence (N, H, W), logits (N, K, H, W))."""
     rank = 4 if isinstance(graph, FrameToMask) and graph.logits else 3
-    return {INPUT: {1: 'height', 2: 'width'}, OUTPUT: {rank - 2: 'height', rank - 1: 'width'}}
+    axes = {INPUT: {1: 'height', 2: 'width'}}
+    for name in _outputs(graph):
+        axes[name] = {rank - 2: 'height', rank - 1: 'width'}
+    return axes
 
 
 class OrtRunner:
@@ -199,17 +209,20 @@ class OrtRunner:
             self.session = ort.InferenceSession(str(model), so, providers=providers)
         except Exception as err:  # onnxruntime raises its own untyped errors
             raise EngineBuildError(f'onnxruntime cannot load {model}: {err}') from err
-        output = self.session.get_outputs()[0]
-        self.logits = len(output.shape) == 4
+        outputs = self.session.get_outputs()
+        self.logits = len(outputs[0].shape) == 4
+        self.confidence = len(outputs) > 1
 
-    def __call__(self, frames: Tensor) -> Tensor:
-        """Run one batch on the session's device."""
+    def __call__(self, frames: Tensor) -> Any:
+        """Run one batch on the session's device: masks, or (masks, confidences)."""
         if self.device.type == 'cpu':
-            out = self.session.run(None, {INPUT: frames.contiguous().numpy()})[0]
-            return torch.from_numpy(out)
+            out = self.session.run(None, {INPUT: frames.contiguous().numpy()})
+            if self.confidence:
+                return torch.from_numpy(out[0]), torch.from_numpy(out[1])
+            return torch.from_numpy(out[0])
         return self._run_cuda(frames.contiguous())
 
-    def _run_cuda(self, frames: Tensor) -> Tensor:
+    def _run_cuda(self, frames: Tensor) -> Any:
         n, h, w, _ = frames.shape
         index = self.device.index or 0
         if self.logits:
@@ -222,9 +235,14 @@ class OrtRunner:
         binding = self.session.io_binding()
         binding.bind_input(INPUT, 'cuda', index, np.uint8, tuple(frames.shape), frames.data_ptr())
         binding.bind_output(OUTPUT, 'cuda', index, np_dtype, tuple(out.shape), out.data_ptr())
+        confidence = None
+        if self.confidence:
+            confidence = torch.empty((n, h, w), dtype=torch.uint8, device=self.device)
+            shape = tuple(confidence.shape)
+            binding.bind_output(CONFIDENCE, 'cuda', index, np.uint8, shape, confidence.data_ptr())
         torch.cuda.current_stream(self.device).synchronize()
         self.session.run_with_iobinding(binding)
-        return out
+        return out if confidence is None else (out, confidence)
 
 
 def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:

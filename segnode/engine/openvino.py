@@ -221,11 +221,14 @@ class OvRunner:
                 )
         self.request = self.compiled.create_infer_request()
         self.precision = hint
+        self.confidence = len(self.compiled.outputs) > 1  # engine.confidence's second output
 
-    def __call__(self, frames: Tensor) -> Tensor:
-        """Run one batch; the output is copied out of the request's reused buffer."""
+    def __call__(self, frames: Tensor) -> Any:
+        """Run one batch: masks, or (masks, confidences); copied out of the reused buffers."""
         self.request.infer({0: frames.contiguous().numpy()}, share_inputs=True)
-        return torch.from_numpy(np.array(self.request.get_output_tensor(0).data))
+        out = [torch.from_numpy(np.array(self.request.get_output_tensor(i).data))
+               for i in range(2 if self.confidence else 1)]  # fmt: skip
+        return (out[0], out[1]) if self.confidence else out[0]
 
 
 def load(path: Path, options: BuildOptions, example: Tensor) -> Runner:

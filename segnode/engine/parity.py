@@ -7,11 +7,15 @@ logits on the gate's frames. The engine's masks pass when (docs/engine.md, "The 
   class (flips are allowed only at near-ties, where camera noise flips pixels too);
 - the argmax agreement over all pixels is at least ``min_agreement``;
 - with labels (``engine.parity_labels``), the mIoU of the masks is at most ``max_miou_drop``
-  below the reference's on the same frames.
+  below the reference's on the same frames;
+- for an engine with the confidence output (``engine.confidence``), the 99th percentile of
+  the absolute difference between its confidence and the reference's (``round(255 x`` the
+  winning softmax probability of the fp32 logits``)``) is at most ``max_confidence_diff``
+  grey levels.
 
-Only masks are compared, so the gate never builds a second (logits) engine. Frames: the images
-of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise synthetic streets; resized to
-the engine's shape.
+Only masks (and confidences) are compared, so the gate never builds a second (logits)
+engine. Frames: the images of ``engine.parity_images`` (e.g. CamVid val) when set, otherwise
+synthetic streets; resized to the engine's shape.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from segnode.config import EngineConfig
 from segnode.engine.graph import frame_graph
 from segnode.errors import EngineBuildError
 from segnode.metrics import confusion_matrix, IGNORE_ID, iou_from_confusion
+from segnode.model.deploy import confidence_levels
 from segnode.model.mfaranet import MFARANet
 
 __all__ = [
@@ -46,22 +51,29 @@ __all__ = [
     'reference_logits',
 ]
 
-FrameFn = Callable[[Tensor], Tensor]
+# An engine: frames -> masks, or (masks, confidences) for an engine with the confidence output
+FrameFn = Callable[[Tensor], Any]
 IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg')
 
 
 @dataclass(frozen=True)
 class GateThresholds:
-    """What the gate accepts (``engine.min_agreement``, ``tie_margin``, ``max_miou_drop``)."""
+    """What the gate accepts (``engine.min_agreement``, ``tie_margin`` and the others)."""
 
     min_agreement: float = EngineConfig.min_agreement
     tie_margin: float = EngineConfig.tie_margin
     max_miou_drop: float = EngineConfig.max_miou_drop
+    max_confidence_diff: int = EngineConfig.max_confidence_diff
 
     @classmethod
     def of(cls, config: EngineConfig) -> GateThresholds:
         """The thresholds of an engine config."""
-        return cls(config.min_agreement, config.tie_margin, config.max_miou_drop)
+        return cls(
+            config.min_agreement,
+            config.tie_margin,
+            config.max_miou_drop,
+            config.max_confidence_diff,
+        )
 
 
 @dataclass(frozen=True)
@@ -77,6 +89,9 @@ class ParityResult:
         reference_miou: mIoU of the reference's masks on the same labels.
         frames: Frames compared.
         source: Where they came from (a folder, or ``synthetic``).
+        confidence_p99: The 99th percentile of |confidence - reference confidence| in grey
+            levels (None: the engine has no confidence output).
+        confidence_max: The largest such difference.
     """
 
     agreement: float
@@ -89,6 +104,9 @@ class ParityResult:
     min_agreement: float
     tie_margin: float
     max_miou_drop: float
+    confidence_p99: float | None = None
+    confidence_max: int | None = None
+    max_confidence_diff: int = EngineConfig.max_confidence_diff
 
     @property
     def passed(self) -> bool:
@@ -98,7 +116,15 @@ class ParityResult:
             or self.reference_miou is None
             or self.reference_miou - self.miou <= self.max_miou_drop + 1e-12
         )
-        return self.confident_flips == 0 and self.agreement >= self.min_agreement and miou_ok
+        confidence_ok = (
+            self.confidence_p99 is None or self.confidence_p99 <= self.max_confidence_diff
+        )
+        return (
+            self.confident_flips == 0
+            and self.agreement >= self.min_agreement
+            and miou_ok
+            and confidence_ok
+        )
 
     def describe(self) -> str:
         """One line for logs and errors."""
@@ -111,6 +137,11 @@ class ParityResult:
             text += (
                 f', mIoU {self.miou:.4f} vs fp32 {self.reference_miou:.4f} '
                 f'(max drop {self.max_miou_drop:g})'
+            )
+        if self.confidence_p99 is not None:
+            text += (
+                f', confidence differs by {self.confidence_p99:g} grey levels at the 99th '
+                f'percentile (max {self.max_confidence_diff}; largest {self.confidence_max})'
             )
         return f'{text} on {self.frames} {self.source} frames'
 
@@ -239,6 +270,7 @@ class Reference:
         labels: Class ids (M, H, W) with 255 for ignore, or None.
         source: Where the frames came from.
         num_classes: K.
+        confidences: The reference confidences (M, H, W) in grey levels 0..255, int16.
     """
 
     frames: Tensor
@@ -247,6 +279,7 @@ class Reference:
     labels: Tensor | None
     source: str
     num_classes: int
+    confidences: Tensor | None = None
 
 
 def prepare_reference(
@@ -270,17 +303,26 @@ def prepare_reference(
         raise EngineBuildError('engine.parity_labels needs engine.parity_images')
     frames_np, source = gate_frames(count, height, width, bgr=bgr, folder=images)
     frames = torch.from_numpy(np.ascontiguousarray(frames_np))
-    masks, margins = [], []
+    masks, margins, confidences = [], [], []
     for logits in reference_logits(model, frames, bgr=bgr, input_size=input_size, device=device):
         top2 = logits.topk(2, dim=1)
         masks.append(top2.indices[:, 0])
         margins.append(top2.values[:, 0] - top2.values[:, 1])
+        confidences.append(confidence_levels(logits).to(torch.int16))
     num_classes = model.config.num_classes
     label_t = None
     if labels:
         paths = image_paths(images, count)[:count]
         label_t = torch.from_numpy(label_frames(paths, labels, height, width, num_classes))
-    return Reference(frames, torch.cat(masks), torch.cat(margins), label_t, source, num_classes)
+    return Reference(
+        frames,
+        torch.cat(masks),
+        torch.cat(margins),
+        label_t,
+        source,
+        num_classes,
+        torch.cat(confidences),
+    )
 
 
 def _chunks(frames: Tensor, batch: int) -> Iterator[Tensor]:
@@ -296,22 +338,33 @@ def check_parity(
     device: torch.device,
     thresholds: GateThresholds,
 ) -> ParityResult:
-    """Compare an engine's masks with the reference.
+    """Compare an engine's masks (and confidences) with the reference.
 
     Args:
-        masks_fn: The engine: uint8 frames on ``device`` -> masks.
+        masks_fn: The engine: uint8 frames on ``device`` -> masks, or (masks, confidences).
         reference: From :func:`prepare_reference`; its frame count is a multiple of ``batch``.
         batch: Frames per engine call.
         device: The engine's device.
         thresholds: What the gate accepts.
     """
-    got = []
+    got, got_confidences = [], []
     with torch.inference_mode():
         for chunk in _chunks(reference.frames, batch):
-            got.append(masks_fn(chunk.to(device)).cpu().long())
+            out = masks_fn(chunk.to(device))
+            if isinstance(out, tuple):
+                out, confidence = out
+                got_confidences.append(confidence.cpu().to(torch.int16))
+            got.append(out.cpu().long())
     if not got:
         raise EngineBuildError(f'the parity gate got no frames (batch {batch})')
     masks = torch.cat(got)
+    p99 = largest = None
+    if got_confidences:
+        if reference.confidences is None:
+            raise EngineBuildError('the parity reference has no confidences to compare with')
+        diff = (torch.cat(got_confidences) - reference.confidences[: len(masks)]).abs()
+        p99 = float(np.percentile(diff.numpy(), 99))
+        largest = int(diff.max())
     ref_masks = reference.masks[: len(masks)]
     flipped = masks != ref_masks
     flip_margins = reference.margins[: len(masks)][flipped]
@@ -331,4 +384,7 @@ def check_parity(
         min_agreement=thresholds.min_agreement,
         tie_margin=thresholds.tie_margin,
         max_miou_drop=thresholds.max_miou_drop,
+        confidence_p99=p99,
+        confidence_max=largest,
+        max_confidence_diff=thresholds.max_confidence_diff,
     )

@@ -4,7 +4,8 @@ The host only moves uint8 (docs/engine.md, "The frame path"): a frame (H, W, 3),
 one frame per camera, is copied into a pinned staging buffer (CUDA) or wrapped without a copy
 (CPU), uploaded asynchronously, segmented by the engine (normalisation, resize, model, upsample,
 argmax and the uint8 cast all run on the device) and the uint8 mask is downloaded into a
-pinned buffer and handed back as a numpy array at frame resolution.
+pinned buffer and handed back as a numpy array at frame resolution. An engine built with the
+confidence output (``engine.confidence``) hands back a uint8 confidence image the same way.
 
 Timings per call: ``upload_ms`` (staging and host-to-device copy), ``infer_ms`` (the engine),
 ``download_ms`` (device-to-host copy and mask handling) and ``total_ms`` (wall clock of the
@@ -55,10 +56,15 @@ class FrameTimings:
 
 @dataclass(frozen=True)
 class Segmentation:
-    """Masks (N, H, W) uint8 at frame resolution (``mask`` is the first) and timings."""
+    """Masks (N, H, W) uint8 at frame resolution (``mask`` is the first) and timings.
+
+    ``confidences`` (N, H, W) uint8 (255 x the winning class's softmax probability) when the
+    engine has the confidence output, else None.
+    """
 
     masks: np.ndarray
     timings: FrameTimings
+    confidences: np.ndarray | None = None
 
     @property
     def mask(self) -> np.ndarray:
@@ -70,11 +76,16 @@ class Segmentation:
 class _Buffers:
     """Pinned host and device buffers for one batch shape (CUDA only)."""
 
-    def __init__(self, shape: tuple[int, int, int], device: torch.device) -> None:
+    def __init__(
+        self, shape: tuple[int, int, int], device: torch.device, *, confidence: bool
+    ) -> None:
         n, h, w = shape
         self.host_in = torch.empty((n, h, w, 3), dtype=torch.uint8, pin_memory=True)
         self.dev_in = torch.empty((n, h, w, 3), dtype=torch.uint8, device=device)
         self.host_out = torch.empty((n, h, w), dtype=torch.uint8, pin_memory=True)
+        self.host_conf = (
+            torch.empty((n, h, w), dtype=torch.uint8, pin_memory=True) if confidence else None
+        )
         self.host_in_np = self.host_in.numpy()
         self.events = [
             torch.cuda.Event(enable_timing=True)  # type: ignore[no-untyped-call]
@@ -188,9 +199,10 @@ class Segmenter:
         if swap:
             batch = batch.flip(-1).contiguous()
         t_up = time.perf_counter()
-        masks = self.engine(batch)
+        masks, confidences = self.engine.outputs(batch)
         t_inf = time.perf_counter()
         out = masks.numpy()
+        conf = None if confidences is None else confidences.numpy()
         end = time.perf_counter()
         timings = FrameTimings(
             upload_ms=(t_up - start) * 1e3,
@@ -198,14 +210,16 @@ class Segmenter:
             download_ms=(end - t_inf) * 1e3,
             total_ms=(end - start) * 1e3,
         )
-        return Segmentation(out, timings)
+        return Segmentation(out, timings, conf)
 
     def _run_cuda(
         self, frames: Any, shape: tuple[int, int, int], swap: bool, start: float
     ) -> Segmentation:
         buf = self._buffers.get(shape)
         if buf is None:
-            buf = self._buffers[shape] = _Buffers(shape, self.device)
+            buf = self._buffers[shape] = _Buffers(
+                shape, self.device, confidence=self.engine.confidence
+            )
         if isinstance(frames, np.ndarray):
             np.copyto(buf.host_in_np, frames)
         else:
@@ -217,13 +231,16 @@ class Segmenter:
         buf.dev_in.copy_(buf.host_in, non_blocking=True)
         dev_in = buf.dev_in.flip(-1).contiguous() if swap else buf.dev_in
         ev[1].record()
-        masks = self.engine(dev_in)
+        masks, confidences = self.engine.outputs(dev_in)
         ev[2].record()
         buf.host_out.copy_(masks, non_blocking=True)
+        if buf.host_conf is not None and confidences is not None:
+            buf.host_conf.copy_(confidences, non_blocking=True)
         ev[3].record()
         ev[3].synchronize()
         synced = time.perf_counter()
         out = buf.host_out.numpy().copy()  # the pinned buffer is reused by the next call
+        conf = None if buf.host_conf is None else buf.host_conf.numpy().copy()
         end = time.perf_counter()
         timings = FrameTimings(
             upload_ms=(staged - start) * 1e3 + ev[0].elapsed_time(ev[1]),
@@ -231,7 +248,7 @@ class Segmenter:
             download_ms=ev[2].elapsed_time(ev[3]) + (end - synced) * 1e3,
             total_ms=(end - start) * 1e3,
         )
-        return Segmentation(out, timings)
+        return Segmentation(out, timings, conf)
 
     def __repr__(self) -> str:
         """The engine and the encoding."""

@@ -4,7 +4,7 @@ Compilation happens at build time (one call on the example), not on the first fr
 Inductor's freezing on: weights become constants and, on a CPU, the convolutions (BatchNorm
 already folded) run oneDNN kernels on pre-packed weights with their ReLU and residual adds
 fused (about 5 % faster at 512x1024). With CUDA graphs the output buffer is reused by the
-next replay, so the runner returns a copy.
+next replay, so the runner returns a copy (of both outputs, with the confidence).
 Artifacts are the same ``torch.export`` programs as the eager backend's; loading one compiles
 it again (Inductor caches its kernels between processes).
 """
@@ -59,15 +59,16 @@ class CompiledRunner:
         self.module = module
         self.cuda_graphs = cuda_graphs
 
-    def __call__(self, frames: Tensor) -> Tensor:
-        """Run one batch."""
+    def __call__(self, frames: Tensor) -> Any:
+        """Run one batch: masks, or (masks, confidences)."""
         with torch.inference_mode():
-            if self.cuda_graphs:
-                torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
-                out: Tensor = self.module(frames).clone()
-            else:
-                out = self.module(frames)
-        return out
+            if not self.cuda_graphs:
+                return self.module(frames)
+            torch.compiler.cudagraph_mark_step_begin()  # type: ignore[no-untyped-call]
+            out = self.module(frames)
+            if isinstance(out, tuple):
+                return tuple(t.clone() for t in out)
+            return out.clone()
 
 
 def check(options: BuildOptions) -> None:

@@ -9,7 +9,7 @@ Stages are numbered 1..4 (strides 4, 8, 16, 32) as in the paper (docs/model.md, 
 
 With Scale Equalizers every input of every sum is equalized (sites a-c of docs/model.md,
 "Sites"). ``c2`` and ``c3`` enter two sums unchanged and share one equalizer, so 14 distinct
-equalizers serve 16 sum inputs. ``depth`` orders calibration: an equalizer is calibrated after
+equalizers serve 16 sum inputs. ``depth`` orders the measuring: an equalizer is measured after
 the ones its input depends on.
 """
 
@@ -22,7 +22,7 @@ from segnode.model.scale_equalizer import ScaleEqualizer
 
 __all__ = ['EQUALIZER_DEPTHS', 'MFAM']
 
-# name -> calibration depth. uK_up: up(u_{K+1}) entering u_K; dK_down: down(d_{K-1}) entering
+# name -> measuring depth. uK_up: up(u_{K+1}) entering u_K; dK_down: down(d_{K-1}) entering
 # d_K; cK: lateral c_K (shared by both pyramids); uK_cK / dK_cK: a lateral used by one pyramid;
 # fK_uK / fK_dK: the inputs of merge F_K.
 EQUALIZER_DEPTHS = {

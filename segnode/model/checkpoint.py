@@ -5,7 +5,7 @@ A checkpoint is ``torch.save`` of a plain dict (loadable with ``weights_only=Tru
     {'format': 'segnode-checkpoint', 'version': 1,
      'state_dict': {...},            # unfolded weights; equalizer constants are buffers
      'meta': {'model': ModelConfig fields, 'classes': {'names', 'palette'}, 'dataset',
-              'equalizers': provenance ('state': none|uncalibrated|identity|calibrated, ...),
+              'equalizers': provenance ('state': none|unmeasured|identity|measured, ...),
               'recipe', 'metrics', 'source', 'git_revision', 'created', 'folded': False}}
 
 Writes are atomic (temporary file, then rename): a crash never leaves a half-written file.
@@ -14,7 +14,8 @@ Reading checks everything before a model is built (``checkpoint_meta``): the met
 every tensor's values and shapes, and the weights' SHA-256. A file without
 ``meta.weights_sha256`` is refused: every checkpoint segnode writes records it, so one without
 it predates the hash or was altered; :func:`rehash_checkpoint` (``segnode rehash``) re-saves a
-trusted old file with it (docs/model.md, "Checkpoint integrity").
+trusted old file with it (docs/model.md, "Checkpoint integrity"). Equalizer provenance stored
+under older names is read under the current ones (``checkpoint_meta.current_provenance``).
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from segnode.config import config_from_dict, config_to_dict, ModelConfig
 from segnode.errors import CheckpointError, one_line
 from segnode.files import atomic_write
 from segnode.model import fold as folding
-from segnode.model.checkpoint_meta import check_meta, check_shapes, check_tensors, expected_state
+from segnode.model.checkpoint_meta import (
+    check_meta,
+    check_shapes,
+    check_tensors,
+    current_provenance,
+    expected_state,
+)
 from segnode.model.mfaranet import MFARANet
 
 __all__ = [
@@ -152,18 +159,27 @@ def read_checkpoint(
 
     Before anything is built: the metadata schema, every tensor (finite, bounded, its shape
     that of the architecture ``meta.model`` describes) and the recorded weights' SHA-256.
+    ``meta['equalizers']`` comes with the current names (a file written before a rename keeps
+    the old ones).
 
     Args:
         path: The checkpoint.
-        allow_unverified: Accept a file without ``meta.weights_sha256`` (only
-            :func:`rehash_checkpoint` does, to re-save a trusted old file with the hash).
+        allow_unverified: Accept a file without ``meta.weights_sha256`` (a trusted old file;
+            :func:`rehash_checkpoint` re-saves one with the hash).
 
     Raises:
         CheckpointError: Missing or unreadable file, an official (unconverted) checkpoint,
             a file that is not a segnode checkpoint, or one whose metadata, tensors or hash
             are wrong (one line naming the field).
     """
-    path = Path(path)
+    state, meta = _read_stored(Path(path), allow_unverified)
+    if isinstance(meta.get('equalizers'), Mapping):
+        meta = {**meta, 'equalizers': current_provenance(meta['equalizers'])}
+    return state, meta
+
+
+def _read_stored(path: Path, allow_unverified: bool) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """Read and validate a checkpoint; its metadata as stored (see ``read_checkpoint``)."""
     raw = load_tensors_file(path, 'checkpoint')
     if not isinstance(raw, dict) or raw.get('format') != FORMAT:
         if has_segnode_keys(raw) or has_segnode_keys(_get(raw, 'state_dict')):
@@ -313,7 +329,7 @@ def rehash_checkpoint(src: str | Path, dst: str | Path) -> tuple[dict[str, Any],
     Returns:
         The metadata written, and whether ``src`` already had a (verified) hash.
     """
-    state, meta = read_checkpoint(src, allow_unverified=True)
+    state, meta = _read_stored(Path(src), allow_unverified=True)
     had_hash = 'weights_sha256' in meta
     meta = {**meta, 'weights_sha256': state_sha256(state)}
     atomic_save({'format': FORMAT, 'version': VERSION, 'state_dict': state, 'meta': meta}, dst)

@@ -27,6 +27,7 @@ __all__ = [
     'check_meta',
     'check_shapes',
     'check_tensors',
+    'current_provenance',
     'expected_state',
 ]
 
@@ -42,6 +43,13 @@ MAX_KEY = 256  # characters of one mapping key
 _FLOATING = (torch.float32, torch.float16, torch.bfloat16, torch.float64)
 _SHA256 = re.compile(r'^[0-9a-f]{64}$')
 _DTYPES = ('float32', 'float16')
+# Equalizer provenance as files written before the rename store it (old -> current name).
+# Measuring the Scale Equalizer constants was called "calibration" until the word came to
+# mean INT8 quantisation only. Files keep what they hold (the bundled model among them, never
+# rewritten); reading maps the old names here, the only place they appear; writing uses the
+# current ones. Keys of the provenance first, then values of its 'state'.
+_OLD_PROVENANCE_KEYS = {'calibrated_at': 'measured_at'}
+_OLD_EQUALIZER_STATES = {'calibrated': 'measured', 'uncalibrated': 'unmeasured'}
 
 
 def _fail(where: str, field: str, reason: str) -> CheckpointError:
@@ -165,6 +173,15 @@ META_FIELDS: dict[str, Check] = {
 _REQUIRED = ('model', 'classes')
 
 
+def current_provenance(provenance: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of stored equalizer provenance with the names of today (see above)."""
+    current = {_OLD_PROVENANCE_KEYS.get(k, k): v for k, v in provenance.items()}
+    state = current.get('state')
+    if isinstance(state, str):
+        current['state'] = _OLD_EQUALIZER_STATES.get(state, state)
+    return current
+
+
 def check_meta(meta: Mapping[str, Any], where: str) -> ModelConfig:
     """Check every metadata field; returns the architecture ``meta.model`` describes.
 
@@ -239,7 +256,8 @@ def check_shapes(expected: Mapping[str, Tensor], state: Mapping[str, Tensor], wh
     if any('equalizers.' in k for k in missing) and not any('equalizers.' in k for k in state):
         raise CheckpointError(
             f'{where}: the model uses scale equalizers but the checkpoint has no equalizer '
-            'constants (refusing to treat them as identity; calibrate or convert instead)'
+            'constants (refusing to treat them as identity; measure them with segnode equalize or '
+            'convert instead)'
         )
     if missing or unexpected:
         raise CheckpointError(

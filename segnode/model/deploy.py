@@ -5,6 +5,10 @@ argmax all live in one module, so an exported or compiled engine holds the whole
 path and the host only moves uint8 (docs/engine.md, "The frame path"). The parity gate builds
 the same graph with ``logits=True``: the same normalisation and resizes, stopping before the
 argmax.
+
+With ``confidence=True`` the graph has a second output, the winning class's softmax
+probability scaled to 0..255 (mono8), computed from the same logits in the graph, so no logits
+leave the device either; without it the graph is exactly the mask graph.
 """
 
 from __future__ import annotations
@@ -18,14 +22,16 @@ import torch.nn.functional as F
 from segnode.config import IMAGENET_MEAN, IMAGENET_STD
 from segnode.model.mfaranet import MFARANet
 
-__all__ = ['FrameToMask']
+__all__ = ['FrameToMask', 'confidence_levels']
 
 
 class FrameToMask(nn.Module):
     """Wrap a (folded) MFARANet: (N, H, W, 3) uint8 frames -> (N, H, W) uint8 class ids.
 
     With ``logits=True`` the graph returns the (N, K, H, W) logits at frame resolution instead
-    (the parity gate compares them).
+    (the parity gate compares them). With ``confidence=True`` it returns ``(masks,
+    confidences)``: the confidence is ``round(255 * max_k softmax(logits)_k)`` per pixel, of
+    ``mask_dtype`` too (:func:`confidence_levels`).
 
     Args:
         model: The network (normalised float RGB in, logits at input size out).
@@ -37,6 +43,7 @@ class FrameToMask(nn.Module):
             to uint8 (its ``_to_copy`` validator), so a TensorRT engine ends in int32 and the
             engine layer casts to uint8 on the device.
         logits: Return logits instead of class ids.
+        confidence: Also return the confidence image (off: the graph is the mask graph alone).
         copy: Wrap a private copy of ``model`` (default); False wraps ``model`` itself, for a
             caller that made a copy of its own (the engine builder's deployment copy).
     """
@@ -49,6 +56,7 @@ class FrameToMask(nn.Module):
         input_size: tuple[int, int] | None = None,
         mask_dtype: torch.dtype = torch.uint8,
         logits: bool = False,
+        confidence: bool = False,
         copy: bool = True,
     ) -> None:
         super().__init__()
@@ -70,12 +78,16 @@ class FrameToMask(nn.Module):
         self.input_size = input_size
         self.mask_dtype = mask_dtype
         self.logits = logits
+        self.confidence = confidence and not logits
 
     mean: Tensor
     std: Tensor
 
-    def forward(self, frames: Tensor) -> Tensor:
-        """Segment a uint8 batch (N, H, W, 3): masks (N, H, W) of ``mask_dtype``, or logits."""
+    def forward(self, frames: Tensor) -> Tensor | tuple[Tensor, Tensor]:
+        """Segment a uint8 batch (N, H, W, 3): masks (N, H, W) of ``mask_dtype``, or logits.
+
+        With ``confidence``: ``(masks, confidences)``, both (N, H, W) of ``mask_dtype``.
+        """
         x = frames.permute(0, 3, 1, 2).to(self.mean.dtype)
         x = (x - self.mean) / self.std  # (N, 3, H, W)
         if self.input_size is not None:
@@ -86,4 +98,19 @@ class FrameToMask(nn.Module):
             logits = self.model(x)
         if self.logits:
             return logits
-        return logits.argmax(dim=1).to(self.mask_dtype)
+        masks = logits.argmax(dim=1).to(self.mask_dtype)
+        if not self.confidence:
+            return masks
+        return masks, confidence_levels(logits).to(self.mask_dtype)
+
+
+def confidence_levels(logits: Tensor) -> Tensor:
+    """``round(255 * max_k softmax(logits)_k)`` over dim 1, as float (N, H, W) in 0..255.
+
+    The winning probability is ``1 / sum_k exp(l_k - max_k l_k)``: one max, one exp and one
+    sum over the classes, without forming the softmax. It is at least ``1/K``, so the clamp
+    only guards the rounding.
+    """
+    top = logits.amax(dim=1, keepdim=True)
+    probability = 1.0 / torch.exp(logits - top).sum(dim=1)
+    return torch.round(probability * 255.0).clamp(0.0, 255.0)

@@ -66,9 +66,9 @@ class MFARANet(nn.Module):
         self.score_heads = score_heads(width, k, BRANCHES)
         self.asfm = ASFM(width, k, BRANCHES)
         self.boundary_heads = boundary_heads(width, BRANCHES) if config.boundary_heads else None
-        # 'none' (baseline), 'uncalibrated', 'identity' (official import) or 'calibrated';
-        # calibration adds its provenance. Saved in every checkpoint.
-        state = 'uncalibrated' if config.equalizers else 'none'
+        # 'none' (baseline), 'unmeasured', 'identity' (official import) or 'measured';
+        # measuring the statistics adds their provenance. Saved in every checkpoint.
+        state = 'unmeasured' if config.equalizers else 'none'
         self.equalizer_provenance: dict[str, Any] = {'state': state}
         self.folded = False  # set by fold_equalizers; folded models are never saved
 
@@ -86,7 +86,7 @@ class MFARANet(nn.Module):
                 f'MFARANet needs inputs of at least {MIN_SIDE}x{MIN_SIDE} px (flow grids need 2 '
                 f'cells at stride 32), got {size[0]}x{size[1]}'
             )
-        pruned = self.config.pruned and not self.training  # training (and calibration) use all
+        pruned = self.config.pruned and not self.training  # training (and measuring) use all
         feats = self.ram(self.mfam(self.backbone(x), pruned=pruned))  # 4 (or 2) x (N,128,H/4,W/4)
         if pruned:
             branch = self.equalizers[PRUNED_BRANCH](feats[PRUNED_BRANCH])

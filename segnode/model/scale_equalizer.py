@@ -82,12 +82,12 @@ class RunningMoments:
 
 
 class ScaleEqualizer(nn.Module):
-    """Frozen (x - mean) / std with buffer constants; identity until calibrated.
+    """Frozen (x - mean) / std with buffer constants; identity until measured.
 
     Args:
         channels: Number of channels for per-channel constants; None for one scalar pair.
-        depth: Calibration level: an equalizer whose input depends on other equalizers is
-            calibrated after them (MFARANet uses levels 0 to 3).
+        depth: Measuring level: an equalizer whose input depends on other equalizers is
+            measured after them (MFARANet uses levels 0 to 3).
     """
 
     def __init__(self, channels: int | None = None, depth: int = 0) -> None:
@@ -96,7 +96,7 @@ class ScaleEqualizer(nn.Module):
         self.register_buffer('mean', torch.zeros(shape))
         self.register_buffer('std', torch.ones(shape))
         self.depth = depth
-        self.moments: RunningMoments | None = None  # set while calibrating
+        self.moments: RunningMoments | None = None  # set while measuring
 
     mean: Tensor
     std: Tensor
@@ -118,7 +118,7 @@ class ScaleEqualizer(nn.Module):
             ValueError: No input was recorded, or the input is dead (sigma too small).
         """
         if self.moments is None or bool((self.moments.count == 0).any()):
-            raise ValueError('scale equalizer saw no input while calibrating')
+            raise ValueError('scale equalizer saw no input while measuring')
         moments = self.moments.all_reduce()
         self.moments = None
         mean, std = moments.mean, moments.std

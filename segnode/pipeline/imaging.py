@@ -8,9 +8,9 @@ Works on any object with the ROS 2 attribute names, so rclpy and rosbags message
 
 Decoding a raw image is zero-copy whenever the layout allows: the array is a strided view of
 ``data`` that honours the row ``step`` (padded rows give a non-contiguous view). Only a 16-bit
-image whose byte order differs from the machine's is copied. Compressed images (jpeg, png, in
-the bare or the image_transport ``'rgb8; jpeg compressed bgr8'`` form) go through
-``cv2.imdecode``.
+image whose byte order differs from the machine's is copied. Compressed images (JPEG or PNG,
+told apart by their magic bytes whatever ``format`` says, as cv_bridge does) go through
+``cv2.imdecode`` once their header's size has been checked (:mod:`.image_header`).
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 import sys
 from typing import Any
-import warnings
 
 import cv2
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from segnode.errors import ImageFormatError
+from segnode.errors import clip, ImageFormatError, one_line
+from segnode.pipeline.image_header import read_header
 
 __all__ = [
     'ENCODINGS',
@@ -61,7 +61,7 @@ def _encoding(encoding: str) -> tuple[int, np.dtype[Any]]:
     except KeyError:
         supported = ', '.join(ENCODINGS)
         raise ImageFormatError(
-            f'unsupported image encoding {encoding!r} (supported: {supported})'
+            f'unsupported image encoding {clip(encoding, 40)!r} (supported: {supported})'
         ) from None
 
 
@@ -156,54 +156,26 @@ def image_to_array(msg: Any) -> np.ndarray:
     return array
 
 
-def _parse_format(fmt: str) -> str:
-    """'jpeg' or 'png' from a bare or image_transport CompressedImage format string."""
-    text = fmt.strip().lower()
-    if ';' in text:
-        words = text.split(';', 1)[1].split()
-        if len(words) >= 2 and words[1] == 'compressed' and words[0] in _FORMATS:
-            return _FORMATS[words[0]]
-    elif text in _FORMATS:
-        return _FORMATS[text]
-    raise ImageFormatError(
-        f'unsupported CompressedImage format {fmt!r} (expected jpeg or png, e.g. '
-        "'jpeg' or 'rgb8; jpeg compressed bgr8')"
-    )
-
-
 def declared_size(msg: Any) -> tuple[int, int]:
     """The (height, width) a message claims, read without decoding its pixels.
 
     Raw images give their ``height`` and ``width`` fields; compressed ones the size in the
-    JPEG or PNG header (Pillow reads only the header). A frame too large to decode is refused
-    on this size before any memory is spent on it.
+    JPEG or PNG header (:mod:`segnode.pipeline.image_header`, the codec read from the bytes).
+    A frame too large to decode is refused on this size before any memory is spent on it.
 
     Raises:
-        ImageFormatError: The size fields are not integers, or the header is not readable.
+        ImageFormatError: The size fields are not integers, the data is not a JPEG or PNG, or
+            its header is not readable.
     """
     if not is_compressed(msg):
         try:
             return int(msg.height), int(msg.width)
         except (TypeError, ValueError, OverflowError) as err:
-            raise ImageFormatError(f'image height and width must be integers: {err}') from err
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    kind = _parse_format(str(msg.format))
-    data = _byte_view(msg.data)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore', Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data.tobytes())) as header:
-                width, height = header.size
-    except Image.DecompressionBombError as err:
-        raise ImageFormatError(f'{kind} CompressedImage declares a huge size: {err}') from err
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
-        raise ImageFormatError(
-            f'cannot read the {kind} header of a CompressedImage ({data.size} bytes)'
-        ) from err
-    return int(height), int(width)
+            raise ImageFormatError(
+                f'image height and width must be integers: {clip(one_line(err))}'
+            ) from err
+    header = read_header(_byte_view(msg.data), msg.format)
+    return header.height, header.width
 
 
 # A JPEG ends with the EOI marker FFD9 (a 0xFF in the entropy-coded data is always followed by
@@ -214,17 +186,24 @@ JPEG_END, JPEG_TAIL = b'\xff\xd9', 64
 def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
     """Decode a ``sensor_msgs/CompressedImage`` with ``cv2.imdecode``.
 
+    The codec comes from the data's magic bytes, as cv_bridge and image_transport decode; the
+    ``format`` string is not used. Before decoding, the header's size is checked against the
+    fewest bytes a complete image of that size takes (``ImageHeader.check_density``), and a
+    JPEG must end with its end-of-image marker.
+
     Returns:
         (H, W, 3) with 'bgr8' for colour images (alpha dropped), (H, W) with 'mono8' for
         grayscale ones (16-bit png is reduced to 8 bits by OpenCV).
 
     Raises:
-        ImageFormatError: The format is neither jpeg nor png, a jpeg is truncated, or the data
-            cannot be decoded.
+        ImageFormatError: The data is neither JPEG nor PNG, has fewer bytes than its declared
+            size needs, is a truncated JPEG, or cannot be decoded.
     """
-    kind = _parse_format(str(msg.format))
     buf = _byte_view(msg.data)
-    if kind == 'jpeg' and buf.size and JPEG_END not in buf[-JPEG_TAIL:].tobytes():
+    header = read_header(buf, msg.format)
+    kind = header.codec
+    header.check_density(buf.size)
+    if kind == 'jpeg' and JPEG_END not in buf[-JPEG_TAIL:].tobytes():
         # OpenCV 4 decodes a truncated JPEG into a partly grey frame (with a warning on
         # stderr); OpenCV 5 refuses it. Refuse it on both: the mask would be of half a frame.
         raise ImageFormatError(
@@ -233,13 +212,20 @@ def compressed_to_array(msg: Any) -> tuple[np.ndarray, str]:
     try:
         # The stored size, as image_transport decodes it: an EXIF orientation is not applied.
         flags = cv2.IMREAD_ANYCOLOR | cv2.IMREAD_IGNORE_ORIENTATION
-        image = cv2.imdecode(buf, flags) if buf.size else None
-    except cv2.error as err:  # e.g. a header claiming more than CV_IO_MAX_IMAGE_PIXELS
-        reason = ' '.join(str(err).split())
-        raise ImageFormatError(f'cannot decode {kind} CompressedImage data: {reason}') from err
+        image = cv2.imdecode(buf, flags)
+    except cv2.error:  # e.g. a header claiming more than CV_IO_MAX_IMAGE_PIXELS
+        image = None  # OpenCV's own words are a C++ trace: segnode's reason says it all
     if image is None:
-        raise ImageFormatError(f'cannot decode {kind} CompressedImage data ({buf.size} bytes)')
+        raise ImageFormatError(
+            f'cannot decode {kind} CompressedImage data ({buf.size} bytes, declares '
+            f'{header.width}x{header.height})'
+        )
     decoded: np.ndarray = image
+    if decoded.shape[:2] != (header.height, header.width):
+        raise ImageFormatError(
+            f'{kind} declares {header.width}x{header.height} but decodes to '
+            f'{decoded.shape[1]}x{decoded.shape[0]}'
+        )
     return decoded, 'mono8' if decoded.ndim == 2 else 'bgr8'
 
 

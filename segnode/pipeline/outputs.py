@@ -31,6 +31,8 @@ class FrameMetrics:
     processed_total: int
     dropped_total: int
     bad_total: int
+    # the camera's most recent ~/<cam>/labels/compressed encode (its own thread; 0: none yet)
+    labels_png_ms: float = 0.0
 
     def as_dict(self) -> dict[str, float]:
         """Name -> value, in field order (the node's metrics message keys)."""
@@ -48,6 +50,7 @@ class FrameResult:
     encoding: str  # rgb8 or bgr8
     mask: np.ndarray  # (H, W) uint8 class ids
     metrics: FrameMetrics
+    confidence: np.ndarray | None = None  # (H, W) uint8, with engine.confidence
 
 
 @dataclass
@@ -57,8 +60,16 @@ class Outputs:
     Attributes:
         labels: ``(camera, header, mask)`` with the input header.
         color: ``(camera, header, rgb)``; called only while ``want_color(camera)``.
+        confidence: ``(camera, header, confidence)`` (H, W) uint8, 255 x the winning class's
+            softmax probability; called only while ``want_confidence(camera)`` and only for
+            an engine built with the confidence output (``engine.confidence``).
+        compressed_labels: ``(camera, header, png_bytes)``; called only while
+            ``want_compressed(camera)``, on the PNG encoder's thread
+            (:class:`~segnode.pipeline.compressed.PngEncoder`), not the worker's.
         metrics: ``(camera, header, FrameMetrics)`` after labels and colour are out.
         want_color: Whether anyone listens for a camera's colour mask now.
+        want_confidence: Whether anyone listens for a camera's confidence now.
+        want_compressed: Whether anyone listens for a camera's compressed labels now.
         bad_frame: ``(camera, reason)`` for a frame that could not be decoded or segmented.
         dropped: ``(camera, stamp_ns, reason)`` for a frame replaced in its slot
             (``replaced``), too old when taken (``stale``), or taken while its engine was
@@ -70,6 +81,10 @@ class Outputs:
     color: Callable[[str, Any, np.ndarray], None] | None = None
     metrics: Callable[[str, Any, FrameMetrics], None] | None = None
     want_color: Callable[[str], bool] = field(default=lambda camera: False)
+    confidence: Callable[[str, Any, np.ndarray], None] | None = None
+    want_confidence: Callable[[str], bool] = field(default=lambda camera: False)
+    compressed_labels: Callable[[str, Any, bytes], None] | None = None
+    want_compressed: Callable[[str], bool] = field(default=lambda camera: False)
     bad_frame: Callable[[str, str], None] | None = None
     dropped: Callable[[str, int, str], None] | None = None
     result: Callable[[FrameResult], None] | None = None

@@ -9,14 +9,18 @@ The node and the replay tool both run this one pipeline::
       -> imaging.to_rgb_frame    preprocess: decode (zero-copy for raw rgb8/bgr8)
       -> Segmenter               inference: upload, engine, download (one per frame shape)
       -> imaging.colorize        postprocess: colour mask, only while someone wants it
-      -> Outputs callbacks       publish: labels, colour, then metrics
+      -> Outputs callbacks       publish: labels, confidence, colour, then metrics
+      -> PngEncoder              compressed labels, only while someone wants them, encoded
+                                 and published on a thread of their own
 
 Per frame the service measures receipt, queue wait, preprocess, inference, postprocess and
 publish times; ``total_ms`` is publish minus receipt and ``pipeline_latency_ms`` is now minus
 the header stamp (meaningful only with synchronised clocks). A frame that cannot be decoded,
 segmented or published is counted as bad and reported through ``Outputs.bad_frame``, whatever
-went wrong with it; the worker goes on with the next frame. Frames are refused before decoding
-when the size they declare is below the network's minimum or above ``max_side``. Engines are
+went wrong with it, its reason cut to ``MAX_REASON`` printable characters; the worker goes
+on with the next frame. Frames are refused before decoding when the size they declare is below
+the network's minimum or above ``max_side`` (compressed ones also when their header declares
+more pixels than their bytes can hold, :mod:`segnode.pipeline.image_header`). Engines are
 kept per frame shape, at most ``max_engines`` of them (least recently used evicted); with
 ``background_builds`` (the node) a new shape's engine is built on a thread of its own while the
 worker serves the other cameras, and that shape's frames are dropped as ``engine building``.
@@ -35,8 +39,9 @@ from typing import Any
 import numpy as np
 
 from segnode.config import MAX_FRAME_SIDE, MIN_SIDE
-from segnode.errors import describe, SegnodeError
+from segnode.errors import clip, describe, SegnodeError
 from segnode.pipeline import imaging
+from segnode.pipeline.compressed import PngEncoder
 from segnode.pipeline.engines import EngineCache, MAX_ENGINES, SegmentBatch, SegmenterFactory
 from segnode.pipeline.outputs import CameraStats, FrameMetrics, FrameResult, Outputs
 from segnode.pipeline.scheduler import Clock, LatestSlots, Pending, SystemClock
@@ -52,6 +57,8 @@ __all__ = [
 ]
 
 _MS = 1e-6  # nanoseconds -> milliseconds
+# The longest bad-frame reason passed on (logged, reported); the rest is cut with its length.
+MAX_REASON = 300
 
 
 class SegmentationService:
@@ -105,6 +112,7 @@ class SegmentationService:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._png: PngEncoder | None = None  # started by the first compressed mask
 
     # -- callback side ------------------------------------------------------------------
 
@@ -206,29 +214,34 @@ class SegmentationService:
         Raises:
             Exception: Whatever makes the frame bad (its text is the bad-frame reason).
         """
-        self.check_size(*imaging.declared_size(msg))
+        self.check_size(*imaging.declared_size(msg), verb='declares')
         frame, encoding = imaging.to_rgb_frame(msg)
         self.check_size(frame.shape[0], frame.shape[1])
         return frame, encoding
 
-    def check_size(self, height: int, width: int) -> None:
+    def check_size(self, height: int, width: int, verb: str = 'is') -> None:
         """Refuse a frame size outside ``[MIN_SIDE, max_side]``.
+
+        Args:
+            height: Frame height.
+            width: Frame width.
+            verb: 'declares' for the size a header claims, 'is' for a decoded frame's.
 
         Raises:
             SegnodeError: The size, and the limit it breaks.
         """
         if height > self.max_side or width > self.max_side:
             raise SegnodeError(
-                f'frame is {width}x{height}, larger than max_frame_side {self.max_side} '
+                f'frame {verb} {width}x{height}, over max_frame_side {self.max_side} '
                 '(raise max_frame_side to accept it)'
             )
         if height < MIN_SIDE or width < MIN_SIDE:
             raise SegnodeError(
-                f"frame is {width}x{height}, smaller than the network's minimum "
-                f'{MIN_SIDE}x{MIN_SIDE}'
+                f"frame {verb} {width}x{height}, under the network's minimum {MIN_SIDE}x{MIN_SIDE}"
             )
 
     def _bad(self, camera: str, reason: str, *, received: bool = False) -> None:
+        reason = clip(reason, MAX_REASON)  # it may quote a message's fields: one short line
         with self._lock:
             stats = self._stats.get(camera)
             if stats is not None:
@@ -247,7 +260,9 @@ class SegmentationService:
                     self._drop_building(d.pending)
                 return
             t_infer = self.clock.monotonic_ns()  # an engine built on a first frame is not timed
-            masks = segmenter.segment_batch([d.frame for d in group], encoding).masks
+            result = segmenter.segment_batch([d.frame for d in group], encoding)
+            masks = result.masks
+            confidences = getattr(result, 'confidences', None)
         except SegnodeError as err:
             for d in group:
                 self._bad(d.pending.camera, describe(err))
@@ -257,13 +272,21 @@ class SegmentationService:
                 self._bad(d.pending.camera, f'segmentation failed: {describe(err)}')
             return
         t_done = self.clock.monotonic_ns()
-        for d, mask in zip(group, masks):
+        for i, (d, mask) in enumerate(zip(group, masks)):
             try:
-                self._publish(d, mask, t_infer, t_done)
+                confidence = None if confidences is None else confidences[i]
+                self._publish(d, mask, confidence, t_infer, t_done)
             except Exception as err:  # noqa: BLE001 - one failing output must not stop the rest
                 self._bad(d.pending.camera, f'publishing failed: {describe(err)}')
 
-    def _publish(self, d: _Decoded, mask: np.ndarray, t_infer: int, t_done: int) -> None:
+    def _publish(
+        self,
+        d: _Decoded,
+        mask: np.ndarray,
+        confidence: np.ndarray | None,
+        t_infer: int,
+        t_done: int,
+    ) -> None:
         p, out, clock = d.pending, self.outputs, self.clock
         header = p.msg.header
         t_post = clock.monotonic_ns()
@@ -273,6 +296,10 @@ class SegmentationService:
         t_pub = clock.monotonic_ns()
         if out.labels:
             out.labels(p.camera, header, mask)
+        if out.compressed_labels and out.want_compressed(p.camera):
+            self._png_encoder().submit(p.camera, header, mask)
+        if out.confidence and confidence is not None and out.want_confidence(p.camera):
+            out.confidence(p.camera, header, confidence)
         if out.color and color is not None:
             out.color(p.camera, header, color)
         t_end = clock.monotonic_ns()
@@ -295,13 +322,27 @@ class SegmentationService:
             processed_total=counts[1],
             dropped_total=counts[2],
             bad_total=counts[3],
+            labels_png_ms=self._png.encode_ms(p.camera) if self._png else 0.0,
         )
         if out.metrics:
             out.metrics(p.camera, header, metrics)
         if out.result:
             out.result(
-                FrameResult(p.camera, header, p.stamp_ns, d.frame, d.encoding, mask, metrics)
+                FrameResult(
+                    p.camera, header, p.stamp_ns, d.frame, d.encoding, mask, metrics, confidence
+                )
             )
+
+    def _png_encoder(self) -> PngEncoder:
+        if self._png is None:
+            assert self.outputs.compressed_labels is not None
+            self._png = PngEncoder(self.outputs.compressed_labels, self._png_failed)
+        return self._png
+
+    def _png_failed(self, camera: str, reason: str) -> None:
+        """A compressed mask that could not be sent: said, not counted (its frame was)."""
+        if self.outputs.bad_frame:
+            self.outputs.bad_frame(camera, reason)
 
     # -- the worker thread --------------------------------------------------------------
 
@@ -329,6 +370,13 @@ class SegmentationService:
             self._thread.join()
             self._thread = None
         self._slots.clear()
+        if self._png is not None:  # after the worker: nothing submits to it any more
+            self._png.close()
+            self._png = None
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until the compressed masks handed to the encoder are published."""
+        return self._png is None or self._png.flush(timeout)
 
     @property
     def building(self) -> bool:

@@ -14,12 +14,15 @@ __all__ = ['camera_names']
 
 # Trailing topic segments that name an image stream or its transport, not a camera.
 _TRANSPORTS = {'compressed', 'compresseddepth', 'theora', 'zstd', 'ffmpeg'}
+# The longest camera name (longer topics are cut; equal cut names are numbered).
+MAX_NAME = 64
 _STREAM = re.compile(r'^(image|img)(_.*)?$|^(rgb|color|colour|mono|raw|rect)$')
 
 
 def _sanitize(text: str) -> str:
     name = re.sub(r'[^0-9A-Za-z_]+', '_', text).strip('_') or 'camera'
-    return name if name[0].isalpha() else f'cam_{name}'
+    name = name if name[0].isalpha() else f'cam_{name}'
+    return name[:MAX_NAME]  # a topic name may be megabytes long; the name goes into topics
 
 
 def _candidates(topic: str) -> list[str]:

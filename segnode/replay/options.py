@@ -32,6 +32,8 @@ class ReplayOptions:
         out_storage: ``mcap`` or ``sqlite3``.
         out_prefix: Namespace of the output topics (the node's default name).
         color: Also write colour masks to the output bag.
+        confidence: Build the engine with the confidence output and write
+            ``<prefix>/<camera>/confidence`` (mono8) to the output bag, next to the labels.
         overlays: Sample frames kept for the report.
         max_frames: Stop after this many frames (0: all).
         progress: Show a progress bar.
@@ -47,6 +49,7 @@ class ReplayOptions:
     out_storage: str = 'mcap'
     out_prefix: str = '/segnode'
     color: bool = False
+    confidence: bool = False
     overlays: int = 4
     max_frames: int = 0
     progress: bool = True

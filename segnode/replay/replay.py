@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 import itertools
 from pathlib import Path
 import time
@@ -28,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from segnode.engine.segmenter import describe_engines
-from segnode.errors import ReplayError
+from segnode.errors import clip, ReplayError
 from segnode.metrics import confusion_matrix, unknown_label_pixels
 from segnode.pipeline import imaging
 from segnode.pipeline.assemble import build_service, load_labelled_model, LoadedModel
@@ -116,9 +117,9 @@ def _camera_topics(
     empty = [t.topic for t in topics if t.count == 0]
     if empty and (requested or len(empty) == len(topics)):
         raise ReplayError(
-            f'image topic {empty[0]} has no messages in {bag.info.path}: nothing to replay'
+            f'image topic {clip(empty[0])} has no messages in {bag.info.path}: nothing to replay'
         )
-    skipped = [f'image topic {t} has no messages: skipped' for t in empty]
+    skipped = [f'image topic {clip(t)} has no messages: skipped' for t in empty]
     topics = [t for t in topics if t.count]
     if len(topics) > MAX_CAMERAS:
         raise ReplayError(
@@ -143,7 +144,7 @@ def _label_topics(
     ]
     missing = sorted(set(label_topics) - set(bag.info.topics))
     if missing:
-        raise ReplayError(f'label topic {missing[0]} is not in the bag')
+        raise ReplayError(f'label topic {clip(missing[0])} is not in the bag')
     return label_topics
 
 
@@ -167,7 +168,8 @@ class _Run:
         self.result = self._new_result(notes=[
             *bag.info.notes,
             *skipped,
-            *(f'{t} is segnode output: neither a camera nor ground truth' for t in sorted(own)),
+            *(f'{clip(t)} is segnode output: neither a camera nor ground truth'
+              for t in sorted(own)),
         ])  # fmt: skip
         self.by_cam = {c.camera: c for c in self.result.cameras}
         self.total = sum(t.count for t in topics)
@@ -178,8 +180,10 @@ class _Run:
         self.writer: BagWriter | None = None
         self.clock = clock or ReplayClock()
         self.clock.speed = self.result.speed
+        # --confidence builds the engine with the confidence output (docs/engine.md)
+        engine = replace(config.engine, confidence=config.engine.confidence or opts.confidence)
         node_config = NodeConfig(
-            camera_names=tuple(self.cams.values()), engine=config.engine, batch=False
+            camera_names=tuple(self.cams.values()), engine=engine, batch=False
         )
         outputs = Outputs(result=self._on_result, dropped=self._on_dropped, bad_frame=self._on_bad)
         self.service, _ = build_service(
@@ -268,7 +272,7 @@ class _Run:
         for cam in self.result.cameras:
             if cam.bad and not cam.processed and not self.result.interrupted:
                 raise ReplayError(
-                    f'no frame of camera {cam.camera} ({cam.topic}) could be segmented: '
+                    f'no frame of camera {cam.camera} ({clip(cam.topic)}) could be segmented: '
                     f'{self.first_bad[cam.camera]}'
                 )
 
@@ -384,6 +388,8 @@ class _Run:
         if self.opts.color:
             color = imaging.colorize(r.mask, self.loaded.palette)
             self.writer.write(f'{base}/color', t, make_image(color, 'rgb8', header))
+        if self.opts.confidence and r.confidence is not None:
+            self.writer.write(f'{base}/confidence', t, make_image(r.confidence, 'mono8', header))
         self.writer.write(
             f'{base}/metrics',
             t,

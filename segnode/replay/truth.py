@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segnode.errors import ReplayError
+from segnode.errors import clip, ReplayError
 from segnode.pipeline import imaging
 from segnode.replay.bags import BagReader
 from segnode.replay.options import ReplayOptions
@@ -34,9 +34,10 @@ def _prefix(topic: str) -> str:
 def segnode_outputs(topics: dict[str, str]) -> set[str]:
     """The topics a segnode node or ``replay --out`` published: never cameras or truth.
 
-    segnode writes ``<ns>/<camera>/labels``, ``.../color`` and ``.../metrics`` (a
-    DiagnosticArray); a namespace with such a ``metrics`` topic marks its ``labels`` and
-    ``color`` as segnode's own masks (grading a model against them gives mIoU 1.0).
+    segnode writes ``<ns>/<camera>/labels``, ``.../color``, ``.../confidence`` and
+    ``.../metrics`` (a DiagnosticArray); a namespace with such a ``metrics`` topic marks its
+    ``labels``, ``color`` and ``confidence`` as segnode's own images (grading a model against
+    its own masks gives mIoU 1.0; a confidence image is no camera).
 
     Args:
         topics: Topic name -> message type, as in the bag.
@@ -45,7 +46,9 @@ def segnode_outputs(topics: dict[str, str]) -> set[str]:
         _prefix(t) for t, kind in topics.items() if t.endswith('/metrics') and kind == DIAGNOSTICS
     }
     return {
-        t for t in topics if _prefix(t) in spaces and t.rsplit('/', 1)[-1] in ('labels', 'color')
+        t
+        for t in topics
+        if _prefix(t) in spaces and t.rsplit('/', 1)[-1] in ('labels', 'color', 'confidence')
     }
 
 
@@ -108,12 +111,14 @@ def load_truth(
         cam = owner.get(_prefix(msg.topic), only)
         if cam is None:
             raise ReplayError(
-                f'cannot tell which camera label topic {msg.topic} belongs to; name both with '
-                '--image-topic and --label-topic in the same namespace'
+                f'cannot tell which camera label topic {clip(msg.topic)} belongs to; name both '
+                'with --image-topic and --label-topic in the same namespace'
             )
         truth.sources.setdefault(cam, msg.topic)
         mask = imaging.image_to_array(msg.msg)
         if mask.ndim != 2 or mask.dtype != np.uint8:
-            raise ReplayError(f'label topic {msg.topic} must be mono8, got {msg.msg.encoding}')
+            raise ReplayError(
+                f'label topic {clip(msg.topic)} must be mono8, got {clip(msg.msg.encoding, 40)!r}'
+            )
         truth.by_stamp.setdefault(cam, {})[imaging.stamp_ns(msg.msg.header)] = mask.copy()
     return truth

@@ -16,10 +16,11 @@ from typing import Any
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from segnode.metrics import IGNORE_ID
+from segnode.pipeline.compressed import PNG_FORMAT
 from segnode.pipeline.diagnostics import Summary
 from segnode.pipeline.imaging import array_to_fields
 from segnode.pipeline.service import FrameMetrics
@@ -31,6 +32,7 @@ except ImportError:
 
 __all__ = [
     'RosClock',
+    'compressed_labels_msg',
     'copy_header',
     'image_msg',
     'label_info_msg',
@@ -127,6 +129,13 @@ def image_msg(image: np.ndarray, encoding: str, header: Any) -> Image:
         step=fields.step,
         data=data,
     )
+
+
+def compressed_labels_msg(png: bytes, header: Any) -> CompressedImage:
+    """A ``sensor_msgs/CompressedImage`` of a PNG mono8 mask, as image_transport writes it."""
+    data = array.array('B')
+    data.frombytes(png)
+    return CompressedImage(header=copy_header(header), format=PNG_FORMAT, data=data)
 
 
 def _text(value: Any) -> str:

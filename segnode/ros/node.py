@@ -60,6 +60,8 @@ class _Publishers:
     labels: Any
     color: Any
     metrics: Any
+    confidence: Any = None  # only with engine.confidence
+    compressed: Any = None  # ~/<cam>/labels/compressed
 
 
 class SegNode(LifecycleNode):
@@ -168,6 +170,10 @@ class SegNode(LifecycleNode):
             metrics=self._on_metrics,
             want_color=self._want_color,
             bad_frame=self._on_bad_frame,
+            confidence=self._on_confidence,
+            want_confidence=functools.partial(self._listened, 'confidence'),
+            compressed_labels=self._on_compressed,
+            want_compressed=functools.partial(self._listened, 'compressed'),
         )
 
     def _subscribe(self, cam: Any) -> Any:
@@ -211,6 +217,10 @@ class SegNode(LifecycleNode):
                 labels=pub(Image, f'~/{cam}/labels', qos),
                 color=pub(Image, f'~/{cam}/color', qos),
                 metrics=pub(DiagnosticArray, f'~/{cam}/metrics', qos),
+                confidence=(
+                    pub(Image, f'~/{cam}/confidence', qos) if config.engine.confidence else None
+                ),
+                compressed=pub(CompressedImage, f'~/{cam}/labels/compressed', qos),
             )
             for cam in config.camera_names
         }
@@ -269,6 +279,22 @@ class SegNode(LifecycleNode):
             return
         msg = convert.image_msg(mask, 'mono8', header)
         self._pubs[camera].labels.publish(msg)
+
+    def _on_confidence(self, camera: str, header: Any, confidence: np.ndarray) -> None:
+        if self._shutting_down():
+            return
+        self._pubs[camera].confidence.publish(convert.image_msg(confidence, 'mono8', header))
+
+    def _on_compressed(self, camera: str, header: Any, png: bytes) -> None:
+        """On the PNG encoder's thread (pipeline/compressed.py), not the worker's."""
+        if self._shutting_down():
+            return
+        self._pubs[camera].compressed.publish(convert.compressed_labels_msg(png, header))
+
+    def _listened(self, output: str, camera: str) -> bool:
+        """Whether ``~/<camera>/<output>`` exists and has a subscriber now."""
+        pub = getattr(self._pubs[camera], output)
+        return pub is not None and not self._shutting_down() and pub.get_subscription_count() > 0
 
     def _on_color(self, camera: str, header: Any, rgb: np.ndarray) -> None:
         if self._shutting_down():

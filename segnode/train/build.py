@@ -8,14 +8,23 @@ from typing import Any
 import torch
 
 import segnode.cpu as cpu
+from segnode.data.dataset import SegmentationDataset
 from segnode.errors import CheckpointError
 from segnode.model.backbone import load_imagenet_backbone
 from segnode.model.checkpoint import read_checkpoint
 from segnode.model.mfaranet import build_mfaranet, MFARANet
+from segnode.train.class_weights import class_weights, label_frequencies
 from segnode.train.config import TrainConfig
+from segnode.train.losses import MJSLoss
 from segnode.train.state import load_state
 
-__all__ = ['build_optimizer', 'build_training_model', 'emulated_amp', 'poly_schedule']
+__all__ = [
+    'build_criterion',
+    'build_optimizer',
+    'build_training_model',
+    'emulated_amp',
+    'poly_schedule',
+]
 
 _LOG = logging.getLogger('segnode.train')
 
@@ -27,8 +36,8 @@ def build_training_model(
 
     The backbone is loaded from ``cfg.pretrained`` (deep-stem or torchvision ResNet-18) when
     given, or the whole network from the segnode checkpoint ``cfg.init``; otherwise it trains
-    from scratch. Equalizers stay uncalibrated unless ``cfg.init`` brings calibrated ones
-    (``model.equalizer_provenance['state'] == 'calibrated'``). ``load_weights=False`` skips
+    from scratch. Equalizers stay unmeasured unless ``cfg.init`` brings measured ones
+    (``model.equalizer_provenance['state'] == 'measured'``). ``load_weights=False`` skips
     both (a resumed run takes its weights from the training state).
     """
     torch.manual_seed(cfg.seed)
@@ -82,7 +91,7 @@ def _init_from_checkpoint(model: MFARANet, path: str) -> None:
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in loaded.items()}, strict=False)
     fresh = sorted(set(own) - set(loaded))
     if any('equalizers.' in k for k in fresh) or not isinstance(equalizers.get('state'), str):
-        equalizers = {'state': 'uncalibrated'}
+        equalizers = {'state': 'unmeasured'}
     model.equalizer_provenance = equalizers
     _LOG.info(
         'initialised from %s: %d tensors loaded, %d left at fresh init%s; equalizers %s',
@@ -106,6 +115,29 @@ def emulated_amp(amp: str, device: torch.device) -> str:
             'several times slower than fp32; use amp=none (docs/training.md)'
         )
     return ''
+
+
+def build_criterion(cfg: TrainConfig, train: SegmentationDataset) -> MJSLoss:
+    """The MJS loss of ``cfg``, with class weights from ``train``'s labels if configured."""
+    weights = None
+    if cfg.class_weights != 'none':
+        spec = train.spec
+        labels = (spec.decode(label) for _, label in train.pairs)
+        frequencies = label_frequencies(labels, spec.table.num_classes)
+        weights = class_weights(cfg.class_weights, frequencies)
+        assert weights is not None
+        shown = ', '.join(
+            f'{name} {w:.2f}' for name, w in zip(spec.table.names, weights.tolist(), strict=True)
+        )
+        _LOG.info('class weights (%s, %d label files): %s', cfg.class_weights, len(train), shown)
+    return MJSLoss(
+        cfg.ohem_thresh,
+        cfg.ohem_min_kept,
+        cfg.boundary_weight,
+        cfg.attention_weight,
+        cfg.attention_thresh,
+        weights,
+    )
 
 
 def build_optimizer(model: MFARANet, cfg: TrainConfig) -> torch.optim.SGD:

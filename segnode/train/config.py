@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,14 +14,18 @@ from segnode.errors import ConfigError
 
 __all__ = [
     'AMP_MODES',
+    'CLASS_WEIGHTS',
     'EvalConfig',
     'RUN_KEYS',
+    'RENAMED_KEYS',
     'TrainConfig',
+    'current_keys',
     'load_train_config',
     'parse_overrides',
 ]
 
 AMP_MODES = ('none', 'bf16', 'fp16')
+CLASS_WEIGHTS = ('none', 'enet', 'median')  # segnode/train/class_weights.py
 DATASETS = ('cityscapes', 'camvid', 'camvid32', 'folder')
 # Keys that may change between a run and its resumption (everything else must match).
 RUN_KEYS = frozenset(
@@ -41,6 +45,23 @@ RUN_KEYS = frozenset(
         'stop_at',
     }
 )
+
+# Keys renamed since (old -> new). A config that still uses an old key is refused with one line
+# naming the new key; training states and checkpoint recipes written before keep the old key
+# and are read with current_keys. ``calibration_images`` became ``equalizer_images`` when
+# "calibration" came to mean INT8 quantisation only (the equalizers' constants are measured).
+RENAMED_KEYS = {'calibration_images': 'equalizer_images'}
+
+
+def current_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of a stored config or recipe with renamed keys under their current names."""
+    return {RENAMED_KEYS.get(k, k): v for k, v in values.items()}
+
+
+def _refuse_renamed(values: Mapping[str, Any]) -> None:
+    old = sorted(k for k in values if k in RENAMED_KEYS)
+    if old:
+        raise ConfigError(f"key '{old[0]}' was renamed; use '{RENAMED_KEYS[old[0]]}'")
 
 
 def _pair(value: tuple[int, ...], name: str, allow_empty: bool) -> None:
@@ -71,16 +92,20 @@ class TrainConfig:
         rotate: Maximum rotation in degrees.
         rotate_prob: Probability of a rotation.
         flip: Random horizontal flip with probability 0.5.
+        rare_classes: Class names whose pixels ``rare_crop_prob`` of the crops contain.
+        rare_crop_prob: Share of crops drawn around a pixel of a ``rare_classes`` class present
+            in the image (0: the recipe's uniform crops).
         train_limit: Train on the first N images only (0: all; smoke tests).
         width: Decoder width.
         equalizers: Scale Equalizers (``false`` trains the ablation baseline).
         per_channel_equalizers: Per-channel equalizer constants.
         pretrained: ImageNet ResNet-18 file (deep-stem or torchvision); ``''``: from scratch.
         init: segnode checkpoint or training state (``state/iter_*.pt``) whose weights (and
-            calibrated equalizer constants) the run starts from: a second training phase, or
+            measured equalizer constants) the run starts from: a second training phase, or
             fine-tuning on other data; its optimiser and schedule are not taken; tensors whose
             shape differs (another class count) keep their fresh initialisation.
-        calibration_images: Images per calibration pass (0: the whole training split).
+        equalizer_images: Images per pass measuring the equalizer statistics (0: the whole
+            training split).
         batch_size: Images per GPU (per process) and micro-batch.
         accumulate: Micro-batches per optimiser step (gradient accumulation).
         workers: Data loader worker processes per GPU.
@@ -101,7 +126,10 @@ class TrainConfig:
         boundary_weight: Boundary BCE weight.
         attention_weight: Edge-attention CE weight.
         attention_thresh: Edge-attention raw-logit threshold.
-        seed: Seed of initialisation, calibration, sampling, augmentation and dropout.
+        class_weights: Class weights of the fused CE and OHEM terms from the training
+            labels' frequencies: ``none`` (the recipe), ``enet`` or ``median``
+            (segnode/train/class_weights.py).
+        seed: Seed of initialisation, equalizer statistics, sampling, augmentation and dropout.
         device: ``auto``, ``cpu``, ``cuda`` (each process uses cuda:LOCAL_RANK).
         out_dir: Run folder (checkpoints, logs, metrics).
         checkpoint_every: Write the training state every N iterations.
@@ -126,13 +154,15 @@ class TrainConfig:
     rotate: float = 10.0
     rotate_prob: float = 0.5
     flip: bool = True
+    rare_classes: tuple[str, ...] = ()
+    rare_crop_prob: float = 0.0
     train_limit: int = 0
     width: int = 128
     equalizers: bool = True
     per_channel_equalizers: bool = False
     pretrained: str = ''
     init: str = ''
-    calibration_images: int = 0
+    equalizer_images: int = 0
     batch_size: int = 7
     accumulate: int = 1
     workers: int = 2
@@ -153,6 +183,7 @@ class TrainConfig:
     boundary_weight: float = 0.3
     attention_weight: float = 0.1
     attention_thresh: float = 0.8
+    class_weights: str = 'none'
     seed: int = 0
     device: str = 'auto'
     out_dir: str = 'runs/train'
@@ -169,6 +200,7 @@ class TrainConfig:
         """Validate choices and ranges."""
         _check_choice(self.dataset, DATASETS, 'dataset')
         _check_choice(self.amp, AMP_MODES, 'amp')
+        _check_choice(self.class_weights, CLASS_WEIGHTS, 'class_weights')
         _check_choice(self.device.partition(':')[0], ('auto', 'cpu', 'cuda'), 'device')
         _pair(self.crop, 'crop', allow_empty=False)
         _pair(self.resize, 'resize', allow_empty=True)
@@ -183,7 +215,7 @@ class TrainConfig:
             'epochs',
             'max_iters',
             'train_limit',
-            'calibration_images',
+            'equalizer_images',
             'val_limit',
             'ohem_min_kept',
             'stop_at',
@@ -201,6 +233,10 @@ class TrainConfig:
             raise ConfigError(
                 'give pretrained (an ImageNet backbone) or init (a segnode checkpoint), not both'
             )
+        if not 0.0 <= self.rare_crop_prob <= 1.0:
+            raise ConfigError(f'rare_crop_prob must be in [0, 1], got {self.rare_crop_prob}')
+        if self.rare_crop_prob > 0 and not self.rare_classes:
+            raise ConfigError('rare_crop_prob > 0 needs rare_classes (class names)')
         if self.val_every < -1:
             raise ConfigError(f'val_every must be >= -1, got {self.val_every}')
 
@@ -278,15 +314,20 @@ def load_train_config(path: str | Path | None, overrides: Sequence[str] = ()) ->
     data = _read_yaml(Path(path)) if path else {}
     given = parse_overrides(overrides)
     try:
-        return config_from_dict(TrainConfig, {**data, **given})
+        return _train_config({**data, **given})
     except ConfigError as err:
         blame_file = bool(path)
         if path and given:  # a mistake typed on the command line is not the file's
             try:
-                config_from_dict(TrainConfig, data)
+                _train_config(data)
             except ConfigError:
                 pass
             else:
                 blame_file = False
         where = f'{path}: ' if blame_file else 'command line: ' if given else ''
         raise ConfigError(f'{where}{err}') from err
+
+
+def _train_config(values: Mapping[str, Any]) -> TrainConfig:
+    _refuse_renamed(values)
+    return config_from_dict(TrainConfig, values)

@@ -14,6 +14,7 @@ from segnode.data.dataset import SegmentationDataset
 from segnode.data.labels import ClassTable
 from segnode.data.sources import scan_dataset
 from segnode.data.transforms import TrainAugment
+from segnode.errors import ConfigError
 from segnode.train.config import TrainConfig
 from segnode.train.sampler import ShardSampler
 
@@ -40,12 +41,20 @@ def open_datasets(cfg: TrainConfig, with_val: bool = True) -> Datasets:
         DatasetError: Missing or inconsistent files.
     """
     spec = scan_dataset(cfg.dataset, cfg.data_root, cfg.train_split, cfg.classes)
+    names = spec.table.names
+    if unknown := [c for c in cfg.rare_classes if c not in names]:
+        raise ConfigError(
+            f'rare_classes: no class {", ".join(unknown)} in {cfg.dataset} '
+            f'(classes: {", ".join(names)})'
+        )
     augment = TrainAugment(
         crop=(cfg.crop[0], cfg.crop[1]),
         scale=(cfg.scale_range[0], cfg.scale_range[1]),
         rotate=cfg.rotate,
         rotate_prob=cfg.rotate_prob,
         flip=cfg.flip,
+        rare_ids=tuple(names.index(c) for c in cfg.rare_classes),
+        rare_crop_prob=cfg.rare_crop_prob,
     )
     train = SegmentationDataset(
         spec, augment=augment, resize=_pair(cfg.resize), limit=cfg.train_limit

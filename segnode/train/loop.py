@@ -1,4 +1,4 @@
-"""The training run: build -> backbone -> seeded decoder -> calibrate -> train (DDP-ready).
+"""The training run: build, backbone, seeded decoder, equalizer statistics, train (DDP-ready).
 
 Every source of randomness is a pure function of the run seed and the position in the run:
 augmentation seeds come from the sampler (seed, epoch, sample), and before every micro-batch
@@ -27,12 +27,12 @@ from segnode.errors import ConfigError, SegnodeError
 from segnode.model.checkpoint import save_checkpoint
 from segnode.model.mfaranet import MFARANet
 from segnode.train.build import (
+    build_criterion,
     build_optimizer,
     build_training_model,
     emulated_amp,
     poly_schedule,
 )
-from segnode.train.calibrate import calibrate_for_training
 from segnode.train.config import RUN_KEYS, TrainConfig
 from segnode.train.distributed import (
     all_reduce_sum,
@@ -41,11 +41,11 @@ from segnode.train.distributed import (
     init_distributed,
     shutdown,
 )
+from segnode.train.equalize import measure_for_training
 from segnode.train.evaluate import evaluate
 from segnode.train.interrupt import CtrlC
 from segnode.train.loader import make_loader, open_datasets
 from segnode.train.logger import MetricsLog
-from segnode.train.losses import MJSLoss
 from segnode.train.sampler import sample_seed, ShardSampler
 from segnode.train.state import (
     get_rng_state,
@@ -146,13 +146,7 @@ class Trainer:
         if ctx.distributed:
             ids = [ctx.device.index] if ctx.device.type == 'cuda' else None
             self.net = DistributedDataParallel(self.model, device_ids=ids)
-        self.criterion = MJSLoss(
-            cfg.ohem_thresh,
-            cfg.ohem_min_kept,
-            cfg.boundary_weight,
-            cfg.attention_weight,
-            cfg.attention_thresh,
-        )
+        self.criterion = build_criterion(cfg, self.data.train)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = poly_schedule(
             self.optimizer, self.max_iters, cfg.poly_power, cfg.warmup_iters
@@ -180,16 +174,16 @@ class Trainer:
         model.to(ctx.device)
         if cfg.channels_last:
             model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        if state is not None:  # the equalizer constants come with the weights: no recalibration
+        if state is not None:  # the equalizer constants come with the weights: not measured again
             model.load_state_dict(state['model'])
             model.equalizer_provenance = dict(state['equalizers'])
-        elif cfg.equalizers and model.equalizer_provenance.get('state') == 'calibrated':
-            _LOG.info('equalizer constants come from %s: not recalibrated', cfg.init)
+        elif cfg.equalizers and model.equalizer_provenance.get('state') == 'measured':
+            _LOG.info('equalizer constants come from %s: not measured again', cfg.init)
         elif cfg.equalizers:
             t0 = time.perf_counter()
-            provenance = calibrate_for_training(model, self.data.train, cfg, ctx)
+            provenance = measure_for_training(model, self.data.train, cfg, ctx)
             _LOG.info(
-                'calibrated %d scale equalizers in %d levels on %d images (%.1f s)',
+                'measured %d scale equalizers in %d levels on %d images (%.1f s)',
                 len(provenance['equalizers']),
                 provenance['levels'],
                 provenance['data']['images'],

@@ -38,10 +38,19 @@ def _pixel_nll(log_probs: Tensor, target: Tensor, ignore_index: int) -> tuple[Te
     return nll.masked_fill(~valid, 0.0), valid
 
 
-def _mean_nll(log_probs: Tensor, target: Tensor, ignore_index: int) -> Tensor:
-    """Mean NLL over non-ignored pixels; 0 (with a graph) when every pixel is ignored."""
+def _mean_nll(
+    log_probs: Tensor, target: Tensor, ignore_index: int, weight: Tensor | None = None
+) -> Tensor:
+    """Mean NLL over non-ignored pixels; 0 (with a graph) when every pixel is ignored.
+
+    With ``weight`` (K,), the weighted mean ``sum(w[t] * nll) / sum(w[t])``, as
+    ``F.cross_entropy(weight=...)`` computes it.
+    """
     nll, valid = _pixel_nll(log_probs, target, ignore_index)
-    return nll.sum() / valid.sum().clamp(min=1)
+    if weight is None:
+        return nll.sum() / valid.sum().clamp(min=1)
+    pixel_weight = weight.to(nll.device)[target.masked_fill(~valid, 0)] * valid
+    return (pixel_weight * nll).sum() / pixel_weight.sum().clamp(min=1e-12)
 
 
 def cross_entropy(logits: Tensor, target: Tensor, ignore_index: int = IGNORE_ID) -> Tensor:
@@ -69,10 +78,15 @@ def _ohem_target(
 
 
 def _ohem_nll(
-    log_probs: Tensor, target: Tensor, thresh: float, min_kept: int, ignore_index: int
+    log_probs: Tensor,
+    target: Tensor,
+    thresh: float,
+    min_kept: int,
+    ignore_index: int,
+    weight: Tensor | None = None,
 ) -> Tensor:
     kept = _ohem_target(log_probs.detach(), target, thresh, min_kept, ignore_index)
-    return _mean_nll(log_probs, kept, ignore_index)
+    return _mean_nll(log_probs, kept, ignore_index, weight)
 
 
 def ohem_cross_entropy(
@@ -176,6 +190,8 @@ class MJSLoss(nn.Module):
         boundary_weight: Weight of the balanced boundary BCE (0.3).
         attention_weight: Weight of the edge-attention CE (0.1).
         attention_thresh: Raw boundary-logit threshold of the edge attention (0.8).
+        class_weights: (K,) weights of the fused CE and the OHEM terms (None: unweighted,
+            the recipe); OHEM still selects pixels by their unweighted probability.
     """
 
     def __init__(
@@ -185,8 +201,10 @@ class MJSLoss(nn.Module):
         boundary_weight: float = 0.3,
         attention_weight: float = 0.1,
         attention_thresh: float = 0.8,
+        class_weights: Tensor | None = None,
     ) -> None:
         super().__init__()
+        self.class_weights = class_weights
         self.ohem_thresh = ohem_thresh
         self.ohem_min_kept = ohem_min_kept
         self.boundary_weight = boundary_weight
@@ -201,14 +219,15 @@ class MJSLoss(nn.Module):
         The parts are floats: ``ce``, ``ohem``, ``boundary``, ``attention`` (unweighted sums
         over the scales) and ``empty_edges`` (images with an empty edge-attention set).
         """
-        fused = cross_entropy(outputs['out'].float(), target)
+        weight = self.class_weights
+        fused = _mean_nll(_log_probs(outputs['out']), target, IGNORE_ID, weight)
         ohem = bce = attention = fused * 0.0
         empty = 0
         for i in range(1, BRANCHES + 1):
             log_probs = _log_probs(outputs[f'score{i}'])  # shared by OHEM and edge attention
             edge = outputs[f'boundary{i}'].float()
             ohem = ohem + _ohem_nll(
-                log_probs, target, self.ohem_thresh, self.ohem_min_kept, IGNORE_ID
+                log_probs, target, self.ohem_thresh, self.ohem_min_kept, IGNORE_ID, weight
             )
             bce = bce + balanced_bce(edge, boundary)
             term, n = _edge_attention_nll(

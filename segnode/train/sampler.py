@@ -30,7 +30,7 @@ class ShardSampler(Sampler[tuple[int, int]]):
         rank: This process's rank.
         world_size: Number of processes.
         seed: Run seed.
-        stream: Separates independent uses (0 training, 1 calibration).
+        stream: Separates independent uses (0 training, 1 equalizer statistics).
         shuffle: Permute (else dataset order).
         limit: Use only the first ``limit`` samples of the permutation (0: all).
     """

@@ -1,9 +1,10 @@
 """Training-state files for exact resume: written atomically, the last K kept.
 
 A state file (``<out_dir>/state/iter_0001000.pt``) holds the model (with its equalizer
-constants, so resuming never recalibrates), optimiser, schedule, gradient scaler, the RNG states
-of Python, NumPy and torch (CPU and CUDA), the iteration, the sampler position, the best
-validation mIoU and the config. It loads with ``weights_only=True``.
+constants, so resuming never measures them again), optimiser, schedule, gradient scaler, the
+RNG states of Python, NumPy and torch (CPU and CUDA), the iteration, the sampler position, the
+best validation mIoU and the config. It loads with ``weights_only=True``; a state written before a
+rename is read with the current names of its config keys and equalizer provenance.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import torch
 
 from segnode.errors import CheckpointError
 from segnode.model.checkpoint import atomic_save, load_tensors_file
+from segnode.model.checkpoint_meta import current_provenance
+from segnode.train.config import current_keys
 
 __all__ = [
     'get_rng_state',
@@ -102,4 +105,8 @@ def load_state(path: str | Path) -> dict[str, Any]:
         )
     if state.get('version') != VERSION:
         raise CheckpointError(f'{path}: training-state version {state.get("version")} unsupported')
+    if isinstance(state.get('equalizers'), dict):
+        state['equalizers'] = current_provenance(state['equalizers'])
+    if isinstance(state.get('config'), dict):
+        state['config'] = current_keys(state['config'])
     return state

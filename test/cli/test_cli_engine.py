@@ -25,6 +25,18 @@ def test_export_onnxruntime_writes_artifact_and_manifest(
     assert names == ['.json', '.onnx']
 
 
+def test_export_confidence_writes_its_own_artifact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ['export', '--backend', 'onnxruntime', '--size', '64', '96', '--device', 'cpu',
+            '--confidence', '--out', str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    assert 'confidence p99 ' in capsys.readouterr().out
+    (manifest,) = tmp_path.glob('*.json')
+    assert json.loads(manifest.read_text())['key']['confidence'] is True
+    assert '-conf-' in manifest.name
+
+
 def test_export_refuses_int8_without_calibration(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -41,6 +41,12 @@ def test_a_mistake_is_one_line_and_exit_2(
     assert message in line and 'Traceback' not in err
 
 
+def test_a_renamed_command_names_the_new_one(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(['calibrate', '--config', 'x.yaml', '--out', 'y.pt']) == 2
+    err = capsys.readouterr().err
+    assert err == "segnode: error: 'segnode calibrate' was renamed; use 'segnode equalize'\n"
+
+
 def test_bench_with_no_backend_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(['bench', '--backends', ' , ']) == 2
     assert 'names no backend' in capsys.readouterr().err
@@ -64,7 +70,7 @@ OUTPUT_MISTAKES = [
     ('eval --checkpoint C --dataset camvid --data-root R --json DIR', 'is a folder'),
     ('eval --checkpoint C --dataset camvid --data-root R --confusion FILE/x.png', 'is a file'),
     ('train out_dir=FILE', 'out_dir FILE is a file, not a folder'),
-    ('calibrate --out DIR', 'is a folder; give a file name'),
+    ('equalize --out DIR', 'is a folder; give a file name'),
     ('demo --out FILE', 'is a file, not a folder'),
 ]
 

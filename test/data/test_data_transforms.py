@@ -12,6 +12,7 @@ from segnode.data.transforms import (
     PAD_COLOUR,
     random_crop,
     random_rotate,
+    rare_pixel,
     TrainAugment,
 )
 
@@ -75,3 +76,55 @@ def test_train_augment_is_deterministic_per_seed_and_keeps_label_values() -> Non
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
     assert not np.array_equal(a[0], c[0])
     assert set(np.unique(a[1])) <= set(range(5)) | {255}
+
+
+def test_a_rare_crop_always_contains_the_drawn_pixel() -> None:
+    label = np.zeros((100, 200), np.uint8)
+    label[40:60, 150] = 7  # a one-pixel-wide pole
+    image = np.zeros((100, 200, 3), np.uint8)
+    for seed in range(50):
+        rng = np.random.default_rng(seed)
+        around = rare_pixel(label, rng, (7, 9), 1.0)
+        assert around is not None and label[around] == 7
+        _, crop = random_crop(image, label, rng, (32, 32), around)
+        assert (crop == 7).any()
+
+
+def test_a_rare_crop_inside_padding_keeps_the_pixel() -> None:
+    label = np.zeros((20, 30), np.uint8)
+    label[19, 29] = 3
+    rng = np.random.default_rng(0)
+    _, crop = random_crop(np.zeros((20, 30, 3), np.uint8), label, rng, (32, 40), (19, 29))
+    assert crop.shape == (32, 40) and (crop == 3).sum() == 1
+
+
+def test_without_rare_crops_the_random_stream_is_the_recipes() -> None:
+    label = np.zeros((50, 50), np.uint8)
+    label[5, 5] = 2
+    image = np.zeros((50, 50, 3), np.uint8)
+    plain = TrainAugment(crop=(16, 16))
+    off = TrainAugment(crop=(16, 16), rare_ids=(2,), rare_crop_prob=0.0)
+    a = plain(image, label, np.random.default_rng(3))[1]
+    b = off(image, label, np.random.default_rng(3))[1]
+    assert np.array_equal(a, b)
+    assert rare_pixel(label, np.random.default_rng(0), (4,), 1.0) is None  # class absent
+
+
+def test_rare_crops_find_a_thin_class_far_more_often_than_uniform_crops() -> None:
+    label = np.zeros((200, 400), np.uint8)
+    label[:, 390] = 5
+    image = np.zeros((200, 400, 3), np.uint8)
+    uniform = TrainAugment(crop=(64, 64), scale=(1.0, 1.0), rotate_prob=0.0, flip=False)
+    rare = TrainAugment(
+        crop=(64, 64),
+        scale=(1.0, 1.0),
+        rotate_prob=0.0,
+        flip=False,
+        rare_ids=(5,),
+        rare_crop_prob=1.0,
+    )
+    hits = [
+        sum(bool((aug(image, label, np.random.default_rng(s))[1] == 5).any()) for s in range(100))
+        for aug in (uniform, rare)
+    ]
+    assert hits[1] == 100 and hits[0] < 50

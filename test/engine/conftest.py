@@ -1,4 +1,4 @@
-"""Engine test fixtures: a seeded model with calibrated equalizers; stand-in backends."""
+"""Engine test fixtures: a seeded model with measured equalizers; stand-in backends."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 
 from segnode.engine.backends import BACKEND_TABLE
 from segnode.model import build_mfaranet, MFARANet
-from segnode.model.calibration import calibrate_equalizers
+from segnode.model.equalizer_stats import measure_equalizers
 from segnode.synthetic import synthetic_street
 
 H, W = 64, 96
@@ -20,10 +20,10 @@ H, W = 64, 96
 
 @pytest.fixture(scope='session')
 def model() -> MFARANet:
-    """Seeded 11-class MFARANet whose equalizers are calibrated (not identity)."""
+    """Seeded 11-class MFARANet whose equalizers are measured (not identity)."""
     torch.manual_seed(0)
     net = build_mfaranet(num_classes=11)
-    calibrate_equalizers(net, [torch.randn(2, 3, H, W) for _ in range(2)])
+    measure_equalizers(net, [torch.randn(2, 3, H, W) for _ in range(2)])
     return net.eval()
 
 

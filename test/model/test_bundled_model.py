@@ -10,6 +10,7 @@ import torch
 
 from segnode.data.labels import CAMVID
 from segnode.model.checkpoint import read_checkpoint, state_sha256
+from segnode.model.checkpoint_meta import current_provenance
 from segnode.pipeline.assemble import DEFAULT_CHECKPOINT, load_labelled_model
 from segnode.train.config import EvalConfig
 from segnode.train.evaluate import evaluate_checkpoint
@@ -21,7 +22,8 @@ def test_it_loads_with_weights_only_and_its_weights_match_the_recorded_sha256() 
     raw = torch.load(DEFAULT_CHECKPOINT, weights_only=True)  # no pickled code in the file
     state, meta = raw['state_dict'], raw['meta']
     assert meta['weights_sha256'] == state_sha256(state)
-    assert read_checkpoint(DEFAULT_CHECKPOINT)[1] == meta  # the loader checks the hash too
+    read = read_checkpoint(DEFAULT_CHECKPOINT)[1]  # the loader checks the hash too
+    assert read == {**meta, 'equalizers': current_provenance(meta['equalizers'])}
     assert meta['dtype'] == 'float16'
     assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
     assert not any(k.startswith('boundary_heads.') for k in state)  # training-only
@@ -33,7 +35,8 @@ def test_its_metadata_names_the_classes_palette_recipe_and_val_miou() -> None:
     assert meta['dataset'] == 'camvid'
     assert tuple(meta['classes']['names']) == CAMVID.names
     assert [tuple(c) for c in meta['classes']['palette']] == list(CAMVID.palette)
-    assert meta['equalizers']['state'] == 'calibrated'
+    # stored as 'calibrated' / 'calibrated_at' (before the rename), read under today's names
+    assert meta['equalizers']['state'] == 'measured' and 'measured_at' in meta['equalizers']
     assert meta['recipe']['dataset'] == 'camvid' and meta['recipe']['iterations'] > 0
     assert 0.55 <= meta['metrics']['val_miou'] <= 1.0
 

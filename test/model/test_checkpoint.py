@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from segnode import load_model
+from segnode.cli import main
 from segnode.errors import CheckpointError
 from segnode.model import build_mfaranet
 from segnode.model.checkpoint import (
@@ -16,6 +17,7 @@ from segnode.model.checkpoint import (
     save_checkpoint,
     state_sha256,
 )
+from segnode.model.checkpoint_meta import current_provenance
 from segnode.model.fold import fold_equalizers
 from segnode.model.official import load_official
 from segnode.model.scale_equalizer import ScaleEqualizer
@@ -35,12 +37,12 @@ def test_round_trip_keeps_weights_metadata_and_equalizers(tmp_path: Path) -> Non
     assert isinstance(eq, ScaleEqualizer)
     eq.mean.fill_(0.4)
     eq.std.fill_(0.6)
-    model.equalizer_provenance = {'state': 'calibrated', 'levels': 4}
+    model.equalizer_provenance = {'state': 'measured', 'levels': 4}
     path = tmp_path / 'm.pt'
     _save(model, path, metrics={'val_miou': 0.5}, recipe={'iters': 3})
     loaded, meta = build_from_checkpoint(path)
     assert meta['model']['num_classes'] == 4 and meta['metrics'] == {'val_miou': 0.5}
-    assert meta['equalizers'] == {'state': 'calibrated', 'levels': 4}
+    assert meta['equalizers'] == {'state': 'measured', 'levels': 4}
     assert meta['git_revision'] and meta['folded'] is False
     assert float(loaded.mfam.equalizers['c2'].std) == pytest.approx(0.6)
     x = torch.randn(1, 3, 64, 64)
@@ -49,6 +51,32 @@ def test_round_trip_keeps_weights_metadata_and_equalizers(tmp_path: Path) -> Non
         folded = load_model(path, fold_equalizers=True)
         assert not any(isinstance(m, ScaleEqualizer) for m in folded.modules())
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-4)
+
+
+def test_a_checkpoint_written_before_the_rename_reads_under_the_new_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = build_mfaranet(num_classes=2, width=16)
+    when = '2026-12-03T12:14:23+00:00'
+    model.equalizer_provenance = {'state': 'calibrated', 'calibrated_at': when, 'levels': 4}
+    old = tmp_path / 'old.pt'
+    _save(model, old, recipe={'calibration_images': 64})  # what segnode wrote before
+    assert torch.load(old, weights_only=True)['meta']['equalizers']['state'] == 'calibrated'
+    loaded, meta = build_from_checkpoint(old)
+    current = {'state': 'measured', 'measured_at': when, 'levels': 4}
+    assert meta['equalizers'] == loaded.equalizer_provenance == current
+    assert main(['info', str(old), '--size', '64', '64']) == 0
+    out = capsys.readouterr().out
+    assert 'equalizers    measured: 18 equalizers' in out and f'measured_at:       {when}' in out
+    assert 'equalizer_images=64' in out and 'calibrat' not in out
+    assert main(['rehash', str(old), str(tmp_path / 'same.pt')]) == 0  # stored names kept
+    rehashed = torch.load(tmp_path / 'same.pt', weights_only=True)['meta']
+    assert (
+        rehashed['equalizers']['state'] == 'calibrated'
+        and 'calibrated_at' in rehashed['equalizers']
+    )
+    assert current_provenance({'state': 'uncalibrated'}) == {'state': 'unmeasured'}
+    assert current_provenance({'state': 'identity'}) == {'state': 'identity'}
 
 
 def test_checkpoint_loads_with_weights_only(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import torch
 from segnode.engine.graph import export_program
 from segnode.engine.tensorrt.lowering import unconverted_ops
 from segnode.model import build_mfaranet
-from segnode.model.calibration import calibrate_equalizers
 from segnode.model.deploy import FrameToMask
+from segnode.model.equalizer_stats import measure_equalizers
 from segnode.model.fold import fold_equalizers
 
 
@@ -17,7 +17,7 @@ from segnode.model.fold import fold_equalizers
 def graph() -> FrameToMask:
     torch.manual_seed(0)
     model = build_mfaranet(num_classes=11)
-    calibrate_equalizers(model, [torch.randn(2, 3, 64, 96) for _ in range(2)])
+    measure_equalizers(model, [torch.randn(2, 3, 64, 96) for _ in range(2)])
     return FrameToMask(fold_equalizers(model))
 
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from segnode.model.calibration import calibrate_equalizers, equalizers_of
+from segnode.model.equalizer_stats import equalizers_of, measure_equalizers
 from segnode.model.fold import (
     count_residual_scales,
     fold_affine_into_conv_bn,
@@ -313,11 +313,11 @@ def _batches(count: int, seed: int) -> list[torch.Tensor]:
     return [torch.randn(2, 3, 64, 64, generator=gen) for _ in range(count)]
 
 
-def _calibrated(per_channel: bool = False, batches: int = 2) -> MFARANet:
+def _measured(per_channel: bool = False, batches: int = 2) -> MFARANet:
     torch.manual_seed(0)
     model = build_mfaranet(num_classes=11, per_channel_equalizers=per_channel)
     _randomise_batchnorm(model, seed=1)
-    calibrate_equalizers(model, _batches(batches, seed=2))
+    measure_equalizers(model, _batches(batches, seed=2))
     return model
 
 
@@ -345,7 +345,7 @@ def _assert_same_logits(
 
 @pytest.fixture(scope='module')
 def scalar_fold() -> dict[str, Any]:
-    model = _calibrated()
+    model = _measured()
     model.train()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     folded = fold_equalizers(model)
@@ -357,13 +357,13 @@ def test_whole_model_fold_matches(scalar_fold: dict[str, Any], size: tuple[int, 
     _assert_same_logits(scalar_fold['model'], scalar_fold['folded'], size)
 
 
-def test_calibrated_constants_matter(scalar_fold: dict[str, Any]) -> None:
+def test_measured_constants_matter(scalar_fold: dict[str, Any]) -> None:
     identity = copy.deepcopy(scalar_fold['model'])
     for eq in equalizers_of(identity).values():
         eq.mean.zero_()
         eq.std.fill_(1.0)
-    calibrated, plain = _logits(scalar_fold['model'], SIZES[0]), _logits(identity, SIZES[0])
-    assert _relative_error(plain, calibrated) > 0.1  # so the fold comparison is not vacuous
+    measured, plain = _logits(scalar_fold['model'], SIZES[0]), _logits(identity, SIZES[0])
+    assert _relative_error(plain, measured) > 0.1  # so the fold comparison is not vacuous
 
 
 def test_folded_structure(scalar_fold: dict[str, Any]) -> None:
@@ -406,9 +406,9 @@ def test_identity_fold_is_bitwise_a_no_op() -> None:
 
 
 def test_per_channel_fold_matches() -> None:
-    # 4 calibration batches: with 2, one d4_down channel (2x2 maps at stride 32) gets a std of
+    # 4 batches measured: with 2, one d4_down channel (2x2 maps at stride 32) gets a std of
     # 4e-4, and its 1/std = 2300 amplifies the float32 rounding to ~1e-4 of the logit RMS.
-    model = _calibrated(per_channel=True, batches=4)
+    model = _measured(per_channel=True, batches=4)
     for eq in equalizers_of(model).values():
         assert eq.mean.shape == eq.std.shape == (128,)
     folded = fold_equalizers(model)

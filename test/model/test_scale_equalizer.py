@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 
 from segnode.model.aggregation import EQUALIZER_DEPTHS
-from segnode.model.calibration import equalizers_of
+from segnode.model.equalizer_stats import equalizers_of
 from segnode.model.mfaranet import build_mfaranet
 from segnode.model.scale_equalizer import RunningMoments, ScaleEqualizer
 
@@ -30,7 +30,7 @@ F64 = torch.float64
 
 
 def _constants(channels: int | None, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Plausible calibrated constants (post-ReLU statistics): mean ~0.4, std ~0.35-0.8."""
+    """Plausible measured constants (post-ReLU statistics): mean ~0.4, std ~0.35-0.8."""
     gen = torch.Generator().manual_seed(seed)
     shape = () if channels is None else (channels,)
     mean = 0.2 + 0.4 * torch.rand(shape, generator=gen)

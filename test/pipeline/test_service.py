@@ -8,9 +8,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 import threading
 import time
+import tracemalloc
 from types import SimpleNamespace
 from typing import Any
 
+import cv2
+import hostile_frames
 import numpy as np
 import pytest
 
@@ -333,3 +336,82 @@ def test_a_failed_background_build_marks_the_frames_bad_with_its_reason() -> Non
     assert rec.dropped == [('front', 1, 'engine building')]
     assert rec.bad == [('front', 'tensorrt: no engine for 1x32x48')]
     svc.release()
+
+
+def compressed(stamp_ns: int, fmt: str, data: Any) -> Any:
+    stamp = SimpleNamespace(sec=stamp_ns // 10**9, nanosec=stamp_ns % 10**9)
+    return SimpleNamespace(
+        header=SimpleNamespace(stamp=stamp, frame_id='cam'), format=fmt, data=data
+    )
+
+
+def test_a_png_labelled_jpeg_is_processed() -> None:
+    clock, rec = ManualClock(), Recorder()
+    svc, shapes = service(['cam'], rec, clock)
+    for k, fmt in enumerate(['jpeg', 'rgb8; jpeg compressed bgr8', 'jpg']):
+        data = imaging.encode_compressed(np.full((40, 56, 3), k, np.uint8), 'rgb8', 'png')[1]
+        svc.submit('cam', compressed(k, fmt, data))
+        svc.process_once()
+    assert not rec.bad and [r.mask.shape for r in rec.results] == [(40, 56)] * 3
+    assert [int(r.mask[0, 0]) for r in rec.results] == [0, 1, 2]  # decoded losslessly
+
+
+def test_hostile_compressed_frames_are_bad_with_clear_reasons_and_never_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock, rec = ManualClock(), Recorder()
+    svc, shapes = service(['cam'], rec, clock)
+    hostile = [
+        hostile_frames.jpeg_claiming(65000, 65000, nbytes=723),
+        hostile_frames.jpeg_claiming(4096, 4096, nbytes=723),
+        hostile_frames.random_bytes(700),
+    ]
+    decoded: list[tuple[int, ...]] = []
+    real = cv2.imdecode
+
+    def spy(*args: Any) -> Any:
+        image = real(*args)
+        decoded.append(image.shape)
+        return image
+
+    monkeypatch.setattr(cv2, 'imdecode', spy)
+    tracemalloc.start()
+    try:
+        for k, data in enumerate(hostile):
+            svc.submit('cam', compressed(k, 'jpeg', data))
+            svc.process_once()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert not decoded and not shapes and peak < 1 << 20  # no pixel buffer, no engine
+    reasons = [why for _, why in rec.bad]
+    assert reasons[0] == (
+        'frame declares 65000x65000, over max_frame_side 4096 (raise max_frame_side to accept it)'
+    )
+    assert reasons[1] == (
+        'jpeg of 723 bytes declares 4096x4096: a complete jpeg of that size needs at least '
+        '16384 bytes'
+    )
+    assert reasons[2].startswith("CompressedImage is not an image (format 'jpeg'): bytes start ")
+    assert reasons[2].endswith(' ... (neither JPEG nor PNG)')
+    assert svc.stats()['cam'].bad == 3 and not rec.results
+
+
+def test_strings_from_a_message_are_clipped_in_bad_frame_reasons() -> None:
+    clock, rec = ManualClock(), Recorder()
+    svc, _ = service(['cam', 'other'], rec, clock)
+    huge = 'x\n' * 5_000_000  # 10 MB, with control characters
+    raw = image(0)
+    raw.encoding = huge
+    svc.submit('cam', raw)
+    svc.submit('other', compressed(1, huge, bytes(700)))
+    svc.report_bad('cam', huge)  # e.g. a bag reader's message
+    while svc.process_once():
+        pass
+    assert len(rec.bad) == 3
+    for _, why in rec.bad:
+        assert len(why) < 400 and why.isprintable(), why[:100]
+    reasons = sorted(why for _, why in rec.bad)
+    assert reasons[0].startswith("CompressedImage is not an image (format 'x?x?x?")
+    assert reasons[1].startswith("unsupported image encoding 'x?x?x?")
+    assert reasons[2].startswith('x?x?x?') and reasons[2].endswith('... (10000000 characters)')

@@ -325,6 +325,8 @@ def test_camera_names_disambiguate() -> None:
         '/cam/image_raw': 'cam_image_raw',
         '/cam/image_rect': 'cam_image_rect',
     }
+    long = ['/' + 'c' * 1_000_000 + end for end in ('/image', 'd/image')]  # 1 MB topics
+    assert camera_names(long) == {long[0]: 'c' * 64, long[1]: 'c' * 64 + '_2'}
 
 
 def test_message_builders_serialise() -> None:

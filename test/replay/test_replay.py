@@ -8,6 +8,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import cv2
+import hostile_frames
 import numpy as np
 import pytest
 
@@ -316,6 +318,15 @@ def test_bad_frames_are_skipped_and_a_camera_of_only_bad_frames_is_an_error(
     cam = result.cameras[0]
     assert (cam.frames, cam.processed, cam.bad) == (3, 2, 1)
     assert any("encoding 'yuv422'" in n for n in result.notes)
+    with BagWriter(tmp_path / 'huge') as bag:  # a 10 MB encoding: a short note, not 10 MB
+        for k, encoding in enumerate(['rgb8', 'y\n' * 5_000_000]):
+            msg = make_image(frame(k), 'rgb8', make_header(T0 + k * PERIOD_NS))
+            msg.encoding = encoding
+            bag.write('/front/image_raw', T0 + k * PERIOD_NS, msg)
+    result = run(tmp_path / 'huge')
+    (note,) = [n for n in result.notes if 'bad frame skipped' in n]
+    assert note.startswith("camera front: bad frame skipped: unsupported image encoding 'y?y?y?")
+    assert len(note) < 400 and result.cameras[0].bad == 1
     with BagWriter(tmp_path / 'yuv') as bag:
         msg = make_image(frame(0), 'rgb8', make_header(T0))
         msg.encoding = 'yuv422'
@@ -399,22 +410,27 @@ def test_params_cameras_choose_the_topics_as_the_node_subscribes(
     assert "has no image topic '/side/image_raw'" in capsys.readouterr().err
 
 
-def _jpeg_claiming(height: int, width: int) -> np.ndarray:
-    """A small valid JPEG whose frame header (SOF0) claims ``height`` x ``width``."""
-    data = bytearray(imaging.encode_compressed(frame(0), 'rgb8', 'jpeg')[1].tobytes())
-    sof = data.index(b'\xff\xc0')
-    data[sof + 5 : sof + 9] = height.to_bytes(2, 'big') + width.to_bytes(2, 'big')
-    return np.frombuffer(bytes(data), np.uint8)
-
-
-def test_warm_up_skips_a_bad_first_frame_and_uses_the_next_good_one(tmp_path: Path) -> None:
+def test_warm_up_skips_bad_first_frames_and_uses_the_next_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The issue 24 frames: none is decoded, each is one bad frame with its reason."""
+    hostile = [
+        hostile_frames.jpeg_claiming(65000, 65000, nbytes=723),
+        hostile_frames.jpeg_claiming(4096, 4096, nbytes=723),
+        hostile_frames.random_bytes(700),
+    ]
     with BagWriter(tmp_path / 'in') as bag:
-        hostile = make_compressed('jpeg', _jpeg_claiming(20000, 20000), make_header(T0))
-        bag.write('/front/image_raw/compressed', T0, hostile)
-        for k in (1, 2):
-            fmt, data = imaging.encode_compressed(frame(k), 'rgb8', 'png')
+        for k, raw in enumerate(hostile):
+            t, data = T0 + k * PERIOD_NS, np.frombuffer(raw, np.uint8)
+            bag.write(
+                '/front/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t))
+            )
+        for k in (3, 4):  # PNGs labelled jpeg: decoded by their bytes
+            data = imaging.encode_compressed(frame(k), 'rgb8', 'png')[1]
             t = T0 + k * PERIOD_NS
-            bag.write('/front/image_raw/compressed', t, make_compressed(fmt, data, make_header(t)))
+            bag.write(
+                '/front/image_raw/compressed', t, make_compressed('jpeg', data, make_header(t))
+            )
     built: list[tuple[int, int, int]] = []
 
     class Recording(Fake):
@@ -424,6 +440,15 @@ def test_warm_up_skips_a_bad_first_frame_and_uses_the_next_good_one(tmp_path: Pa
             built.append((n, h, w))
             return self
 
+    decoded: list[tuple[int, ...]] = []
+    real = cv2.imdecode
+
+    def spy(*args: Any) -> Any:
+        image = real(*args)
+        decoded.append(image.shape)
+        return image
+
+    monkeypatch.setattr(cv2, 'imdecode', spy)
     clock = ManualClock()
     fake = Recording(clock, 10_000_000)
     opts = ReplayOptions(progress=False)
@@ -431,9 +456,19 @@ def test_warm_up_skips_a_bad_first_frame_and_uses_the_next_good_one(tmp_path: Pa
         tmp_path / 'in', CONFIG, opts, loaded=LOADED, clock=simulated(clock), segmenter=fake
     )
     (cam,) = result.cameras
-    assert (cam.bad, cam.processed) == (1, 2)
-    assert built == [(1, H, W)]  # built in the warm-up on frame 1, never at 20000x20000
+    assert (cam.bad, cam.processed) == (3, 2)
+    assert built == [(1, H, W)]  # built in the warm-up on frame 3, never at 4096x4096
     assert fake.calls == 3  # the warm-up's call and the two good frames
+    assert decoded == [(H, W, 3)] * 3  # the warm-up's and the two good frames: nothing else
+    notes = [n for n in result.notes if 'bad frame skipped' in n]
+    assert notes == [
+        'camera front: bad frame skipped: frame declares 65000x65000, over max_frame_side 4096 '
+        '(raise max_frame_side to accept it)',
+        'camera front: bad frame skipped: jpeg of 723 bytes declares 4096x4096: a complete jpeg '
+        'of that size needs at least 16384 bytes',
+        "camera front: bad frame skipped: CompressedImage is not an image (format 'jpeg'): bytes "
+        f'start {hostile[2][:8].hex(" ")} ... (neither JPEG nor PNG)',
+    ]
 
 
 def test_realtime_replay_cuts_a_gap_in_log_time_with_a_note(tmp_path: Path) -> None:

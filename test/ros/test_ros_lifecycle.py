@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import cv2
+import hostile_frames
 import numpy as np
 import pytest
 
@@ -223,6 +224,43 @@ def test_compressed_input(
             )
             assert (labels[-1].height, labels[-1].width) == (H, W)
         assert {m.header.stamp.sec for m in labels} == {7, 8}
+    finally:
+        peer.close()
+
+
+def test_compressed_frames_are_judged_by_their_bytes(
+    make_node: Callable[..., SegNode], namespace: str, spin_until: Callable[..., bool]
+) -> None:
+    """Issue 24: a PNG labelled jpeg is segmented; lying and random bytes are bad frames."""
+    node = make_node(**{'cameras.camera.transport': 'compressed'})
+    start(node)
+    peer = Peer(node, namespace)
+    try:
+        labels = peer.listen('labels', Image, 'segnode/camera/labels')
+        camera = peer.camera('camera/image_raw/compressed', CompressedImage)
+        stats, engines = node._service.stats, len(node._service.segmenters())
+        for data in (
+            hostile_frames.jpeg_claiming(4096, 4096, nbytes=723),
+            hostile_frames.jpeg_claiming(65000, 65000, nbytes=723),
+            hostile_frames.random_bytes(700),
+        ):
+            before, bad = stats()['camera'].bad, CompressedImage(format='jpeg', data=data)
+            assert spin_until(
+                peer.executor,
+                lambda n=before: stats()['camera'].bad > n,
+                every=lambda m=bad: camera.publish(m),
+            )
+        assert labels == [] and len(node._service.segmenters()) == engines  # none built for them
+        frame = np.random.default_rng(2).integers(0, 256, (H, W, 3), dtype=np.uint8)
+        msg = CompressedImage(format='jpeg', data=cv2.imencode('.png', frame)[1].tobytes())
+        msg.header.stamp.sec = 9
+        assert spin_until(
+            peer.executor,
+            lambda: bool(labels) and labels[-1].header.stamp.sec == 9,
+            every=lambda: camera.publish(msg),
+        )
+        assert (labels[-1].height, labels[-1].width) == (H, W)
+        assert node._service.running and not node._service.failure
     finally:
         peer.close()
 

@@ -47,7 +47,7 @@ def tiny_overrides(root: Path, out_dir: Path, **extra: object) -> list[str]:
         'batch_size': 2,
         'width': 16,
         'max_iters': 2,
-        'calibration_images': 2,
+        'equalizer_images': 2,
         'ohem_min_kept': 1000,
         'workers': 0,
         'val_limit': 2,

@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from segnode.errors import CheckpointError, ConfigError
-from segnode.model.calibration import calibrate_equalizers
 from segnode.model.checkpoint import save_checkpoint
+from segnode.model.equalizer_stats import measure_equalizers
 from segnode.model.mfaranet import build_mfaranet
 from segnode.train.build import build_optimizer, build_training_model, poly_schedule
 from segnode.train.config import TrainConfig
-from segnode.train.state import save_state
+from segnode.train.state import load_state, save_state
 
 
 def _lrs(warmup: int, steps: int) -> list[float]:
@@ -38,28 +38,28 @@ def test_warm_up_ramps_linearly_into_the_poly_curve() -> None:
     assert _lrs(4, 6) == pytest.approx(expected)
 
 
-def _checkpoint(path: Path, num_classes: int, calibrate: bool) -> None:
+def _checkpoint(path: Path, num_classes: int, measure: bool) -> None:
     torch.manual_seed(1)
     model = build_mfaranet(num_classes=num_classes, boundary_heads=True)
-    if calibrate:
-        calibrate_equalizers(model, [torch.randn(2, 3, 64, 64)])
+    if measure:
+        measure_equalizers(model, [torch.randn(2, 3, 64, 64)])
     names = [f'c{i}' for i in range(num_classes)]
     save_checkpoint(model, path, class_names=names, palette=[(0, 0, 0)] * num_classes, dataset='x')
 
 
-def test_init_loads_every_tensor_and_keeps_calibrated_equalizers(tmp_path: Path) -> None:
+def test_init_loads_every_tensor_and_keeps_measured_equalizers(tmp_path: Path) -> None:
     path = tmp_path / 'phase1.pt'
-    _checkpoint(path, 11, calibrate=True)
+    _checkpoint(path, 11, measure=True)
     model = build_training_model(TrainConfig(init=str(path)), 11)
     saved = torch.load(path, weights_only=True)['state_dict']
     own = model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in saved.items())
-    assert model.equalizer_provenance['state'] == 'calibrated'
+    assert model.equalizer_provenance['state'] == 'measured'
 
 
 def test_init_for_other_classes_keeps_the_fresh_classifiers(tmp_path: Path) -> None:
     path = tmp_path / 'camvid.pt'
-    _checkpoint(path, 11, calibrate=True)
+    _checkpoint(path, 11, measure=True)
     model = build_training_model(TrainConfig(init=str(path)), 5)
     saved = torch.load(path, weights_only=True)['state_dict']
     own = model.state_dict()
@@ -69,11 +69,11 @@ def test_init_for_other_classes_keeps_the_fresh_classifiers(tmp_path: Path) -> N
     assert all(torch.equal(own[k], saved[k]) for k in kept if 'backbone' in k)
 
 
-def test_uncalibrated_init_leaves_the_equalizers_to_calibrate(tmp_path: Path) -> None:
+def test_unmeasured_init_leaves_the_equalizers_to_measure(tmp_path: Path) -> None:
     path = tmp_path / 'raw.pt'
-    _checkpoint(path, 11, calibrate=False)
+    _checkpoint(path, 11, measure=False)
     model = build_training_model(TrainConfig(init=str(path)), 11)
-    assert model.equalizer_provenance['state'] == 'uncalibrated'
+    assert model.equalizer_provenance['state'] == 'unmeasured'
 
 
 def test_pretrained_and_init_are_exclusive() -> None:
@@ -90,13 +90,23 @@ def test_one_rate_for_every_group_when_head_lr_mult_is_1() -> None:
 def test_init_from_a_training_state_takes_its_weights_and_equalizers(tmp_path: Path) -> None:
     torch.manual_seed(2)
     source = build_mfaranet(num_classes=11, boundary_heads=True)
-    calibrate_equalizers(source, [torch.randn(2, 3, 64, 64)])
+    measure_equalizers(source, [torch.randn(2, 3, 64, 64)])
     extra = {'equalizers': dict(source.equalizer_provenance), 'optimizer': {}}
     path = save_state(tmp_path, 90, {'model': source.state_dict(), **extra}, keep_last=1)
     model = build_training_model(TrainConfig(init=str(path)), 11)
     own = model.state_dict()
     assert all(torch.equal(own[k], v) for k, v in source.state_dict().items())
-    assert model.equalizer_provenance['state'] == 'calibrated'
+    assert model.equalizer_provenance['state'] == 'measured'
+
+
+def test_a_training_state_written_before_the_rename_reads_under_the_new_names(
+    tmp_path: Path,
+) -> None:
+    old = {'equalizers': {'state': 'calibrated'}, 'config': {'calibration_images': 64, 'lr': 0.1}}
+    path = save_state(tmp_path, 7, {'model': {}, **old}, keep_last=1)
+    state = load_state(path)
+    assert state['equalizers'] == {'state': 'measured'}
+    assert state['config'] == {'equalizer_images': 64, 'lr': 0.1}
 
 
 def test_init_from_a_file_that_is_neither_names_the_checkpoint_problem(tmp_path: Path) -> None:

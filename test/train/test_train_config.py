@@ -77,3 +77,14 @@ def test_a_mistake_on_the_command_line_is_not_blamed_on_the_file() -> None:
         load_train_config(CONFIGS / 'camvid.yaml', ['btach_size=4'])
     with pytest.raises(ConfigError, match=r'^command line: crop must be'):
         load_train_config(CONFIGS / 'camvid.yaml', ['crop=[8,8]'])
+
+
+def test_a_renamed_key_names_the_new_one(tmp_path: Path) -> None:
+    old = tmp_path / 'old.yaml'
+    old.write_text((CONFIGS / 'camvid.yaml').read_text() + 'calibration_images: 8\n')
+    renamed = "key 'calibration_images' was renamed; use 'equalizer_images'"
+    with pytest.raises(ConfigError, match=f'^{old}: {renamed}$'):
+        load_train_config(old)
+    with pytest.raises(ConfigError, match=f'^command line: {renamed}$'):
+        load_train_config(CONFIGS / 'camvid.yaml', ['calibration_images=8'])
+    assert load_train_config(CONFIGS / 'camvid.yaml', ['equalizer_images=8']).equalizer_images == 8

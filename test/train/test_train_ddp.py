@@ -75,7 +75,7 @@ def _run(world: int, overrides: list[str]) -> None:
 def test_two_gloo_processes_match_one_process(cityscapes_tree: Path, tmp_path: Path) -> None:
     common = {
         'batch_size': 1,
-        'calibration_images': 2,
+        'equalizer_images': 2,
         'val_every': -1,
         'train_limit': 4,
         'max_iters': 2,
@@ -92,7 +92,7 @@ def test_two_gloo_processes_match_one_process(cityscapes_tree: Path, tmp_path: P
         torch.testing.assert_close(ddp[key], one[key], rtol=1e-4, atol=1e-5, msg=key)
     equalizers = [k for k in compared if 'equalizers' in k]
     assert len(equalizers) == 36 and len(compared) > 150
-    for key in equalizers:  # calibration merged over ranks == calibration in one process
+    for key in equalizers:  # statistics merged over ranks == statistics in one process
         torch.testing.assert_close(ddp[key], one[key], rtol=1e-6, atol=1e-7, msg=key)
     cfg = load_train_config(None, tiny_overrides(cityscapes_tree, tmp_path / 'init', **common))
     initial = build_training_model(cfg, 19).state_dict()

@@ -1,4 +1,4 @@
-"""End-to-end CPU training: 2 iterations, exact resume, the train/eval/calibrate commands."""
+"""End-to-end CPU training: 2 iterations, exact resume, the train/eval/equalize commands."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_two_iterations_on_a_cityscapes_layout(cityscapes_tree: Path, tmp_path: 
     assert result.iterations == 2 and result.checkpoint == tmp_path / 'model_final.pt'
     model, meta = build_from_checkpoint(tmp_path / 'model_final.pt')
     assert meta['dataset'] == 'cityscapes' and len(meta['classes']['names']) == 19
-    assert meta['equalizers']['state'] == 'calibrated'
+    assert meta['equalizers']['state'] == 'measured'
     assert meta['equalizers']['data']['batch_size_per_gpu'] == 2
     assert 0.0 <= meta['metrics']['val_miou'] <= 1.0
     lines = (tmp_path / 'train_metrics.csv').read_text().splitlines()
@@ -87,7 +87,7 @@ def test_resume_refuses_another_recipe(cityscapes_tree: Path, tmp_path: Path) ->
         train(cfg)
 
 
-def test_cli_train_eval_and_calibrate(
+def test_cli_train_eval_and_equalize(
     cityscapes_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     run = tmp_path / 'run'
@@ -121,17 +121,18 @@ def test_cli_train_eval_and_calibrate(
     assert set(result['per_class_iou']) >= {'road', 'bicycle'} and result['images'] == 2
     assert result['miou'] is None or 0.0 <= result['miou'] <= 1.0
     assert (tmp_path / 'eval_confusion.png').stat().st_size > 1000
-    calibrated = tmp_path / 'calibrated.pt'
-    cal = [
-        'calibrate',
+    measured = tmp_path / 'measured.pt'
+    equalize = [
+        'equalize',
         '--checkpoint',
         str(run / 'model_final.pt'),
         '--out',
-        str(calibrated),
+        str(measured),
         *tiny_overrides(cityscapes_tree, run),
     ]
-    assert main(cal) == 0
-    assert read_checkpoint(calibrated)[1]['equalizers']['state'] == 'calibrated'
+    assert main(equalize) == 0
+    assert 'measured 18 equalizers on' in capsys.readouterr().out
+    assert read_checkpoint(measured)[1]['equalizers']['state'] == 'measured'
 
 
 def test_cli_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -150,7 +151,7 @@ def test_camvid_two_iterations_with_workers(camvid_root: Path, tmp_path: Path) -
         'dataset=camvid',
         'workers=1',
         'train_limit=8',
-        'calibration_images=4',
+        'equalizer_images=4',
     ]
     cfg = load_train_config(CONFIGS / 'camvid.yaml', overrides)
     result = train(cfg)

@@ -6,6 +6,8 @@ traps"):
 
 * The graph ends in int32 (``FrameToMask(mask_dtype=torch.int32)``): 2.13 has no converter
   for a cast to uint8; :class:`~segnode.engine.base.Engine` casts on the device afterwards.
+  The confidence output (``engine.confidence``) ends in int32 the same way (rounded and
+  clamped to 0..255 in fp32 first), and is cast with the mask.
 * Precision API. 2.9 and later are strongly typed and ignore ``enabled_precisions`` on the
   dynamo path: fp16 means a half model (the uint8 input is cast to half inside the graph);
   bf16 uses rule-based autocast with ``grid_sampler_2d`` kept out (the IGridSampleLayer has no
@@ -261,16 +263,19 @@ def compile_trt(graph: nn.Module, example: Tensor, options: BuildOptions) -> nn.
 
 
 class TrtRunner:
-    """A compiled (or loaded) Torch-TensorRT module: uint8 frames in, int32 masks out."""
+    """A compiled (or loaded) Torch-TensorRT module: uint8 frames in, int32 masks out.
+
+    With the confidence output it returns ``(masks, confidences)``, both int32.
+    """
 
     def __init__(self, module: Any) -> None:
         self.module = module
 
-    def __call__(self, frames: Tensor) -> Tensor:
+    def __call__(self, frames: Tensor) -> Any:
         """Run one batch on the GPU."""
         with torch.inference_mode():
-            out: Tensor = self.module(frames)
-        return out
+            out = self.module(frames)
+        return tuple(out) if isinstance(out, (list, tuple)) else out
 
 
 def build(graph: nn.Module, example: Tensor, options: BuildOptions) -> Runner:

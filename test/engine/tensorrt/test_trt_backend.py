@@ -38,11 +38,14 @@ def test_the_graphs_the_backend_compiles_convert_completely(
 ) -> None:
     deployed = deploy_model(model, fold_bn=True)
     example = torch.zeros(1, 128, 192, 3, dtype=torch.uint8)
-    for logits in (False, True):  # the engine, and the gate's logits build
+    # the engine, the gate's logits build, and the engine with the confidence output
+    for logits, confidence in ((False, False), (True, False), (False, True)):
         kwargs: dict[str, Any] = dict(options)
-        graph = frame_graph(deployed, logits=logits, mask_dtype=torch.int32, **kwargs)
+        graph = frame_graph(
+            deployed, logits=logits, confidence=confidence, mask_dtype=torch.int32, **kwargs
+        )
         program = export_program(graph, example, dynamic=dynamic)
-        assert unconverted_ops(program) == {}, (options, logits)
+        assert unconverted_ops(program) == {}, (options, logits, confidence)
 
 
 def test_precision_api_of_2_9_and_later_is_strongly_typed() -> None:
@@ -81,6 +84,10 @@ def test_missing_engine_says_how_to_build_it(model: MFARANet, tmp_path: Path) ->
     options = BuildOptions(device=torch.device('cpu'), precision='fp16')
     message = build._missing(job, BACKEND_TABLE['tensorrt'], options, str(tmp_path))
     assert message.startswith(f'no TensorRT engine for 2x720x1280 fp16 in {tmp_path}')
+    assert '--confidence' not in message
+    job = Job(model, model, EngineConfig(confidence=True), 2, 720, 1280, 'x', None)
+    message = build._missing(job, BACKEND_TABLE['tensorrt'], options, str(tmp_path))
+    assert '--precision fp16 --confidence --out' in message
     assert '--backend tensorrt --size 720 1280 --batch 2 --precision fp16' in message
 
 
@@ -119,6 +126,22 @@ def test_strict_build_passes_the_gate(model: MFARANet, precision: str) -> None:
     info = engine_layer_info(engine.runner)
     if precision == 'fp16':  # 2.13 ignores enabled_precisions: check it really is fp16
         assert 'Half' in info or 'FP16' in info.upper(), info[:2000]
+
+
+@pytest.mark.gpu
+def test_confidence_output_passes_the_gate(model: MFARANet) -> None:
+    _gpu()
+    from segnode.engine.build import build_engine
+
+    config = EngineConfig(backend='tensorrt', device='cuda', precision='fp32', strict=True,
+                          build_if_missing=True, confidence=True)  # fmt: skip
+    engine, report = build_engine(model, config, height=128, width=192)
+    assert report.parity['passed'] and report.parity['confidence_p99'] <= 1
+    frames = torch.zeros(1, 128, 192, 3, dtype=torch.uint8, device='cuda')
+    masks, confidences = engine.outputs(frames)
+    assert confidences is not None and confidences.is_cuda
+    assert masks.dtype == confidences.dtype == torch.uint8  # int32 graph, cast on the device
+    assert confidences.shape == (1, 128, 192) and int(confidences.min()) >= round(255 / 11)
 
 
 @pytest.mark.gpu

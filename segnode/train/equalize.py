@@ -1,7 +1,7 @@
-"""Scale Equalizer calibration as a training stage (docs/model.md, "Calibration").
+"""Measuring the Scale Equalizer statistics as a training stage (docs/model.md).
 
 Training batches through the training augmentation, seeded by the run seed on their own stream
-(the same batches in every pass), at the per-GPU batch size; under DDP each rank calibrates on
+(the same batches in every pass), at the per-GPU batch size; under DDP each rank measures on
 its shard and the statistics are merged exactly.
 """
 
@@ -15,8 +15,8 @@ from torch import nn, Tensor
 
 from segnode.data.dataset import SegmentationDataset
 from segnode.errors import ConfigError, SegnodeError
-from segnode.model.calibration import calibrate_equalizers
 from segnode.model.checkpoint import build_from_checkpoint, read_checkpoint, save_checkpoint
+from segnode.model.equalizer_stats import measure_equalizers
 from segnode.model.mfaranet import MFARANet
 from segnode.train.build import build_training_model
 from segnode.train.config import TrainConfig
@@ -24,15 +24,15 @@ from segnode.train.distributed import Context, init_distributed, shutdown
 from segnode.train.loader import make_loader, open_datasets
 from segnode.train.sampler import ShardSampler
 
-__all__ = ['CALIBRATION_STREAM', 'calibrate_checkpoint', 'calibrate_for_training']
+__all__ = ['EQUALIZER_STREAM', 'equalize_checkpoint', 'measure_for_training']
 
-CALIBRATION_STREAM = 1
+EQUALIZER_STREAM = 1
 
 
-def calibrate_for_training(
+def measure_for_training(
     model: nn.Module, dataset: SegmentationDataset, cfg: TrainConfig, ctx: Context
 ) -> dict[str, Any]:
-    """Calibrate every equalizer of ``model`` on augmented training batches; the provenance.
+    """Measure every equalizer of ``model`` on augmented training batches; the provenance.
 
     Raises:
         ConfigError: Too few images for one batch per rank.
@@ -42,13 +42,13 @@ def calibrate_for_training(
         rank=ctx.rank,
         world_size=ctx.world_size,
         seed=cfg.seed,
-        stream=CALIBRATION_STREAM,
-        limit=cfg.calibration_images,
+        stream=EQUALIZER_STREAM,
+        limit=cfg.equalizer_images,
     )
     loader = make_loader(dataset, sampler, cfg.batch_size, cfg.workers, cfg.seed)
     if len(loader) == 0:
         raise ConfigError(
-            f'calibration needs at least {cfg.batch_size * ctx.world_size} images '
+            f'measuring the equalizers needs at least {cfg.batch_size * ctx.world_size} images '
             f'(batch_size x world size), got {sampler.per_rank * ctx.world_size}'
         )
 
@@ -66,39 +66,40 @@ def calibrate_for_training(
         f'rotate {cfg.rotate} p {cfg.rotate_prob}, flip {cfg.flip})',
         'seed': cfg.seed,
     }
-    return calibrate_equalizers(model, batches, description=description)
+    return measure_equalizers(model, batches, description=description)
 
 
-def _model_to_calibrate(
+def _model_to_measure(
     checkpoint: str | None, cfg: TrainConfig, num_classes: int
 ) -> tuple[MFARANet, str]:
     if not checkpoint:
-        return build_training_model(cfg, num_classes), 'segnode calibrate (new model)'
+        return build_training_model(cfg, num_classes), 'segnode equalize (new model)'
     _, meta = read_checkpoint(checkpoint)
     heads = bool(meta.get('model', {}).get('boundary_heads', False))
     model, meta = build_from_checkpoint(checkpoint, num_classes=num_classes, boundary_heads=heads)
     if not model.config.equalizers:
         raise SegnodeError(f'{checkpoint} was built without scale equalizers')
-    return model, f'{meta.get("source") or checkpoint}; calibrated by segnode calibrate'
+    return model, f'{meta.get("source") or checkpoint}; equalizers measured by segnode equalize'
 
 
-def calibrate_checkpoint(
+def equalize_checkpoint(
     cfg: TrainConfig, out: str, checkpoint: str | None = None
 ) -> tuple[dict[str, Any], float]:
-    """Calibrate a new model (or ``checkpoint``) on ``cfg``'s training batches; save to ``out``.
+    """Measure the equalizers of a new model (or ``checkpoint``) on ``cfg``'s training batches.
 
-    Runs under torchrun as well (each rank calibrates on its shard; rank 0 writes).
+    Saves the model to ``out``. Runs under torchrun as well (each rank measures on its shard;
+    rank 0 writes).
 
     Returns:
-        The equalizer provenance and the seconds the calibration took.
+        The equalizer provenance and the seconds measuring took.
     """
     ctx = init_distributed(cfg.device)
     try:
         data = open_datasets(cfg, with_val=False)
-        model, source = _model_to_calibrate(checkpoint, cfg, data.table.num_classes)
+        model, source = _model_to_measure(checkpoint, cfg, data.table.num_classes)
         model.to(ctx.device)
         t0 = time.perf_counter()
-        provenance = calibrate_for_training(model, data.train, cfg, ctx)
+        provenance = measure_for_training(model, data.train, cfg, ctx)
         seconds = time.perf_counter() - t0
         if ctx.is_main:
             save_checkpoint(

@@ -1,8 +1,8 @@
-"""Calibrate Scale Equalizers: one statistics pass per depth level (docs/model.md, "Calibration").
+"""Scale Equalizer statistics, measured one depth level at a time (docs/model.md).
 
 BatchNorm runs in train mode (what the first training iterations see) with its running
 statistics restored afterwards; dropout is off; statistics are float64 and merged exactly
-across batches and DDP ranks; the RNG state is restored, so calibration leaves the model and
+across batches and DDP ranks; the RNG state is restored, so measuring leaves the model and
 the training run exactly as they were except for the equalizer constants.
 """
 
@@ -17,7 +17,7 @@ from torch import nn, Tensor
 
 from segnode.model.scale_equalizer import ScaleEqualizer
 
-__all__ = ['calibrate_equalizers', 'equalizers_of']
+__all__ = ['equalizers_of', 'measure_equalizers']
 
 BatchSource = Callable[[], Iterable[Tensor]] | Sequence[Tensor]
 _NORMS = (nn.modules.batchnorm._BatchNorm,)
@@ -34,7 +34,7 @@ def _batches(source: BatchSource) -> Iterable[Tensor]:
 
 
 @torch.no_grad()
-def calibrate_equalizers(
+def measure_equalizers(
     model: nn.Module,
     batches: BatchSource,
     *,
@@ -59,7 +59,7 @@ def calibrate_equalizers(
     """
     eqs = equalizers_of(model)
     if not eqs:
-        raise ValueError('the model has no scale equalizers to calibrate')
+        raise ValueError('the model has no scale equalizers to measure')
     device = next(model.parameters()).device
     was_training = model.training
     norm_state = {
@@ -90,7 +90,7 @@ def calibrate_equalizers(
                     model(x.to(device=device, dtype=torch.float32))
                     seen += 1
             if seen == 0:
-                raise ValueError('calibration got no batches')
+                raise ValueError('measuring the equalizer statistics got no batches')
             for name, eq in active.items():
                 moments = eq.finish_recording()
                 stats[name] = {
@@ -103,7 +103,7 @@ def calibrate_equalizers(
     finally:
         for eq in eqs.values():
             eq.moments = None
-            if not done:  # never leave a half-calibrated model behind
+            if not done:  # never leave a half-measured model behind
                 eq.mean.zero_()
                 eq.std.fill_(1.0)
         modules = dict(model.named_modules())
@@ -114,12 +114,10 @@ def calibrate_equalizers(
             torch.cuda.set_rng_state_all(cuda_rng)
         model.train(was_training)
     provenance = {
-        'state': 'calibrated',
+        'state': 'measured',
         'levels': len(levels),
         'batches_per_pass': seen,
-        'calibrated_at': datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec='seconds'
-        ),
+        'measured_at': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
         'data': dict(description or {}),
         'equalizers': stats,
     }

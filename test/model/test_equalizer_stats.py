@@ -1,9 +1,9 @@
-"""Calibration of MFARANet's Scale Equalizers: checks 3-4 of docs/model.md.
+"""Measuring MFARANet's Scale Equalizer statistics: checks 3-4 of docs/model.md.
 
-Calibration is described in docs/model.md, "Calibration"; the checks in "Verification
+Measuring is described in docs/model.md, "Equalizer statistics"; the checks in "Verification
 checklist".
 
-The expensive calibration runs once per module (8 batches of 2 random-normal 64x64 images,
+The expensive measuring runs once per module (8 batches of 2 random-normal 64x64 images,
 4 passes). Random-normal images stand in for the training pipeline: train-mode BatchNorm
 normalises every batch, so the equalizer inputs are BN-ReLU statistics either way.
 """
@@ -18,14 +18,14 @@ import torch
 from torch import nn
 
 from segnode.model.aggregation import EQUALIZER_DEPTHS
-from segnode.model.calibration import calibrate_equalizers, equalizers_of
+from segnode.model.equalizer_stats import equalizers_of, measure_equalizers
 from segnode.model.mfaranet import build_mfaranet, MFARANet
 from segnode.model.scale_equalizer import RunningMoments
 
 SIZE = (64, 64)
 BATCH = 2
-CALIBRATION_BATCHES = 8
-CALIBRATION_SEED = 1234
+STAT_BATCHES = 8
+STAT_SEED = 1234
 HELD_OUT_SEED = 4321
 # Spatial size of every equalizer's input for a 64x64 image (strides 4, 8, 16, 32).
 INPUT_HW = {
@@ -43,10 +43,10 @@ def _names() -> list[str]:
     ]
 
 
-def _calibration_batches() -> list[torch.Tensor]:
+def _stat_batches() -> list[torch.Tensor]:
     """Like a loader with a fixed seed: same batches on every call, but it moves the global RNG."""
-    torch.manual_seed(CALIBRATION_SEED)
-    return [torch.randn(BATCH, 3, *SIZE) for _ in range(CALIBRATION_BATCHES)]
+    torch.manual_seed(STAT_SEED)
+    return [torch.randn(BATCH, 3, *SIZE) for _ in range(STAT_BATCHES)]
 
 
 def _held_out_batches(count: int = 2) -> list[torch.Tensor]:
@@ -65,9 +65,9 @@ def _is_equalizer_buffer(key: str) -> bool:
 def _output_moments(
     model: nn.Module, batches: list[torch.Tensor], bn_train: bool = True
 ) -> dict[str, RunningMoments]:
-    """Pooled float64 moments of every equalizer's OUTPUT, in the calibration mode.
+    """Pooled float64 moments of every equalizer's OUTPUT, in the measuring mode.
 
-    Calibration mode: BN in train mode (batch statistics), dropout off. Runs on a copy, so
+    Measuring mode: BN in train mode (batch statistics), dropout off. Runs on a copy, so
     the BN running statistics of ``model`` are not touched.
     """
     model = copy.deepcopy(model)
@@ -92,16 +92,16 @@ def _output_moments(
 
 
 @pytest.fixture(scope='module')
-def calibrated() -> dict[str, Any]:
+def measured() -> dict[str, Any]:
     torch.manual_seed(0)
     model = build_mfaranet(num_classes=11, width=WIDTH)
-    model.eval()  # calibration must use train-mode BN anyway, and restore eval mode
+    model.eval()  # measuring must use train-mode BN anyway, and restore eval mode
     before = _snapshot(model)
     torch.manual_seed(99)
     rng_before = torch.get_rng_state()
-    provenance = calibrate_equalizers(
+    provenance = measure_equalizers(
         model,
-        _calibration_batches,
+        _stat_batches,
         description={'dataset': 'random normal', 'batch_size': BATCH, 'size': list(SIZE)},
     )
     rng_after = torch.get_rng_state()
@@ -116,12 +116,12 @@ def calibrated() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------------------------
-# Check 3: calibration leaves the model untouched
+# Check 3: measuring leaves the model untouched
 # --------------------------------------------------------------------------------------------
 
 
-def test_calibration_changes_only_the_equalizer_constants(calibrated: dict[str, Any]) -> None:
-    before, after = calibrated['before'], calibrated['after']
+def test_measuring_changes_only_the_equalizer_constants(measured: dict[str, Any]) -> None:
+    before, after = measured['before'], measured['after']
     assert set(before) == set(after)
     others = [k for k in before if not _is_equalizer_buffer(k)]
     assert sum(k.endswith('num_batches_tracked') for k in others) > 20
@@ -129,29 +129,29 @@ def test_calibration_changes_only_the_equalizer_constants(calibrated: dict[str, 
     for key in others:
         assert torch.equal(before[key], after[key]), key
     for key in before.keys() - set(others):
-        assert not torch.equal(before[key], after[key]), key  # every constant was calibrated
-    for name, param in calibrated['model'].named_parameters():
+        assert not torch.equal(before[key], after[key]), key  # every constant was measured
+    for name, param in measured['model'].named_parameters():
         assert torch.equal(param.detach(), before[name]), name
 
 
-def test_calibration_restores_rng_and_eval_mode(calibrated: dict[str, Any]) -> None:
-    assert torch.equal(calibrated['rng_before'], calibrated['rng_after'])
+def test_measuring_restores_rng_and_eval_mode(measured: dict[str, Any]) -> None:
+    assert torch.equal(measured['rng_before'], measured['rng_after'])
     state = torch.get_rng_state()
-    _calibration_batches()
+    _stat_batches()
     assert not torch.equal(torch.get_rng_state(), state)  # the batch source does move the RNG
-    model = calibrated['model']
+    model = measured['model']
     assert not any(module.training for module in model.modules())
 
 
-def test_calibration_restores_train_mode_and_is_reproducible() -> None:
+def test_measuring_restores_train_mode_and_is_reproducible() -> None:
     torch.manual_seed(0)
     model = build_mfaranet(num_classes=11, width=WIDTH)
     model.train()
     batches = [torch.randn(1, 3, *SIZE, generator=torch.Generator().manual_seed(5))]
-    first = calibrate_equalizers(model, batches)
+    first = measure_equalizers(model, batches)
     assert all(module.training for module in model.modules())  # dropouts back in train mode too
     constants = {n: (eq.mean.clone(), eq.std.clone()) for n, eq in equalizers_of(model).items()}
-    second = calibrate_equalizers(model, batches)  # resets to identity first, same result
+    second = measure_equalizers(model, batches)  # resets to identity first, same result
     for name, eq in equalizers_of(model).items():
         assert torch.equal(eq.mean, constants[name][0]) and torch.equal(eq.std, constants[name][1])
     assert first['equalizers'] == second['equalizers']
@@ -159,21 +159,21 @@ def test_calibration_restores_train_mode_and_is_reproducible() -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Check 4: calibration correctness
+# Check 4: the statistics are right
 # --------------------------------------------------------------------------------------------
 
 
-def test_provenance(calibrated: dict[str, Any]) -> None:
-    provenance, model = calibrated['provenance'], calibrated['model']
+def test_provenance(measured: dict[str, Any]) -> None:
+    provenance, model = measured['provenance'], measured['model']
     assert isinstance(model, MFARANet) and model.equalizer_provenance is provenance
-    assert provenance['state'] == 'calibrated'
-    assert provenance['levels'] == 4
-    assert provenance['batches_per_pass'] == CALIBRATION_BATCHES
+    assert provenance['state'] == 'measured'
+    assert 'measured_at' in provenance and provenance['levels'] == 4
+    assert provenance['batches_per_pass'] == STAT_BATCHES
     assert provenance['data'] == {'dataset': 'random normal', 'batch_size': 2, 'size': [64, 64]}
     stats = provenance['equalizers']
     assert list(stats) == _names() == list(equalizers_of(model))
     assert len(stats) == 18
-    images = CALIBRATION_BATCHES * BATCH
+    images = STAT_BATCHES * BATCH
     for name, eq in equalizers_of(model).items():
         short = name.rsplit('.', 1)[-1]
         depth = EQUALIZER_DEPTHS.get(short, 3) if name.startswith('mfam.') else 3
@@ -183,36 +183,36 @@ def test_provenance(calibrated: dict[str, Any]) -> None:
         assert stats[name]['count'] == images * WIDTH * spatial, name
 
 
-def test_rerun_gives_zero_mean_unit_std(calibrated: dict[str, Any]) -> None:
-    # Calibrated from eval mode: matching the train-mode-BN re-run proves BN ran in train mode.
-    moments = _output_moments(calibrated['model'], _calibration_batches())
+def test_rerun_gives_zero_mean_unit_std(measured: dict[str, Any]) -> None:
+    # Measured from eval mode: matching the train-mode-BN re-run proves BN ran in train mode.
+    moments = _output_moments(measured['model'], _stat_batches())
     assert len(moments) == 18
     for name, m in moments.items():
         assert abs(float(m.mean)) <= 1e-4, name
         assert abs(float(m.std) - 1) <= 1e-4, name
 
 
-def test_eval_mode_batchnorm_would_give_other_statistics(calibrated: dict[str, Any]) -> None:
+def test_eval_mode_batchnorm_would_give_other_statistics(measured: dict[str, Any]) -> None:
     # Eval-mode BN at initialisation (running stats 0/1) sees meaningless scales: its re-run
     # is far from (0, 1), so the 1e-4 agreement above cannot come from eval-mode BN.
-    moments = _output_moments(calibrated['model'], _calibration_batches()[:1], bn_train=False)
+    moments = _output_moments(measured['model'], _stat_batches()[:1], bn_train=False)
     worst = max(max(abs(float(m.mean)), abs(float(m.std) - 1)) for m in moments.values())
     assert worst > 0.5
 
 
-def test_held_out_batches_are_close_to_zero_mean_unit_std(calibrated: dict[str, Any]) -> None:
-    # 8 calibration batches of 2 (64x64) keep the held-out deviations at about 0.03; with fewer
-    # calibration images the tiny stride-32 maps (2x2) make the constants noticeably noisier.
+def test_held_out_batches_are_close_to_zero_mean_unit_std(measured: dict[str, Any]) -> None:
+    # 8 batches of 2 (64x64) keep the held-out deviations at about 0.03; with fewer
+    # images the tiny stride-32 maps (2x2) make the constants noticeably noisier.
     held_out = _held_out_batches()
     for x in held_out:
-        assert not any(torch.equal(x, c) for c in _calibration_batches())
-    for name, m in _output_moments(calibrated['model'], held_out).items():
+        assert not any(torch.equal(x, c) for c in _stat_batches())
+    for name, m in _output_moments(measured['model'], held_out).items():
         assert abs(float(m.mean)) <= 0.05, name
         assert abs(float(m.std) - 1) <= 0.05, name
 
 
-def test_soft_statistics_of_bn_relu_inputs(calibrated: dict[str, Any]) -> None:
-    stats = calibrated['provenance']['equalizers']
+def test_soft_statistics_of_bn_relu_inputs(measured: dict[str, Any]) -> None:
+    stats = measured['provenance']['equalizers']
     mean = {name.rsplit('.', 1)[-1]: s['mean'] for name, s in stats.items()}
     std = {name.rsplit('.', 1)[-1]: s['std'] for name, s in stats.items()}
     # Every input is a BN(train)-ReLU output (resized or warped): mean of ReLU(N(0,1)) = 0.399.
@@ -227,14 +227,14 @@ def test_soft_statistics_of_bn_relu_inputs(calibrated: dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# Failing calibration
+# Measuring that fails
 # --------------------------------------------------------------------------------------------
 
 
 def test_dead_input_raises_and_leaves_identity() -> None:
     torch.manual_seed(0)
     model = build_mfaranet(num_classes=11, width=WIDTH)
-    for eq in equalizers_of(model).values():  # pretend an earlier calibration
+    for eq in equalizers_of(model).values():  # pretend an earlier measurement
         eq.mean.fill_(0.4)
         eq.std.fill_(0.6)
     with torch.no_grad():
@@ -244,7 +244,7 @@ def test_dead_input_raises_and_leaves_identity() -> None:
     rng = torch.get_rng_state()
     batches = [torch.randn(BATCH, 3, *SIZE, generator=torch.Generator().manual_seed(6))]
     with pytest.raises(ValueError, match='dead'):
-        calibrate_equalizers(model, batches)
+        measure_equalizers(model, batches)
     eqs = equalizers_of(model)
     assert len(eqs) == 18
     for name, eq in eqs.items():  # u3_up and c3 had already finished: reset too
@@ -255,16 +255,16 @@ def test_dead_input_raises_and_leaves_identity() -> None:
             assert torch.equal(value, after[key]), key
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(module.training for module in model.modules())
-    assert model.equalizer_provenance == {'state': 'uncalibrated'}
+    assert model.equalizer_provenance == {'state': 'unmeasured'}
 
 
 def test_no_batches_and_no_equalizers_raise() -> None:
     torch.manual_seed(0)
     model = build_mfaranet(num_classes=11, width=16)
     with pytest.raises(ValueError, match='no batches'):
-        calibrate_equalizers(model, [])
+        measure_equalizers(model, [])
     for eq in equalizers_of(model).values():
         assert float(eq.mean) == 0.0 and float(eq.std) == 1.0
     baseline = build_mfaranet(num_classes=11, width=16, equalizers=False)
     with pytest.raises(ValueError, match='no scale equalizers'):
-        calibrate_equalizers(baseline, [torch.randn(1, 3, *SIZE)])
+        measure_equalizers(baseline, [torch.randn(1, 3, *SIZE)])
