@@ -69,11 +69,16 @@ def test_auto_skips_what_fails_and_says_why(
     caplog: pytest.LogCaptureFixture,
     replaced: Replaced,
 ) -> None:
-    assert AUTO_ORDER['cpu'] == ('torch-compile', 'onnxruntime', 'eager')
+    assert AUTO_ORDER['cpu'] == ('torch-compile', 'openvino', 'onnxruntime', 'eager')
     monkeypatch.setitem(
         BACKEND_TABLE,
         'torch-compile',
         _failing(replaced, 'torch-compile', EngineUnavailable('no C++ compiler')),
+    )
+    monkeypatch.setitem(
+        BACKEND_TABLE,
+        'openvino',
+        _failing(replaced, 'openvino', EngineUnavailable('openvino is not installed')),
     )
     monkeypatch.setitem(
         BACKEND_TABLE, 'onnxruntime', _failing(replaced, 'onnxruntime', RuntimeError('boom'))
@@ -82,21 +87,21 @@ def test_auto_skips_what_fails_and_says_why(
         engine, report = build_engine(model, FP32_AUTO, height=H, width=W)
     assert engine.backend == 'eager' and report.backend == 'eager'
     outcome = [(a.backend, a.ok, a.reason, a.unavailable) for a in report.attempts]
-    assert outcome[:2] == [
+    assert outcome[:3] == [
         ('torch-compile fp32', False, 'no C++ compiler', True),
+        ('openvino fp32', False, 'openvino is not installed', True),
         ('onnxruntime fp32', False, 'RuntimeError: boom', False),
     ]
-    assert outcome[2][:2] == ('eager fp32', True) and report.attempts[2].ms is not None
+    assert outcome[3][:2] == ('eager fp32', True) and report.attempts[3].ms is not None
     assert 'engine onnxruntime fp32 not used: RuntimeError: boom' in caplog.text
-    assert 'cannot run here: torch-compile fp32' in report.summary()
+    assert 'cannot run here: torch-compile fp32, openvino fp32' in report.summary()
 
 
 def test_auto_keeps_the_fastest_and_remembers_it(
     model: MFARANet, monkeypatch: pytest.MonkeyPatch, replaced: Replaced
 ) -> None:
-    monkeypatch.setitem(
-        BACKEND_TABLE, 'torch-compile', _failing(replaced, 'torch-compile', EngineUnavailable('-'))
-    )
+    for name in ('torch-compile', 'openvino'):
+        monkeypatch.setitem(BACKEND_TABLE, name, _failing(replaced, name, EngineUnavailable('-')))
     speed = {'onnxruntime': 5.0, 'eager': 9.0}
     monkeypatch.setattr(build, 'time_calls', lambda engine, *a: speed[engine.backend])
     builds: list[str] = []
@@ -126,9 +131,8 @@ def test_auto_keeps_the_fastest_and_remembers_it(
 def test_a_remembered_winner_that_fails_is_measured_again(
     model: MFARANet, monkeypatch: pytest.MonkeyPatch, replaced: Replaced
 ) -> None:
-    monkeypatch.setitem(
-        BACKEND_TABLE, 'torch-compile', _failing(replaced, 'torch-compile', EngineUnavailable('-'))
-    )
+    for name in ('torch-compile', 'openvino'):
+        monkeypatch.setitem(BACKEND_TABLE, name, _failing(replaced, name, EngineUnavailable('-')))
     monkeypatch.setattr(build, 'time_calls', lambda engine, *a: 1.0)
     first, _ = build_engine(model, FP32_AUTO, height=H, width=W)
     assert first.backend == 'onnxruntime'  # the first of equals
@@ -170,15 +174,16 @@ def test_auto_refuses_a_wrong_engine_and_uses_the_next(
         'onnxruntime',
         replaced('onnxruntime', build=wrong_weights),
     )
-    monkeypatch.setitem(
-        BACKEND_TABLE,
-        'torch-compile',
-        _failing(replaced, 'torch-compile', EngineUnavailable('skipped in this test')),
-    )
+    for name in ('torch-compile', 'openvino'):
+        monkeypatch.setitem(
+            BACKEND_TABLE,
+            name,
+            _failing(replaced, name, EngineUnavailable('skipped in this test')),
+        )
     engine, report = build_engine(model, FP32_AUTO, height=H, width=W)
     assert engine.backend == 'eager'
     assert report.attempts[0].backend == 'torch-compile fp32' and not report.attempts[0].ok
-    assert 'refused by the parity gate' in report.attempts[1].reason
+    assert 'refused by the parity gate' in report.attempts[2].reason
 
 
 def test_tensorrt_is_unavailable_on_a_cpu(model: MFARANet) -> None:
