@@ -19,7 +19,8 @@ def test_auto_is_timed_beside_the_others(
     def absent(*args: object) -> None:
         raise EngineUnavailable('not in this test')
 
-    monkeypatch.setitem(BACKEND_TABLE, 'torch-compile', replaced('torch-compile', build=absent))
+    for name in ('torch-compile', 'openvino'):
+        monkeypatch.setitem(BACKEND_TABLE, name, replaced(name, build=absent))
     config = EngineConfig(device='cpu', precision='fp32', strict=True)
     result = run_bench(
         model, backends=['eager', 'auto'], height=64, width=96, warmup=0, runs=2,
