@@ -6,8 +6,11 @@ Import it from any test as ``import hostile_frames`` (pytest's ``prepend`` impor
 
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
+import pytest
 
 
 def jpeg_claiming(height: int, width: int, nbytes: int = 0) -> bytes:
@@ -31,3 +34,17 @@ def jpeg_claiming(height: int, width: int, nbytes: int = 0) -> bytes:
 def random_bytes(n: int = 700, seed: int = 3) -> bytes:
     """``n`` random bytes: no image container at all."""
     return np.random.default_rng(seed).integers(0, 256, n, np.uint8).tobytes()
+
+
+def record_decodes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """Spy on ``cv2.imdecode``: the returned list gets the shape of every image it decodes."""
+    decoded: list[tuple[int, ...]] = []
+    real = cv2.imdecode
+
+    def spy(*args: Any) -> Any:
+        image = real(*args)
+        decoded.append(image.shape)
+        return image
+
+    monkeypatch.setattr(cv2, 'imdecode', spy)
+    return decoded

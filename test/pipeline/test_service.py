@@ -12,7 +12,6 @@ import tracemalloc
 from types import SimpleNamespace
 from typing import Any
 
-import cv2
 import hostile_frames
 import numpy as np
 import pytest
@@ -366,15 +365,7 @@ def test_hostile_compressed_frames_are_bad_with_clear_reasons_and_never_decoded(
         hostile_frames.jpeg_claiming(4096, 4096, nbytes=723),
         hostile_frames.random_bytes(700),
     ]
-    decoded: list[tuple[int, ...]] = []
-    real = cv2.imdecode
-
-    def spy(*args: Any) -> Any:
-        image = real(*args)
-        decoded.append(image.shape)
-        return image
-
-    monkeypatch.setattr(cv2, 'imdecode', spy)
+    decoded = hostile_frames.record_decodes(monkeypatch)
     tracemalloc.start()
     try:
         for k, data in enumerate(hostile):

@@ -203,7 +203,6 @@ def test_labels_of_the_wrong_size_are_counted_unscored_and_the_replay_goes_on(
 
 
 def test_label_pngs_matched_by_stamp_and_by_order(tmp_path: Path) -> None:
-    import cv2
 
     bag = write_bag(tmp_path / 'in', 3)
     by_stamp, by_order = tmp_path / 'stamp', tmp_path / 'order'
@@ -440,15 +439,7 @@ def test_warm_up_skips_bad_first_frames_and_uses_the_next_good_one(
             built.append((n, h, w))
             return self
 
-    decoded: list[tuple[int, ...]] = []
-    real = cv2.imdecode
-
-    def spy(*args: Any) -> Any:
-        image = real(*args)
-        decoded.append(image.shape)
-        return image
-
-    monkeypatch.setattr(cv2, 'imdecode', spy)
+    decoded = hostile_frames.record_decodes(monkeypatch)
     clock = ManualClock()
     fake = Recording(clock, 10_000_000)
     opts = ReplayOptions(progress=False)
