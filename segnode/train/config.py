@@ -42,6 +42,7 @@ RUN_KEYS = frozenset(
         'log_every',
         'tensorboard',
         'resume',
+        'state_copy',
         'stop_at',
     }
 )
@@ -138,7 +139,10 @@ class TrainConfig:
         val_limit: Validate on the first N images (0: all).
         log_every: Log every N iterations.
         tensorboard: Write TensorBoard events when tensorboard is installed.
-        resume: ``''`` (fresh run), ``auto`` (latest state in out_dir, if any) or a file.
+        resume: ``''`` (fresh run), ``auto`` (latest state in out_dir, if any, else in
+            state_copy) or a file.
+        state_copy: A second folder, one per run and best outside the work tree, that always
+            holds a copy of the latest training state (``''``: none).
         stop_at: End this invocation after N iterations without writing anything more, as if
             the job were killed (0: run to ``max_iters``); for tests and preemptible jobs.
     """
@@ -194,6 +198,7 @@ class TrainConfig:
     log_every: int = 10
     tensorboard: bool = True
     resume: str = ''
+    state_copy: str = ''
     stop_at: int = 0
 
     def __post_init__(self) -> None:
@@ -239,6 +244,8 @@ class TrainConfig:
             raise ConfigError('rare_crop_prob > 0 needs rare_classes (class names)')
         if self.val_every < -1:
             raise ConfigError(f'val_every must be >= -1, got {self.val_every}')
+        if self.state_copy and Path(self.state_copy).resolve() == Path(self.out_dir).resolve():
+            raise ConfigError('state_copy must be another folder than out_dir (it keeps one file)')
 
 
 @dataclass(frozen=True)

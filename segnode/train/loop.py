@@ -48,6 +48,7 @@ from segnode.train.loader import make_loader, open_datasets
 from segnode.train.logger import MetricsLog
 from segnode.train.sampler import sample_seed, ShardSampler
 from segnode.train.state import (
+    copy_state,
     get_rng_state,
     latest_state,
     load_state,
@@ -112,7 +113,12 @@ def _resume_path(cfg: TrainConfig) -> Path | None:
     if not cfg.resume:
         return None
     if cfg.resume == 'auto':
-        return latest_state(cfg.out_dir)
+        found = latest_state(cfg.out_dir)
+        if found is None and cfg.state_copy:
+            found = latest_state(cfg.state_copy)
+            if found is not None:
+                _LOG.info('%s holds no training state: resuming from its copy', cfg.out_dir)
+        return found
     return Path(cfg.resume)
 
 
@@ -381,7 +387,9 @@ class Trainer:
                 'best_miou': self.best_miou,
                 'config': config_to_dict(self.cfg),
             }
-            save_state(self.out, self.iteration, state, self.cfg.keep_last)
+            path = save_state(self.out, self.iteration, state, self.cfg.keep_last)
+            if self.cfg.state_copy:
+                copy_state(path, self.cfg.state_copy)
         barrier(self.ctx)
 
     def _validate(self) -> float | None:

@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from pathlib import Path
 import random
+import shutil
 from typing import Any
 
 import numpy as np
 import torch
 
 from segnode.errors import CheckpointError
+from segnode.files import atomic_write
 from segnode.model.checkpoint import atomic_save, load_tensors_file
 from segnode.model.checkpoint_meta import current_provenance
 from segnode.train.config import current_keys
 
 __all__ = [
     'get_rng_state',
+    'copy_state',
     'latest_state',
     'load_state',
     'prune_states',
@@ -75,6 +78,19 @@ def save_state(out_dir: str | Path, iteration: int, state: dict[str, Any], keep_
     atomic_save({'format': FORMAT, 'version': VERSION, 'iteration': iteration, **state}, path)
     prune_states(out_dir, keep_last)
     return path
+
+
+def copy_state(path: str | Path, folder: str | Path) -> Path:
+    """Copy a written state file atomically into ``<folder>/state/``, keeping only it there.
+
+    ``folder`` is a second home for the latest state (``state_copy``), outside the work tree,
+    so that a run survives its run folder being deleted; ``latest_state(folder)`` finds it.
+    """
+    path = Path(path)
+    target = Path(folder) / 'state' / path.name
+    atomic_write(target, lambda tmp: shutil.copyfile(path, tmp))
+    prune_states(folder, 1)
+    return target
 
 
 def prune_states(out_dir: str | Path, keep_last: int) -> None:

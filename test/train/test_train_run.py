@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import shutil
 
 from conftest import tiny_overrides
 import pytest
@@ -48,8 +49,9 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return read_checkpoint(path)[0]
 
 
+@pytest.mark.parametrize('lost_run_folder', [False, True], ids=['run-folder', 'state-copy'])
 def test_killed_and_resumed_run_ends_with_identical_weights(
-    cityscapes_tree: Path, tmp_path: Path
+    cityscapes_tree: Path, tmp_path: Path, lost_run_folder: bool
 ) -> None:
     # 6 images, batch 2: 3 iterations per epoch, so the resumed part crosses an epoch.
     common = {
@@ -61,20 +63,30 @@ def test_killed_and_resumed_run_ends_with_identical_weights(
     }
     whole = tmp_path / 'whole'
     train(load_train_config(None, tiny_overrides(cityscapes_tree, whole, **common)))
-    part = tmp_path / 'part'
+    part, copy = tmp_path / 'part', tmp_path / 'elsewhere'
+    common['state_copy'] = str(copy)
     killed = train(
         load_train_config(None, tiny_overrides(cityscapes_tree, part, stop_at=3, **common))
     )
     assert killed.checkpoint is None and killed.iterations == 3
     assert [p.name for p in (part / 'state').iterdir()] == ['iter_0000002.pt']  # keep_last 1
+    assert [p.name for p in (copy / 'state').iterdir()] == ['iter_0000002.pt']
+    if lost_run_folder:
+        shutil.rmtree(part)
     resumed = train(
         load_train_config(None, tiny_overrides(cityscapes_tree, part, resume='auto', **common))
     )
     assert resumed.iterations == 5
+    assert [p.name for p in (copy / 'state').iterdir()] == ['iter_0000005.pt']  # the last state
     a, b = _weights(whole / 'model_final.pt'), _weights(part / 'model_final.pt')
     assert a.keys() == b.keys()
     different = [k for k in a if not torch.equal(a[k], b[k])]
     assert not different, f'resumed weights differ: {different[:5]}'
+
+
+def test_state_copy_must_not_be_the_run_folder(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match='state_copy must be another folder than out_dir'):
+        load_train_config(None, [f'out_dir={tmp_path}', f'state_copy={tmp_path}/.'])
 
 
 def test_resume_refuses_another_recipe(cityscapes_tree: Path, tmp_path: Path) -> None:
