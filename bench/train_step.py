@@ -9,6 +9,10 @@ keeps up with the model on 2 cores at these sizes). Variants are
 libtcmalloc-minimal4, preloaded).
 
     .venv/bin/python bench/train_step.py --json bench/results/train_step.json
+
+``--profile VARIANT`` instead runs torch.profiler over the timed steps of one variant and
+prints where a step's time goes: the operators with the largest share of self CPU time
+(forward and backward kernels are separate rows), with ``--json`` their table.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import subprocess
 import sys
 import time
 
+TOP = 15
 TCMALLOC = '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4'
 DEFAULT = (
     '360x480:fp32:nchw:glibc',
@@ -34,8 +39,8 @@ DEFAULT = (
 )
 
 
-def one(variant: str, steps: int) -> float:
-    """Images/s of ``variant`` in this process."""
+def one(variant: str, steps: int, profile: bool = False) -> dict[str, object]:
+    """Images/s of ``variant`` in this process, and with ``profile`` its top operators."""
     import torch
 
     from segnode.model.mfaranet import build_mfaranet
@@ -65,10 +70,31 @@ def one(variant: str, steps: int) -> float:
         optimizer.step()
 
     step()
+    if profile:
+        from torch.profiler import profile as profiler
+        from torch.profiler import ProfilerActivity
+
+        with profiler(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(steps):
+                step()
+        events = prof.key_averages()
+        total = sum(e.self_cpu_time_total for e in events)
+        top = sorted(events, key=lambda e: e.self_cpu_time_total, reverse=True)[:TOP]
+        return {
+            'operators': [
+                {
+                    'name': e.key,
+                    'share': round(e.self_cpu_time_total / total, 4),
+                    'ms_per_step': round(e.self_cpu_time_total / 1000 / steps, 1),
+                    'calls_per_step': e.count // steps,
+                }
+                for e in top
+            ]
+        }
     start = time.perf_counter()
     for _ in range(steps):
         step()
-    return steps * batch / (time.perf_counter() - start)
+    return {'images_per_second': steps * batch / (time.perf_counter() - start)}
 
 
 def main() -> int:
@@ -77,13 +103,14 @@ def main() -> int:
     parser.add_argument('--variants', nargs='+', default=list(DEFAULT))
     parser.add_argument('--steps', type=int, default=3)
     parser.add_argument('--json', type=Path)
+    parser.add_argument('--profile', metavar='VARIANT', help='profile one variant instead')
     parser.add_argument('--child', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps({'images_per_second': one(args.child, args.steps)}))
+        print(json.dumps(one(args.child, args.steps, args.profile == args.child)))
         return 0
     rows = []
-    for variant in args.variants:
+    for variant in [args.profile] if args.profile else args.variants:
         env = dict(os.environ)
         env.pop('LD_PRELOAD', None)
         if variant.endswith(':tcmalloc'):
@@ -92,11 +119,20 @@ def main() -> int:
                 continue
             env['LD_PRELOAD'] = TCMALLOC
         command = [sys.executable, __file__, '--child', variant, '--steps', str(args.steps)]
+        if args.profile:
+            command += ['--profile', variant]
         out = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
-        speed = json.loads(out.stdout.strip().splitlines()[-1])['images_per_second']
+        child = json.loads(out.stdout.strip().splitlines()[-1])
+        if args.profile:
+            rows = child['operators']
+            for op in rows:
+                print(f'{op["share"]:6.1%} {op["ms_per_step"]:8.1f} ms/step  {op["name"]}')
+            continue
+        speed = child['images_per_second']
         rows.append({'variant': variant, 'images_per_second': round(speed, 3)})
         print(f'{variant:<28} {speed:6.2f} images/s', flush=True)
     result = {
+        'profile': args.profile,
         'rows': rows,
         'steps': args.steps,
         'batch': 8,
