@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from segnode.config import config_to_dict
 from segnode.errors import ConfigError
 from segnode.train.config import load_train_config, parse_overrides
 
@@ -70,6 +71,18 @@ def test_the_from_scratch_recipe_uses_one_rate_and_a_warm_up() -> None:
     assert phase1.warmup_iters > 0 and phase2.warmup_iters > 0 and not phase1.pretrained
     assert tuple(phase1.crop) == (180, 240) and tuple(phase2.crop) == (360, 480)
     assert phase2.init and not phase2.pretrained
+
+
+def test_the_long_schedule_phases_differ_only_where_documented() -> None:
+    phase1 = config_to_dict(load_train_config(CONFIGS / 'camvid-scratch-long.yaml'))
+    phase2 = config_to_dict(load_train_config(CONFIGS / 'camvid-scratch-long-finish.yaml'))
+    differ = {k for k in phase1 if phase1[k] != phase2[k]}
+    assert differ == {
+        'resize', 'crop', 'init', 'max_iters', 'lr', 'warmup_iters', 'ohem_min_kept',
+        'out_dir', 'checkpoint_every', 'val_every',
+    }  # fmt: skip
+    assert phase1['class_weights'] == 'enet' and phase1['train_split'] == 'trainval'
+    assert phase2['init'] == phase1['out_dir'] + '/model_final.pt'
 
 
 def test_a_mistake_on_the_command_line_is_not_blamed_on_the_file() -> None:
