@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 import logging
 import os
 from pathlib import Path
+import signal
 
 import pytest
 
@@ -48,3 +50,17 @@ def _segnode_logs_propagate() -> None:
     for name, logger in logging.root.manager.loggerDict.items():
         if name.startswith('segnode') and isinstance(logger, logging.Logger):
             logger.propagate = True
+
+
+@pytest.fixture
+def default_sigint() -> Iterator[None]:
+    """Python's own Ctrl-C handler for the test, whatever the runner had.
+
+    A test runner started in the background by a non-interactive shell inherits SIGINT
+    ignored; tests that press Ctrl-C need the handler an interactive ``segnode`` has.
+    """
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)

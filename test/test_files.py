@@ -91,6 +91,7 @@ def test_demo_stopped_early_leaves_no_empty_folder(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.usefixtures('default_sigint')
 def test_ctrl_c_during_a_report_write_waits_for_the_write(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

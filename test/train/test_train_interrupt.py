@@ -22,6 +22,7 @@ from segnode.train.state import latest_state
 COMMON = {'max_iters': 5, 'checkpoint_every': 100, 'train_limit': 6, 'val_every': -1}
 
 
+@pytest.mark.usefixtures('default_sigint')
 def test_ctrl_c_saves_the_step_it_finished_and_the_run_resumes_exactly(
     cityscapes_tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
