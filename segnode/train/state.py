@@ -24,8 +24,8 @@ from segnode.model.checkpoint_meta import current_provenance
 from segnode.train.config import current_keys
 
 __all__ = [
-    'get_rng_state',
     'copy_state',
+    'get_rng_state',
     'latest_state',
     'load_state',
     'prune_states',
