@@ -3,7 +3,8 @@
 Order: random scale 0.5-2.0 (same factor on both axes; linear image, nearest label), random
 rotation within +-10 degrees with probability 0.5 (image padded with the mean colour, label
 with 255), horizontal flip with probability 0.5, random crop with the same padding, then
-ImageNet normalisation. Geometry runs on uint8 images (4x less memory than float32 on
+ImageNet normalisation. ``photometric`` (not in the recipe) adds brightness, contrast,
+saturation and hue jitter after the crop. Geometry runs on uint8 images (4x less memory than float32 on
 2048x4096 upscaled Cityscapes frames), so the padding colour is the mean rounded to integers.
 All randomness comes from the ``numpy.random.Generator`` passed in, which the dataset seeds
 per sample: augmentation does not depend on worker processes or on resuming.
@@ -22,6 +23,7 @@ from segnode.data.labels import IGNORE_ID
 __all__ = [
     'normalise',
     'PAD_COLOUR',
+    'photometric_jitter',
     'random_crop',
     'rare_pixel',
     'random_rotate',
@@ -35,6 +37,12 @@ _MEAN = np.array([255 * m for m in IMAGENET_MEAN], dtype=np.float32)
 _INV_STD = np.array([1 / (255 * s) for s in IMAGENET_STD], dtype=np.float32)
 
 Pair = tuple[np.ndarray, np.ndarray]
+
+# Photometric jitter: each change applied with probability 0.5, drawn uniformly in its range.
+BRIGHTNESS = 32.0  # added to every channel, +-
+CONTRAST = (0.5, 1.5)  # multiplies every channel
+SATURATION = (0.5, 1.5)  # multiplies HSV saturation
+HUE = 18.0  # added to OpenCV's hue (0-180, so +-36 degrees)
 
 
 def normalise(image: np.ndarray) -> np.ndarray:
@@ -141,12 +149,36 @@ def random_crop(
     return image[y : y + ch, x : x + cw], label[y : y + ch, x : x + cw]
 
 
+def photometric_jitter(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Brightness, contrast, saturation and hue jitter of an RGB uint8 image.
+
+    A camera's exposure and white balance change from drive to drive (CamVid's 0006R0 is
+    brighter and paler than 0016E5); geometry alone does not teach the model to ignore that.
+    """
+    out = image.astype(np.float32)
+    if rng.random() < 0.5:
+        out += rng.uniform(-BRIGHTNESS, BRIGHTNESS)
+    if rng.random() < 0.5:
+        out *= rng.uniform(*CONTRAST)
+    jittered = np.clip(out, 0, 255).astype(np.uint8)
+    saturation = rng.uniform(*SATURATION) if rng.random() < 0.5 else 1.0
+    hue = rng.uniform(-HUE, HUE) if rng.random() < 0.5 else 0.0
+    if saturation == 1.0 and hue == 0.0:
+        return jittered
+    hsv = cv2.cvtColor(jittered, cv2.COLOR_RGB2HSV).astype(np.float32)
+    hsv[..., 0] = (hsv[..., 0] + hue) % 180
+    hsv[..., 1] = np.clip(hsv[..., 1] * saturation, 0, 255)
+    return cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
 @dataclass(frozen=True)
 class TrainAugment:
     """The official training augmentation, ending in a ``crop`` of (H, W) pixels.
 
     With ``rare_crop_prob`` > 0 (not in the recipe), that share of the crops is centred
     loosely on a pixel of one of ``rare_ids``: the crop contains it, anywhere in the window.
+    With ``photometric`` (not in the recipe), :func:`photometric_jitter` follows the crop; off,
+    it draws no random number, so the recipe's stream is unchanged.
     """
 
     crop: tuple[int, int]
@@ -156,6 +188,7 @@ class TrainAugment:
     flip: bool = True
     rare_ids: tuple[int, ...] = ()
     rare_crop_prob: float = 0.0
+    photometric: bool = False
 
     def __call__(self, image: np.ndarray, label: np.ndarray, rng: np.random.Generator) -> Pair:
         """Augment one RGB uint8 image and its uint8 trainId label."""
@@ -165,4 +198,6 @@ class TrainAugment:
             image, label = image[:, ::-1], label[:, ::-1]
         around = rare_pixel(label, rng, self.rare_ids, self.rare_crop_prob)
         image, label = random_crop(image, label, rng, self.crop, around)
+        if self.photometric:
+            image = photometric_jitter(image, rng)
         return np.ascontiguousarray(image), np.ascontiguousarray(label)

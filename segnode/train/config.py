@@ -96,6 +96,8 @@ class TrainConfig:
         rare_classes: Class names whose pixels ``rare_crop_prob`` of the crops contain.
         rare_crop_prob: Share of crops drawn around a pixel of a ``rare_classes`` class present
             in the image (0: the recipe's uniform crops).
+        photometric: Brightness, contrast, saturation and hue jitter after the crop (not in
+            the recipe; ``segnode.data.transforms.photometric_jitter``).
         train_limit: Train on the first N images only (0: all; smoke tests).
         width: Decoder width.
         equalizers: Scale Equalizers (``false`` trains the ablation baseline).
@@ -160,6 +162,7 @@ class TrainConfig:
     flip: bool = True
     rare_classes: tuple[str, ...] = ()
     rare_crop_prob: float = 0.0
+    photometric: bool = False
     train_limit: int = 0
     width: int = 128
     equalizers: bool = True

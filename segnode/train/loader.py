@@ -55,6 +55,7 @@ def open_datasets(cfg: TrainConfig, with_val: bool = True) -> Datasets:
         flip=cfg.flip,
         rare_ids=tuple(names.index(c) for c in cfg.rare_classes),
         rare_crop_prob=cfg.rare_crop_prob,
+        photometric=cfg.photometric,
     )
     train = SegmentationDataset(
         spec, augment=augment, resize=_pair(cfg.resize), limit=cfg.train_limit

@@ -10,6 +10,7 @@ from segnode.data.boundary import binary_boundary
 from segnode.data.transforms import (
     normalise,
     PAD_COLOUR,
+    photometric_jitter,
     random_crop,
     random_rotate,
     rare_pixel,
@@ -128,3 +129,33 @@ def test_rare_crops_find_a_thin_class_far_more_often_than_uniform_crops() -> Non
         for aug in (uniform, rare)
     ]
     assert hits[1] == 100 and hits[0] < 50
+
+
+def test_photometric_jitter_changes_colours_not_geometry() -> None:
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    label = rng.integers(0, 11, (40, 60), dtype=np.uint8)
+    fixed = dict(crop=(32, 48), scale=(1.0, 1.0), rotate_prob=0.0, flip=False)
+    plain, jitter = TrainAugment(**fixed), TrainAugment(**fixed, photometric=True)
+    a_image, a_label = plain(image, label, np.random.default_rng(7))
+    b_image, b_label = jitter(image, label, np.random.default_rng(7))
+    assert np.array_equal(a_label, b_label)  # the geometry is drawn first, the same
+    assert b_image.dtype == np.uint8 and b_image.shape == a_image.shape
+    outs = [photometric_jitter(a_image, np.random.default_rng(s)) for s in range(20)]
+    changed = [not np.array_equal(o, a_image) for o in outs]
+    assert sum(changed) >= 15  # all four are skipped with probability 1/16
+    means = [float(o.mean()) for o in outs]
+    assert max(means) - min(means) > 20  # brightness and contrast move the whole image
+    again = photometric_jitter(a_image, np.random.default_rng(3))
+    assert np.array_equal(again, outs[3])  # the generator decides everything
+
+
+def test_hue_jitter_keeps_grey_grey_and_rotates_a_colour() -> None:
+    grey = np.full((4, 4, 3), 128, np.uint8)
+    red = np.zeros((4, 4, 3), np.uint8)
+    red[..., 0] = 200
+    for seed in range(10):
+        out = photometric_jitter(grey, np.random.default_rng(seed))
+        assert (out.max(axis=2) == out.min(axis=2)).all()  # no saturation to scale or turn
+    turned = [photometric_jitter(red, np.random.default_rng(s)) for s in range(30)]
+    assert any(t[0, 0, 1] > 0 or t[0, 0, 2] > 0 for t in turned)  # red took some green/blue
