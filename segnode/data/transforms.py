@@ -4,8 +4,9 @@ Order: random scale 0.5-2.0 (same factor on both axes; linear image, nearest lab
 rotation within +-10 degrees with probability 0.5 (image padded with the mean colour, label
 with 255), horizontal flip with probability 0.5, random crop with the same padding, then
 ImageNet normalisation. ``photometric`` (not in the recipe) adds brightness, contrast,
-saturation and hue jitter after the crop. Geometry runs on uint8 images (4x less memory than float32 on
-2048x4096 upscaled Cityscapes frames), so the padding colour is the mean rounded to integers.
+saturation and hue jitter after the crop. Geometry runs on uint8 images (4x less memory than
+float32 on 2048x4096 upscaled Cityscapes frames), so the padding colour is the mean rounded to
+integers.
 All randomness comes from the ``numpy.random.Generator`` passed in, which the dataset seeds
 per sample: augmentation does not depend on worker processes or on resuming.
 """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -135,8 +137,8 @@ def test_photometric_jitter_changes_colours_not_geometry() -> None:
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     label = rng.integers(0, 11, (40, 60), dtype=np.uint8)
-    fixed = dict(crop=(32, 48), scale=(1.0, 1.0), rotate_prob=0.0, flip=False)
-    plain, jitter = TrainAugment(**fixed), TrainAugment(**fixed, photometric=True)
+    plain = TrainAugment(crop=(32, 48), scale=(1.0, 1.0), rotate_prob=0.0, flip=False)
+    jitter = dataclasses.replace(plain, photometric=True)
     a_image, a_label = plain(image, label, np.random.default_rng(7))
     b_image, b_label = jitter(image, label, np.random.default_rng(7))
     assert np.array_equal(a_label, b_label)  # the geometry is drawn first, the same
