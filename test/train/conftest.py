@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import pytest
+
+
+def load_bench_script(name: str) -> Any:
+    """A script under bench/ (not a package), imported as a module for its tests."""
+    script = Path(__file__).resolve().parents[2] / 'bench' / f'{name}.py'
+    spec = importlib.util.spec_from_file_location(name, script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write_cityscapes_tree(

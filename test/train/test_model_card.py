@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
+from conftest import load_bench_script
 import pytest
 import yaml
-
-SCRIPT = Path(__file__).resolve().parents[2] / 'bench' / 'model_card.py'
-
-
-def _load() -> Any:
-    spec = importlib.util.spec_from_file_location('model_card', SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(folder: Path, config: dict[str, Any], vals: dict[int, float], last: int) -> Path:
@@ -31,7 +21,7 @@ def _run(folder: Path, config: dict[str, Any], vals: dict[int, float], last: int
 
 
 def test_a_finish_run_continues_after_its_init(tmp_path: Path) -> None:
-    card = _load()
+    card = load_bench_script('model_card')
     low = {'val_split': 'xseq-val', 'resize': [180, 240], 'init': ''}
     one = _run(tmp_path / 'one', low, {1500: 0.4, 3000: 0.5}, last=3000)
     final = {'val_split': 'xseq-val', 'resize': None, 'init': str(one / 'model_final.pt')}
@@ -52,7 +42,7 @@ def test_a_finish_run_continues_after_its_init(tmp_path: Path) -> None:
 
 
 def test_main_writes_the_curve_and_refuses_a_folder_without_metrics(tmp_path: Path) -> None:
-    card = _load()
+    card = load_bench_script('model_card')
     run = _run(tmp_path / 'run', {'val_split': 'val'}, {100: 0.3}, last=100)
     out = tmp_path / 'card.json'
     figures = tmp_path / 'figures'

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
+from conftest import load_bench_script
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / 'bench' / 'pilot_table.py'
-
-
-def _load() -> object:
-    spec = importlib.util.spec_from_file_location('pilot_table', SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _score(folder: Path, tag: str, miou: float, pole: float) -> None:
@@ -29,7 +19,7 @@ def _score(folder: Path, tag: str, miou: float, pole: float) -> None:
 def test_rows_in_order_unscored_pilot_skipped(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    table = _load()
+    table = load_bench_script('pilot_table')
     _score(tmp_path / 'b', 'xseq-val', 0.3204, 0.03)
     _score(tmp_path / 'b', 'val', 0.5, 0.1)
     _score(tmp_path / 'a', 'xseq-val', 0.30, 0.0)  # no val score yet: still running
