@@ -4,21 +4,26 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cv2
 import numpy as np
 import pytest
 
 
-def load_bench_script(name: str) -> Any:
-    """A script under bench/ (not a package), imported as a module for its tests."""
+def _load_bench_script(name: str) -> Any:
     script = Path(__file__).resolve().parents[2] / 'bench' / f'{name}.py'
     spec = importlib.util.spec_from_file_location(name, script)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def bench_script() -> Callable[[str], Any]:
+    """Imports a script under bench/ (not a package) by name, as a module for its tests."""
+    return _load_bench_script
 
 
 def write_cityscapes_tree(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from conftest import load_bench_script
 import pytest
 import yaml
 
@@ -20,8 +19,10 @@ def _run(folder: Path, config: dict[str, Any], vals: dict[int, float], last: int
     return folder
 
 
-def test_a_finish_run_continues_after_its_init(tmp_path: Path) -> None:
-    card = load_bench_script('model_card')
+def test_a_finish_run_continues_after_its_init(
+    tmp_path: Path, bench_script: Callable[[str], Any]
+) -> None:
+    card = bench_script('model_card')
     low = {'val_split': 'xseq-val', 'resize': [180, 240], 'init': ''}
     one = _run(tmp_path / 'one', low, {1500: 0.4, 3000: 0.5}, last=3000)
     final = {'val_split': 'xseq-val', 'resize': None, 'init': str(one / 'model_final.pt')}
@@ -41,8 +42,10 @@ def test_a_finish_run_continues_after_its_init(tmp_path: Path) -> None:
     ]
 
 
-def test_main_writes_the_curve_and_refuses_a_folder_without_metrics(tmp_path: Path) -> None:
-    card = load_bench_script('model_card')
+def test_main_writes_the_curve_and_refuses_a_folder_without_metrics(
+    tmp_path: Path, bench_script: Callable[[str], Any]
+) -> None:
+    card = bench_script('model_card')
     run = _run(tmp_path / 'run', {'val_split': 'val'}, {100: 0.3}, last=100)
     out = tmp_path / 'card.json'
     figures = tmp_path / 'figures'

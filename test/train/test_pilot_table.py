@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any, Callable
 
-from conftest import load_bench_script
 import pytest
 
 
@@ -17,9 +17,9 @@ def _score(folder: Path, tag: str, miou: float, pole: float) -> None:
 
 
 def test_rows_in_order_unscored_pilot_skipped(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], bench_script: Callable[[str], Any]
 ) -> None:
-    table = load_bench_script('pilot_table')
+    table = bench_script('pilot_table')
     _score(tmp_path / 'b', 'xseq-val', 0.3204, 0.03)
     _score(tmp_path / 'b', 'val', 0.5, 0.1)
     _score(tmp_path / 'a', 'xseq-val', 0.30, 0.0)  # no val score yet: still running
