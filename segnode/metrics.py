@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+import warnings
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ __all__ = [
     'format_table',
     'iou_from_confusion',
     'latency_summary',
+    'paired_bootstrap',
     'percentiles',
     'save_confusion_png',
     'unknown_label_pixels',
@@ -122,6 +124,42 @@ class ConfusionMatrix:
             'pixels': int(self.matrix.sum()),
             'unknown_label_pixels': self.unknown_pixels,
         }
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, resamples: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """How sure a difference in IoU is: models A and B, resampling the images they share.
+
+    ``a`` and ``b`` are (N, K, K) stacks of per-image confusion matrices of two models on the
+    same N images, in the same order. Each resample draws N images with replacement, sums
+    each model's matrices over them (as the score itself does) and takes A - B. Returns the
+    difference on all images, its 2.5 and 97.5 percentiles over the resamples (``low``,
+    ``high``), the share of resamples in which A's mIoU is higher, and the same difference
+    and interval per class (``per_class``: lists in class order; NaN where a class is absent).
+    """
+    if a.shape != b.shape or a.ndim != 3 or a.shape[1] != a.shape[2] or not len(a):
+        raise ValueError(f'need two equal (N, K, K) stacks with N > 0, got {a.shape} {b.shape}')
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(a), np.full(len(a), 1 / len(a)), size=resamples)
+    ious = np.empty((2, resamples + 1, a.shape[1]))
+    for row, w in enumerate([np.ones(len(a), dtype=np.int64), *weights]):
+        ious[0, row] = iou_from_confusion(np.tensordot(w, a, axes=1))
+        ious[1, row] = iou_from_confusion(np.tensordot(w, b, axes=1))
+    with np.errstate(invalid='ignore'), warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)  # a class absent from every resample
+        miou = np.nanmean(ious[0], axis=1) - np.nanmean(ious[1], axis=1)
+        diffs = ious[0] - ious[1]
+        low, high = np.nanpercentile(diffs[1:], [2.5, 97.5], axis=0)
+    return {
+        'images': len(a),
+        'resamples': resamples,
+        'miou_difference': float(miou[0]),
+        'low': float(np.percentile(miou[1:], 2.5)),
+        'high': float(np.percentile(miou[1:], 97.5)),
+        'share_a_better': float(np.mean(miou[1:] > 0)),
+        'per_class': {'difference': diffs[0].tolist(), 'low': low.tolist(), 'high': high.tolist()},
+    }
 
 
 # The keys of ``latency_summary``, in order.

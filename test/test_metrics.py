@@ -14,6 +14,7 @@ from segnode.metrics import (
     format_table,
     iou_from_confusion,
     latency_summary,
+    paired_bootstrap,
 )
 
 
@@ -82,3 +83,50 @@ def test_labels_no_class_has_are_counted_and_named_in_the_table() -> None:
     assert summary['unknown_label_pixels'] == 2 and summary['pixels'] == 3
     assert 'note: 2 label pixels hold ids outside 0..2 (and not 255)' in format_table(summary)
     assert 'note' not in format_table({**summary, 'unknown_label_pixels': 0})
+
+
+def _images(rng: np.random.Generator, n: int, wrong: float) -> np.ndarray:
+    """``n`` per-image 3-class matrices with about ``wrong`` of each class's pixels mislabelled."""
+    stack = np.zeros((n, 3, 3), dtype=np.int64)
+    for i in range(n):
+        for k in range(3):
+            pixels = int(rng.integers(50, 150))
+            missed = int(rng.binomial(pixels, wrong))
+            stack[i, k, k], stack[i, k, (k + 1) % 3] = pixels - missed, missed
+    return stack
+
+
+def test_paired_bootstrap_of_a_model_better_on_every_image() -> None:
+    rng = np.random.default_rng(1)
+    good, bad = _images(rng, 40, 0.05), _images(rng, 40, 0.3)
+    found = paired_bootstrap(good, bad, resamples=500)
+    expected = np.nanmean(iou_from_confusion(good.sum(0))) - np.nanmean(
+        iou_from_confusion(bad.sum(0))
+    )
+    assert found['miou_difference'] == pytest.approx(expected)
+    assert 0 < found['low'] < found['miou_difference'] < found['high']
+    assert found['share_a_better'] == 1.0 and found['images'] == 40
+    assert all(low > 0 for low in found['per_class']['low'])
+    reverse = paired_bootstrap(bad, good, resamples=500)
+    assert reverse['miou_difference'] == pytest.approx(-expected)
+    assert reverse['share_a_better'] == 0.0
+
+
+def test_paired_bootstrap_of_a_tie_straddles_zero() -> None:
+    rng = np.random.default_rng(2)
+    first, second = _images(rng, 30, 0.05), _images(rng, 30, 0.3)
+    a = np.concatenate([first, second])  # A good on the first half, B on the second
+    b = np.concatenate([second, first])
+    found = paired_bootstrap(a, b, resamples=500, seed=3)
+    assert found['low'] < 0 < found['high']
+    assert 0.05 < found['share_a_better'] < 0.95
+    same = paired_bootstrap(a, a, resamples=50)
+    assert same['miou_difference'] == same['low'] == same['high'] == 0.0
+
+
+def test_paired_bootstrap_refuses_stacks_that_do_not_pair() -> None:
+    a = np.zeros((4, 3, 3), dtype=np.int64)
+    with pytest.raises(ValueError, match='equal'):
+        paired_bootstrap(a, a[:3])
+    with pytest.raises(ValueError, match='N > 0'):
+        paired_bootstrap(a[:0], a[:0])

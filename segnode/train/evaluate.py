@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
@@ -13,7 +14,7 @@ from segnode.config import resolve_device
 from segnode.data.dataset import SegmentationDataset
 from segnode.data.sources import scan_dataset
 from segnode.errors import SegnodeError
-from segnode.metrics import ConfusionMatrix
+from segnode.metrics import confusion_matrix, ConfusionMatrix
 from segnode.model.checkpoint import build_from_checkpoint
 from segnode.train.config import EvalConfig
 from segnode.train.distributed import all_reduce_sum, Context
@@ -32,13 +33,16 @@ def evaluate(
     *,
     ctx: Context | None = None,
     progress: bool = True,
+    per_image: list[np.ndarray] | None = None,
 ) -> ConfusionMatrix:
     """Accumulate the confusion matrix of ``model`` (switched to eval mode) over ``dataset``.
 
     One image at a time at its own size, with the scales, flip and sliding window of
     ``protocol`` (default: single scale, whole image). With a distributed ``ctx`` every rank
     takes every ``world_size``-th image and the matrices are summed, so every rank gets the
-    full result.
+    full result. ``per_image``, when given, gets each image's own K x K matrix appended, in
+    dataset order (this rank's images only), for statistics over images
+    (``segnode.metrics.paired_bootstrap``).
     """
     protocol = protocol or EvalConfig()
     window = (protocol.window[0], protocol.window[1]) if protocol.window else None
@@ -67,7 +71,10 @@ def evaluate(
             window=window,
             stride_ratio=protocol.stride_ratio,
         )
-        matrix.update(probs.argmax(1)[0].cpu(), sample['label'])
+        pred = probs.argmax(1)[0].cpu()
+        matrix.update(pred, sample['label'])
+        if per_image is not None:
+            per_image.append(confusion_matrix(pred, sample['label'], num_classes))
         matrix.unknown_pixels += int(sample.get('unknown_labels', 0))  # mapped to ignore on load
         if ctx.is_main:
             bar.set_postfix(miou=f'{matrix.miou():.3f}')
@@ -79,9 +86,11 @@ def evaluate(
 
 
 def evaluate_checkpoint(
-    cfg: EvalConfig, progress: bool = True
+    cfg: EvalConfig, progress: bool = True, per_image: list[np.ndarray] | None = None
 ) -> tuple[dict[str, Any], ConfusionMatrix]:
     """Evaluate ``cfg.checkpoint`` on ``cfg``'s split; the JSON summary and the matrix.
+
+    ``per_image``: as for :func:`evaluate`.
 
     Raises:
         SegnodeError: Unreadable checkpoint or dataset, or class counts that differ.
@@ -97,7 +106,9 @@ def evaluate_checkpoint(
     dataset = SegmentationDataset(spec, resize=resize, boundary=False, limit=cfg.limit)
     device = resolve_device(cfg.device)
     t0 = time.perf_counter()
-    matrix = evaluate(model.to(device), dataset, k, device, cfg, progress=progress)
+    matrix = evaluate(
+        model.to(device), dataset, k, device, cfg, progress=progress, per_image=per_image
+    )
     summary = matrix.summary(list(meta['classes']['names']))
     summary.update(
         {

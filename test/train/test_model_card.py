@@ -55,3 +55,5 @@ def test_main_writes_the_curve_and_refuses_a_folder_without_metrics(
     assert (figures / 'learning_curve.png').stat().st_size > 0
     with pytest.raises(SystemExit, match='no metrics.jsonl in .*no$'):
         card.main(['--curve', 'a', str(tmp_path / 'no'), '--json', str(out), '--figures', 'f'])
+    with pytest.raises(SystemExit, match='--compare a b val names a score no --eval makes'):
+        card.main(['--compare', 'a', 'b', 'val', '--json', str(out), '--figures', 'f'])
