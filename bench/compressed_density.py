@@ -35,6 +35,7 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from segnode.files import write_json  # noqa: E402
 from segnode.pipeline.image_header import (  # noqa: E402
     DEFLATE_MAX_RATIO,
     JPEG_FLOOR_BLOCKS_PER_BYTE,
@@ -178,8 +179,7 @@ def main() -> int:
     }
     print(json.dumps(result, indent=2))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        write_json(result, args.json)
     return 0 if all(r['headroom'] > 1 for r in worst.values()) else 1
 
 

@@ -19,8 +19,6 @@ times. ``--runs 0`` times the tail only.
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 import statistics
 import time
 from typing import Any
@@ -33,9 +31,9 @@ from segnode.config import EngineConfig
 from segnode.engine.bench import machine_description
 from segnode.engine.parity import gate_frames
 from segnode.engine.segmenter import Segmenter
+from segnode.files import write_json
 from segnode.model.deploy import confidence_levels
-
-BUNDLED = Path(__file__).resolve().parents[1] / 'segnode' / 'weights' / 'camvid_mfaranet.pt'
+from segnode.pipeline.assemble import DEFAULT_CHECKPOINT
 
 
 def tail_ms(height: int, width: int, classes: int, runs: int) -> dict[str, float]:
@@ -56,7 +54,7 @@ def tail_ms(height: int, width: int, classes: int, runs: int) -> dict[str, float
 def main() -> None:
     """Parse the arguments, build, time, print and optionally save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--checkpoint', default=str(BUNDLED))
+    parser.add_argument('--checkpoint', default=str(DEFAULT_CHECKPOINT))
     parser.add_argument('--size', type=int, nargs=2, default=(512, 1024))
     parser.add_argument('--backends', default='eager,onnxruntime', help='name[:precision],...')
     parser.add_argument('--images', default='', help='gate frames (e.g. CamVid val)')
@@ -83,7 +81,7 @@ def main() -> None:
     }
     if args.runs == 0:
         if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+            write_json(result, args.json)
         return
     segmenters: dict[str, Segmenter] = {}
     gates: dict[str, dict[str, Any]] = {}
@@ -138,7 +136,7 @@ def main() -> None:
             print(f'| {row["engine"]} | {row["p50_ms"]} | {row["min_ms"]} | {text} | {figures} |')
     result.update(frame_mean_grey=float(np.mean(frame)), rows=rows)
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        write_json(result, args.json)
 
 
 if __name__ == '__main__':

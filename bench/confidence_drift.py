@@ -17,8 +17,6 @@ and the absolute differences are summarised in grey levels (p50 / p99 / p99.9 / 
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,8 +26,8 @@ from segnode.config import EngineConfig
 from segnode.engine.bench import machine_description
 from segnode.engine.parity import gate_frames
 from segnode.engine.segmenter import Segmenter
-
-BUNDLED = Path(__file__).resolve().parents[1] / 'segnode' / 'weights' / 'camvid_mfaranet.pt'
+from segnode.files import write_json
+from segnode.pipeline.assemble import DEFAULT_CHECKPOINT
 
 
 def _summary(diff: np.ndarray) -> dict[str, float]:
@@ -55,7 +53,7 @@ def _confidences(seg: Segmenter, frames: np.ndarray) -> np.ndarray:
 def main() -> None:
     """Parse the arguments, measure, print and optionally save."""
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('--checkpoint', default=str(BUNDLED))
+    parser.add_argument('--checkpoint', default=str(DEFAULT_CHECKPOINT))
     parser.add_argument('--images', default='')
     parser.add_argument('--size', type=int, nargs=2, default=(360, 480))
     parser.add_argument('--frames', type=int, default=4)
@@ -97,7 +95,7 @@ def main() -> None:
     if args.json:
         doc = {'args': vars(args), 'source': source, 'rows': rows,
                'machine': machine_description(torch.device('cpu'))}  # fmt: skip
-        Path(args.json).write_text(json.dumps(doc, indent=2) + '\n', encoding='utf-8')
+        write_json(doc, args.json)
 
 
 if __name__ == '__main__':

@@ -30,6 +30,7 @@ sys.path.insert(0, str(REPO / 'test' / 'pipeline'))
 
 from test_frame_fuzz import EchoSegmenter, generate, MAX_SIDE, PALETTE  # noqa: E402
 
+from segnode.files import write_json  # noqa: E402
 from segnode.pipeline.scheduler import ManualClock  # noqa: E402
 from segnode.pipeline.service import Outputs, SegmentationService  # noqa: E402
 
@@ -96,8 +97,7 @@ def main() -> int:
     }
     print(json.dumps({k: v for k, v in result.items() if k != 'reasons'}, indent=2))
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        write_json(result, args.json)
     return 0 if not escaped else 1
 
 

@@ -14,7 +14,6 @@ whether a traceback appeared, its wall time and its peak resident memory (the ch
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import platform
@@ -32,6 +31,7 @@ sys.path.insert(0, str(REPO / 'test'))
 import hostile  # noqa: E402, I100 (test/ is put on sys.path just above)
 import hostile_frames  # noqa: E402
 
+from segnode.files import write_json  # noqa: E402
 from segnode.pipeline.imaging import encode_compressed  # noqa: E402
 from segnode.replay.bag_writer import (  # noqa: E402
     BagWriter,
@@ -155,7 +155,7 @@ def main() -> int:
             'machine': f'{platform.machine()}, {platform.python_version()}',
             'cases': results,
         }
-        args.json.write_text(json.dumps(doc, indent=2) + '\n')
+        write_json(doc, args.json)
     return 1 if failed else 0
 
 

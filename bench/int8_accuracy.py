@@ -15,13 +15,13 @@ parity gate at its default thresholds, on ``--gate-images`` when given), INT8 ca
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import time
 
 from segnode.config import EngineConfig
 from segnode.engine.parity import image_frames, image_paths, label_frames
 from segnode.engine.segmenter import Segmenter
+from segnode.files import write_json
 from segnode.metrics import ConfusionMatrix
 from segnode.pipeline.assemble import load_labelled_model
 from segnode.pipeline.config import LabelModelConfig
@@ -85,8 +85,7 @@ def main() -> int:
                   'gate': 'off' if args.no_gate else args.gate_images or 'synthetic',
                   'calibration': [args.calibration, args.calibration_frames],
                   'weights': loaded.description, 'results': results}  # fmt: skip
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(record, indent=2) + '\n', encoding='utf-8')
+        write_json(record, args.json)
     return 0
 
 

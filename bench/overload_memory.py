@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 from array import array
-import json
 from pathlib import Path
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from segnode.data.labels import CAMVID
+from segnode.files import write_json
 from segnode.pipeline import imaging
 from segnode.pipeline.service import Outputs, SegmentationService
 
@@ -142,7 +142,7 @@ def main() -> int:
         f'{doc["rss_mb_max"]:.1f} MB, slope {slope:+.3f} MB/min over {args.minutes:g} min'
     )
     if args.json:
-        args.json.write_text(json.dumps(doc, indent=2) + '\n')
+        write_json(doc, args.json)
     if args.plot:
         import matplotlib
 

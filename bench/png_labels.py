@@ -14,7 +14,6 @@ compared with the mask.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 import statistics
 import time
@@ -27,6 +26,8 @@ from segnode import load_model
 from segnode.config import EngineConfig
 from segnode.engine.bench import machine_description
 from segnode.engine.segmenter import Segmenter
+from segnode.files import write_json
+from segnode.pipeline.assemble import DEFAULT_CHECKPOINT
 from segnode.pipeline.compressed import png_params
 
 # segnode's options (encode_png), then OpenCV's default filters and strategy at levels 3 and 9
@@ -35,7 +36,6 @@ VARIANTS = {
     '3, default': [cv2.IMWRITE_PNG_COMPRESSION, 3],
     '9, default': [cv2.IMWRITE_PNG_COMPRESSION, 9],
 }
-BUNDLED = Path(__file__).resolve().parents[1] / 'segnode' / 'weights' / 'camvid_mfaranet.pt'
 
 
 def main() -> None:
@@ -51,8 +51,8 @@ def main() -> None:
     image_path = Path(args.camvid) / 'val' / label_path.name
     label = cv2.imread(str(label_path), cv2.IMREAD_UNCHANGED)
     image = cv2.cvtColor(cv2.imread(str(image_path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-    seg = Segmenter.build(load_model(str(BUNDLED)), EngineConfig(backend='eager', device='cpu',
-                          precision='fp32', parity_gate=False), height=360, width=480)  # fmt: skip
+    engine = EngineConfig(backend='eager', device='cpu', precision='fp32', parity_gate=False)
+    seg = Segmenter.build(load_model(str(DEFAULT_CHECKPOINT)), engine, height=360, width=480)
     predicted = seg.segment(cv2.resize(image, (480, 360), interpolation=cv2.INTER_AREA)).mask
     masks = {f'CamVid label {label_path.name}': label, 'bundled model mask': predicted}
     rows = []
@@ -85,7 +85,7 @@ def main() -> None:
     if args.json:
         doc = {'args': vars(args), 'rows': rows, 'opencv': cv2.__version__,
                'machine': machine_description(torch.device('cpu'))}  # fmt: skip
-        Path(args.json).write_text(json.dumps(doc, indent=2) + '\n', encoding='utf-8')
+        write_json(doc, args.json)
 
 
 if __name__ == '__main__':

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +30,7 @@ from torch import Tensor
 
 from segnode.engine.graph import Cast, deploy_model, frame_graph, reduced_precision
 from segnode.engine.parity import gate_frames
+from segnode.files import write_json
 from segnode.model.checkpoint import build_from_checkpoint
 from segnode.model.deploy import FrameToMask
 
@@ -114,8 +114,7 @@ def main() -> int:
         'rows': rows,
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        write_json(result, args.json)
         print(f'wrote {args.json}')
     return 0
 

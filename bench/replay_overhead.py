@@ -17,7 +17,6 @@ drive frames at the same size. Reports both wall times, the ratio, and the repor
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 import platform
@@ -28,6 +27,7 @@ import cv2
 import torch
 
 from segnode.config import EngineConfig
+from segnode.files import write_json
 from segnode.pipeline.assemble import load_labelled_model, segmenter_factory
 from segnode.pipeline.config import NodeConfig
 from segnode.replay.bag_from_images import bag_from_images
@@ -96,7 +96,7 @@ def main() -> int:
             'replay_overhead': overhead,
             'machine': platform.machine(),
         }
-        args.json.write_text(json.dumps(doc, indent=2) + '\n')
+        write_json(doc, args.json)
     return 0
 
 

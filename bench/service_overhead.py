@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 from array import array
-import json
 from pathlib import Path
 import platform
 import statistics
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from segnode.data.labels import CAMVID
+from segnode.files import write_json
 from segnode.pipeline import imaging
 from segnode.pipeline.service import Outputs, SegmentationService
 
@@ -126,7 +126,7 @@ def main() -> int:
             'python': platform.python_version(),
             'results_ms': rows,
         }
-        args.json.write_text(json.dumps(doc, indent=2) + '\n')
+        write_json(doc, args.json)
     return 0
 
 

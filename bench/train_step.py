@@ -26,8 +26,10 @@ import subprocess
 import sys
 import time
 
+from segnode.cli.allocator import find_tcmalloc
+from segnode.files import write_json
+
 TOP = 15
-TCMALLOC = '/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4'
 DEFAULT = (
     '360x480:fp32:nchw:glibc',
     '360x480:fp32:cl:tcmalloc',
@@ -110,14 +112,15 @@ def main() -> int:
         print(json.dumps(one(args.child, args.steps, args.profile == args.child)))
         return 0
     rows = []
+    tcmalloc = find_tcmalloc()
     for variant in [args.profile] if args.profile else args.variants:
         env = dict(os.environ)
         env.pop('LD_PRELOAD', None)
         if variant.endswith(':tcmalloc'):
-            if not Path(TCMALLOC).is_file():
-                print(f'{variant}: skipped ({TCMALLOC} not installed)')
+            if tcmalloc is None:
+                print(f'{variant}: skipped (libtcmalloc_minimal.so.4 not installed)')
                 continue
-            env['LD_PRELOAD'] = TCMALLOC
+            env['LD_PRELOAD'] = tcmalloc
         command = [sys.executable, __file__, '--child', variant, '--steps', str(args.steps)]
         if args.profile:
             command += ['--profile', variant]
@@ -141,8 +144,7 @@ def main() -> int:
         'command': 'python bench/train_step.py ' + ' '.join(sys.argv[1:]),
     }
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + '\n', encoding='utf-8')
+        write_json(result, args.json)
     return 0
 
 
