@@ -27,6 +27,7 @@ import json
 import os
 from pathlib import Path
 import re
+import shlex
 import sys
 import time
 from typing import Any
@@ -177,7 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     unscored = [c for c in args.compare if not {(c[0], c[2]), (c[1], c[2])} <= evals]
     if unscored:
         sys.exit(f'model_card: --compare {" ".join(unscored[0])} names a score no --eval makes')
-    result: dict[str, Any] = {'command': ' '.join(sys.argv)}
+    given = sys.argv[1:] if argv is None else argv
+    result: dict[str, Any] = {'command': shlex.join(['python', 'bench/model_card.py', *given])}
     scored = {(e[0], e[2]): _score(*e, args) for e in args.eval}
     result['scores'] = [score for score, _ in scored.values()]
     result['comparisons'] = [_compare(a, b, split, scored) for a, b, split in args.compare]

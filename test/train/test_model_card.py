@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+import shlex
 from typing import Any, Callable
 
 import pytest
@@ -49,9 +50,11 @@ def test_main_writes_the_curve_and_refuses_a_folder_without_metrics(
     run = _run(tmp_path / 'run', {'val_split': 'val'}, {100: 0.3}, last=100)
     out = tmp_path / 'card.json'
     figures = tmp_path / 'figures'
-    argv = ['--curve', 'a', str(run), '--json', str(out), '--figures', str(figures)]
+    argv = ['--curve', 'chosen recipe', str(run), '--json', str(out), '--figures', str(figures)]
     assert card.main(argv) == 0
-    assert json.loads(out.read_text())['curve'][0]['iteration'] == 100
+    written = json.loads(out.read_text())
+    assert written['curve'][0]['iteration'] == 100
+    assert shlex.split(written['command'])[2:] == argv  # a label with a space stays one word
     assert (figures / 'learning_curve.png').stat().st_size > 0
     with pytest.raises(SystemExit, match='no metrics.jsonl in .*no$'):
         card.main(['--curve', 'a', str(tmp_path / 'no'), '--json', str(out), '--figures', 'f'])
