@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 from pathlib import Path
 import subprocess
@@ -13,6 +14,8 @@ import pytest
 from reference import official_mfaranet as ref
 
 from segnode.cli import main
+from segnode.pipeline.assemble import load_labelled_model
+from segnode.replay import demo
 
 
 @pytest.fixture(scope='module')
@@ -98,6 +101,30 @@ def test_demo_drives_through_a_folder_of_images_with_labels(
     report = json.loads((out / 'report' / 'report.json').read_text())
     assert report['frames'] == 4 and report['miou'] is not None
     assert not (out / 'report' / 'overlays' / 'stale.png').exists()
+
+
+@pytest.mark.parametrize(('split', 'warned'), [('trainval', True), ('train', False)])
+def test_demo_on_camvid_val_says_when_the_model_was_trained_on_those_frames(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    split: str,
+    warned: bool,
+) -> None:
+    root = tmp_path / 'camvid'
+    for folder in ('val', 'valannot'):
+        (root / folder).mkdir(parents=True)
+    for k in range(3):
+        name = f'0016E5_{k:05d}.png'
+        cv2.imwrite(str(root / 'val' / name), np.full((64, 96, 3), 40 * k, np.uint8))
+        cv2.imwrite(str(root / 'valannot' / name), np.zeros((64, 96), np.uint8))
+    monkeypatch.setenv('SEGNODE_CAMVID_ROOT', str(root))
+    bundled = load_labelled_model()
+    monkeypatch.setattr(demo, 'load_labelled_model', lambda _: replace(bundled, train_split=split))
+    assert main(['demo', '--frames', '3', '--rate', '50', '--out', str(tmp_path / 'out')]) == 0
+    printed = capsys.readouterr().out
+    assert f'3 frames from {root / "val"}' in printed
+    assert ('trained on CamVid trainval, which holds these val frames' in printed) is warned
 
 
 def test_demo_labels_need_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

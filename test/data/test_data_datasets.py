@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
+from segnode.data.camvid import split_includes
 from segnode.data.dataset import SegmentationDataset
 from segnode.data.labels import CAMVID32_COLOURS, CITYSCAPES_LABEL_TO_TRAIN
 from segnode.data.sources import scan_dataset
@@ -156,6 +157,9 @@ def test_camvid_named_splits_hold_out_a_whole_sequence(tmp_path: Path) -> None:
     (tmp_path / 'train' / '0006R0_f02340.png').unlink()
     with pytest.raises(DatasetError, match="CamVid split 'xseq-val' has no frame"):
         scan_dataset('camvid', tmp_path, 'xseq-val')
+    # which splits a model trained on has seen the val frames (what the demo warns about)
+    splits = ('train', 'val', 'trainval', 'xseq-train', 'xseq-val')
+    assert [split for split in splits if split_includes(split, 'val')] == ['val', 'trainval']
 
 
 @pytest.mark.data
