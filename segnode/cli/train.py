@@ -125,6 +125,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     arguments.output_file(args.confusion, '--confusion')
     summary, matrix = evaluate_checkpoint(cfg)
     print(format_table(summary))
+    if summary['seen_in_training']:
+        print(
+            f'note: {summary["seen_in_training"]} of these {summary["images"]} images are in the '
+            f'split the checkpoint was trained on ({cfg.dataset} {summary["train_split"]}): '
+            'the score says how it fits them, not how it does on images it never saw'
+        )
     if args.json:
         print(f'wrote {write_json(summary, args.json)}')
     png = args.confusion or (

@@ -31,7 +31,6 @@ __all__ = [
     'scan_camvid',
     'scan_camvid32',
     'sequence_of',
-    'split_includes',
 ]
 
 
@@ -50,15 +49,6 @@ NAMED_SPLITS: dict[str, tuple[tuple[str, Callable[[str], bool]], ...]] = {
     'xseq-train': (('train', lambda seq: seq != HOLDOUT_SEQUENCE),),
     'xseq-val': (('train', lambda seq: seq == HOLDOUT_SEQUENCE),),
 }
-
-
-def split_includes(split: str, folder: str) -> bool:
-    """Whether ``split`` (a folder or one of :data:`NAMED_SPLITS`) takes frames of ``folder``.
-
-    ``split_includes('trainval', 'val')`` is True: a model trained on it has seen every val
-    frame, so its score there is no measure of new streets.
-    """
-    return any(name == folder for name, _ in NAMED_SPLITS.get(split, ((split, _every_sequence),)))
 
 
 def sequence_of(path: Path) -> str:

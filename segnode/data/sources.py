@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from segnode.data.camvid import scan_camvid, scan_camvid32
 from segnode.data.cityscapes import scan_cityscapes
 from segnode.data.dataset import DatasetSpec
 from segnode.data.folder import scan_folder
-from segnode.errors import DatasetError
+from segnode.errors import DatasetError, SegnodeError
 
-__all__ = ['DATASETS', 'scan_dataset']
+__all__ = ['DATASETS', 'scan_dataset', 'seen_in_training']
 
 DATASETS = ('cityscapes', 'camvid', 'camvid32', 'folder')
 
@@ -42,3 +44,23 @@ def scan_dataset(
     if name == 'folder':
         return scan_folder(root, split, Path(classes) if classes else None)
     raise DatasetError(f'unknown dataset {name!r}; known: {", ".join(DATASETS)}')
+
+
+def seen_in_training(recipe: Mapping[str, Any], root: str | Path, images: Iterable[Path]) -> int:
+    """How many of ``images`` are frames of the split a checkpoint was trained on.
+
+    ``recipe`` is the checkpoint's recorded recipe (its ``dataset``, ``train_split`` and
+    ``classes``); that split is read under ``root`` (where these images came from, not the
+    trainer's path) and compared by resolved path, so ``trainval`` holds every ``val`` frame
+    and ``train`` none. A score on frames a model trained on measures how it fits them, not
+    how it does on new streets. 0 when the recipe names no split or it cannot be read there.
+    """
+    dataset, split = str(recipe.get('dataset') or ''), str(recipe.get('train_split') or '')
+    if not dataset or not split or not str(root):
+        return 0
+    try:
+        spec = scan_dataset(dataset, root, split, recipe.get('classes') or None)
+    except SegnodeError:
+        return 0
+    trained = {image.resolve() for image, _ in spec.pairs}
+    return sum(Path(image).resolve() in trained for image in images)

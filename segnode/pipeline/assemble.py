@@ -6,9 +6,10 @@ params file means the same thing everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,8 +47,7 @@ class LoadedModel:
         sha256: Hash of the checkpoint file ('' for random weights); keys engine artifacts.
         description: Where the weights came from, for logs and reports.
         trained: False for random weights.
-        train_split: The split of ``table.dataset`` it was trained on, as its checkpoint
-            records it (``trainval``; '' when unknown or random).
+        recipe: The training recipe its checkpoint records (empty for random weights).
     """
 
     model: MFARANet
@@ -55,7 +55,7 @@ class LoadedModel:
     sha256: str
     description: str
     trained: bool
-    train_split: str = ''
+    recipe: Mapping[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def palette(self) -> np.ndarray:
@@ -93,16 +93,16 @@ def load_labelled_model(config: LabelModelConfig | None = None) -> LoadedModel:
             palette = class_table(len(names)).palette
         table = ClassTable(str(meta.get('dataset', '')), names, palette)
         sha, what, trained = file_sha256(path), f'checkpoint {path}', True
-        split = str((meta.get('recipe') or {}).get('train_split', ''))
+        recipe = dict(meta.get('recipe') or {})
     else:
         k = config.num_classes or CAMVID.num_classes
         with torch.random.fork_rng(devices=[]):  # reproducible, without touching the caller's RNG
             torch.manual_seed(0)
             model = build_mfaranet(num_classes=k).eval()
         table = CAMVID if k == CAMVID.num_classes else class_table(k)
-        sha, what, trained, split = '', RANDOM_WEIGHTS, False, ''
+        sha, what, trained, recipe = '', RANDOM_WEIGHTS, False, {}
     table = _override_labels(table, config, model.config.num_classes)
-    return LoadedModel(model, table, sha, what, trained, split)
+    return LoadedModel(model, table, sha, what, trained, recipe)
 
 
 def _override_labels(table: ClassTable, config: LabelModelConfig, k: int) -> ClassTable:

@@ -50,6 +50,7 @@ class BagSummary:
     topics: tuple[str, ...]
     storage: str
     label_ids: tuple[int, ...] = ()  # every value found in the labels, sorted
+    files: tuple[Path, ...] = ()  # the images written, in order (a folder source)
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -216,12 +217,13 @@ def bag_from_images(
     if source.is_dir():
         files = _image_files(source)[: limit or None]
         total, frames = len(files), _folder_frames(files)
+        written = tuple(files)
         label_files = _label_files(Path(labels), [p.stem for p in files]) if labels else {}
     elif labels:
         raise BagWriteError(f'labels need a folder of images as the source, not {source}')
     else:
         total, frames = _video_frames(source)
-        label_files = {}
+        label_files, written = {}, ()
     image_topic = f'{topic.rstrip("/")}/compressed' if compressed else topic
     topics = (image_topic, label_topic) if label_files else (image_topic,)
     if len(set(topics)) < len(topics):
@@ -249,7 +251,8 @@ def bag_from_images(
             frame_id=frame_id,
             compressed=compressed,
         )
-    return BagSummary(out, count, topics, storage, tuple(int(i) for i in np.flatnonzero(seen)))
+    ids = tuple(int(i) for i in np.flatnonzero(seen))
+    return BagSummary(out, count, topics, storage, ids, written[:count])
 
 
 def id_ranges(ids: Iterable[int]) -> str:

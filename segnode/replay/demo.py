@@ -8,8 +8,8 @@ with an image and a label topic and replayed in realtime mode through the node's
 (:mod:`segnode.replay.replay`): frames that arrive while the model is busy are dropped exactly
 as on a vehicle. The model is the bundled default checkpoint (docs/model-card.md). A synthetic
 drive is not CamVid: its mIoU says how the model does on cartoon streets, not on real ones, and
-the demo says so; so it does when the drive is CamVid val and the model's checkpoint records a
-training split that holds those frames (``trainval``, the standard protocol).
+the demo says so; so it does when frames of the drive are in the training split its checkpoint
+records (read under ``SEGNODE_CAMVID_ROOT``: CamVid val for a model trained on ``trainval``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ from pathlib import Path
 import shutil
 
 from segnode.config import EngineConfig
-from segnode.data.camvid import split_includes
+from segnode.data.sources import seen_in_training
 from segnode.errors import ReplayError
 from segnode.files import ctrl_c_after
-from segnode.pipeline.assemble import load_labelled_model, LoadedModel
+from segnode.pipeline.assemble import load_labelled_model
 from segnode.pipeline.config import LabelModelConfig, NodeConfig
 from segnode.replay.bag_from_images import bag_from_images, write_frames
 from segnode.replay.bag_writer import BagWriter
@@ -52,11 +52,6 @@ def camvid_val() -> tuple[Path, Path] | None:
     return (images, labels) if images.is_dir() and labels.is_dir() else None
 
 
-def _trained_on_val(loaded: LoadedModel) -> bool:
-    """Whether ``loaded`` was trained on a CamVid split that holds the val frames."""
-    return loaded.table.dataset == 'camvid' and split_includes(loaded.train_split, 'val')
-
-
 def run_demo(
     *,
     frames: int = DemoOptions.frames,
@@ -82,9 +77,8 @@ def run_demo(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    val = camvid_val()
-    if images is None and labels is None and val:
-        images, labels = val
+    if images is None and labels is None and (found := camvid_val()):
+        images, labels = found
     if labels is not None and images is None:
         raise ReplayError('--labels needs --images (the label PNGs are named like the images)')
     bag = out / ('drive' if images else 'synthetic_drive')
@@ -98,11 +92,13 @@ def run_demo(
         )
         truth = f'labels from {labels}' if labels else 'no labels'
         print(f'bag: {bag} ({summary.frames} frames from {images} at {rate:g} Hz, {truth})')
-        if val and Path(images).resolve() == val[0].resolve() and _trained_on_val(loaded):
+        root = os.environ.get('SEGNODE_CAMVID_ROOT', '')
+        if seen := seen_in_training(loaded.recipe, root, summary.files):
+            split = f'{loaded.recipe["dataset"]} {loaded.recipe["train_split"]}'
             print(
-                f'note: the model was trained on CamVid {loaded.train_split}, which holds these '
-                'val frames: their mIoU says it fits them, not how it does on streets it never '
-                'saw (docs/model-card.md has that figure)'
+                f"note: {seen} of these {summary.frames} frames are in the model's training "
+                f'split ({split}): their mIoU says how it fits them, not how it does on streets '
+                'it never saw (docs/model-card.md has that figure)'
             )
     else:
         write_drive_bag(bag, frames=frames, height=h, width=w, rate=rate)

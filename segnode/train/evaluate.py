@@ -12,7 +12,7 @@ from tqdm import tqdm
 
 from segnode.config import resolve_device
 from segnode.data.dataset import SegmentationDataset
-from segnode.data.sources import scan_dataset
+from segnode.data.sources import scan_dataset, seen_in_training
 from segnode.errors import SegnodeError
 from segnode.metrics import confusion_matrix, ConfusionMatrix
 from segnode.model.checkpoint import build_from_checkpoint
@@ -124,6 +124,10 @@ def evaluate_checkpoint(
                 'resize': list(cfg.resize) or None,
             },
             'seconds': round(time.perf_counter() - t0, 2),
+            'train_split': str((meta.get('recipe') or {}).get('train_split') or ''),
+            'seen_in_training': seen_in_training(
+                meta.get('recipe') or {}, cfg.data_root, [i for i, _ in spec.pairs[: len(dataset)]]
+            ),
             'confusion_matrix': matrix.matrix.tolist(),
         }
     )

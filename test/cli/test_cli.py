@@ -112,19 +112,23 @@ def test_demo_on_camvid_val_says_when_the_model_was_trained_on_those_frames(
     warned: bool,
 ) -> None:
     root = tmp_path / 'camvid'
-    for folder in ('val', 'valannot'):
-        (root / folder).mkdir(parents=True)
-    for k in range(3):
-        name = f'0016E5_{k:05d}.png'
-        cv2.imwrite(str(root / 'val' / name), np.full((64, 96, 3), 40 * k, np.uint8))
-        cv2.imwrite(str(root / 'valannot' / name), np.zeros((64, 96), np.uint8))
+    for folder, stem in (
+        ('train', '0001TP_00000'),
+        *(('val', f'0016E5_{k:05d}') for k in range(3)),
+    ):
+        (root / f'{folder}annot').mkdir(parents=True, exist_ok=True)
+        (root / folder).mkdir(exist_ok=True)
+        cv2.imwrite(str(root / folder / f'{stem}.png'), np.full((64, 96, 3), 40, np.uint8))
+        cv2.imwrite(str(root / f'{folder}annot' / f'{stem}.png'), np.zeros((64, 96), np.uint8))
     monkeypatch.setenv('SEGNODE_CAMVID_ROOT', str(root))
     bundled = load_labelled_model()
-    monkeypatch.setattr(demo, 'load_labelled_model', lambda _: replace(bundled, train_split=split))
+    recipe = {'dataset': 'camvid', 'train_split': split}
+    monkeypatch.setattr(demo, 'load_labelled_model', lambda _: replace(bundled, recipe=recipe))
     assert main(['demo', '--frames', '3', '--rate', '50', '--out', str(tmp_path / 'out')]) == 0
     printed = capsys.readouterr().out
     assert f'3 frames from {root / "val"}' in printed
-    assert ('trained on CamVid trainval, which holds these val frames' in printed) is warned
+    note = "note: 3 of these 3 frames are in the model's training split (camvid trainval)"
+    assert (note in printed) is warned
 
 
 def test_demo_labels_need_images(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -132,7 +132,15 @@ def test_cli_train_eval_and_equalize(
     result = json.loads(report.read_text())
     assert set(result['per_class_iou']) >= {'road', 'bicycle'} and result['images'] == 2
     assert result['miou'] is None or 0.0 <= result['miou'] <= 1.0
+    assert result['train_split'] == 'train' and result['seen_in_training'] == 0
+    assert 'note:' not in out
     assert (tmp_path / 'eval_confusion.png').stat().st_size > 1000
+    trained_on = [*args[:8], 'train', '--json', str(tmp_path / 'eval-train.json')]
+    assert main(trained_on) == 0  # the images it trained on: the score says so
+    seen = json.loads((tmp_path / 'eval-train.json').read_text())['seen_in_training']
+    assert seen > 0
+    note = f'note: {seen} of these {seen} images are in the split the checkpoint was trained on'
+    assert f'{note} (cityscapes train)' in capsys.readouterr().out
     measured = tmp_path / 'measured.pt'
     equalize = [
         'equalize',
