@@ -69,7 +69,10 @@ def test_parity_at_a_resolution_other_than_the_exported_one(
     result = check_parity(
         masks, reference, batch=1, device=torch.device('cpu'), thresholds=GateThresholds()
     )
-    assert result.passed and result.agreement == 1.0, result.describe()
+    # the same masks but where the top two fp32 logits tie to rounding: onnxruntime and torch
+    # sum in other orders, and the order changes with the thread count (OMP_NUM_THREADS=1 gave
+    # one flipped pixel at a margin of 3e-7)
+    assert result.passed and result.largest_flip_margin < 1e-5, result.describe()
 
 
 def test_segmenter_loads_the_artifact_without_rebuilding(
